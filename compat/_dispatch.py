@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""Drop-in launcher: every tool in compat/ is a symlink to this file.
+
+The tool to run is chosen by the name it was invoked under, so putting
+compat/ first on PATH swaps the C tools for ours.  Only the standard
+library is needed, so any python3 (3.9 or newer) can run the drop-ins,
+including when a guest such as User-Mode Linux spawns them from PATH.
+"""
+import os
+import sys
+
+TOOLS = {
+    "vde_switch": "vde_ipn.cli.switch",
+    "vde_plug": "vde_ipn.cli.plug",
+    "dpipe": "vde_ipn.cli.dpipe",
+}
+
+
+def _main() -> int:
+    here = os.path.dirname(os.path.realpath(__file__))
+    sys.path.insert(0, os.path.dirname(here))
+    name = os.path.basename(sys.argv[0]).lstrip("-")
+    module = TOOLS.get(name)
+    if module is None:
+        sys.stderr.write("%s: not a vde-ipn drop-in (known: %s)\n"
+                         % (name, ", ".join(sorted(TOOLS))))
+        return 2
+    import importlib
+    return importlib.import_module(module).main(sys.argv)
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
