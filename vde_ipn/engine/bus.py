@@ -1,0 +1,186 @@
+"""The IPN bus: a network of numbered ports and their endpoints.
+
+Sans-IO: nothing here touches a socket or reads a clock.  The I/O layer
+attaches endpoints (one per connected client, tap, ...) and hands every
+received frame to :meth:`Network.receive` with the current time; the
+answer is the tuple of ports the frame goes out to.  Which ports that is
+belongs to the network's delivery policy (hub, switch, ...).
+
+Port numbering follows vde_switch 2.3.2: ``numports`` counts port 0, the
+management port, so ``-n 32`` gives client ports 1..31.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._errors import NoFreePort, PortInUse
+from .policy import make_policy
+
+ETH_HLEN = 14
+DEFAULT_MAX_FRAME = 9216 + 14 + 4        # jumbo payload + header + one VLAN tag
+NO_USER = -1
+
+# drop causes, as counted per port
+RUNT = "runt"
+OVERSIZE = "oversize"
+VLAN = "vlan"
+QUEUE_FULL = "queue_full"
+SEND_ERROR = "send_error"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One client on a port (a plug, a VM, a tap...)."""
+
+    id: int
+    port: int
+    description: str
+    module: str = "unix prog"
+    user: int = NO_USER
+
+
+class Port:
+    """Configuration, endpoints and counters of one port."""
+
+    __slots__ = ("number", "endpoints", "allocatable", "curuser", "acl_user",
+                 "acl_group", "vlan", "tagged", "in_pkts", "in_bytes",
+                 "out_pkts", "out_bytes", "drops")
+
+    def __init__(self, number: int, allocatable: bool = True):
+        self.number = number
+        self.endpoints: dict[int, Endpoint] = {}
+        self.allocatable = allocatable
+        self.curuser = NO_USER
+        self.acl_user = NO_USER
+        self.acl_group = NO_USER
+        self.vlan = 0                    # untagged VLAN (4095 = none)
+        self.tagged: set[int] = set()    # VLANs this port carries tagged
+        self.reset_counters()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.endpoints)
+
+    def reset_counters(self) -> None:
+        self.in_pkts = self.in_bytes = self.out_pkts = self.out_bytes = 0
+        self.drops: dict[str, int] = {}
+
+    def count_drop(self, cause: str) -> None:
+        self.drops[cause] = self.drops.get(cause, 0) + 1
+
+    def statistics(self) -> dict:
+        """A snapshot of the counters, for consoles and scripts."""
+        return {"in_pkts": self.in_pkts, "in_bytes": self.in_bytes,
+                "out_pkts": self.out_pkts, "out_bytes": self.out_bytes,
+                "drops": dict(self.drops)}
+
+
+class Network:
+    """Ports, endpoints and a delivery policy.
+
+    Args:
+        numports: number of ports including port 0.
+        policy: a name from ``POLICIES`` ("hub", "switch").
+        max_frame: longest frame accepted; longer ones are dropped and
+            counted (never truncated).
+    """
+
+    def __init__(self, numports: int = 32, policy: str = "switch", *,
+                 max_frame: int = DEFAULT_MAX_FRAME, **policy_options):
+        if numports < 1:
+            raise ValueError("numports must be at least 1")
+        self.numports = numports
+        self.max_frame = max_frame
+        self.ports: dict[int, Port] = {}
+        self.unroutable = 0              # frames from ports we do not know
+        self.policy = make_policy(policy, self, **policy_options)
+
+    # -- control plane ---------------------------------------------------
+    def set_policy(self, name: str, **options) -> None:
+        """Replace the delivery policy (learned state is dropped)."""
+        self.policy = make_policy(name, self, **options)
+
+    def active_ports(self) -> list[int]:
+        return sorted(n for n, p in self.ports.items() if p.endpoints)
+
+    def pick_port(self, want: int | None, user: int = NO_USER) -> int:
+        """Choose the port for a new endpoint without attaching it.
+
+        Raises:
+            NoFreePort: no port can be allocated, or ``want`` is out of range.
+            PortInUse: ``want`` is held by another user or refuses the user.
+        """
+        if want is None:
+            for n in range(1, self.numports):
+                port = self.ports.get(n)
+                if port is None or (port.allocatable and not port.endpoints):
+                    return n
+            raise NoFreePort("no free port")
+        if not 0 <= want < self.numports:
+            raise NoFreePort("port %d out of range 0..%d" % (want, self.numports - 1))
+        port = self.ports.get(want)
+        if port is not None and port.endpoints and port.curuser != user:
+            raise PortInUse("port %d is held by another user" % want)
+        return want
+
+    def attach(self, endpoint_id: int, want: int | None, description: str = "",
+               *, user: int = NO_USER, module: str = "unix prog") -> Endpoint:
+        """Add an endpoint on the chosen port (see :meth:`pick_port`)."""
+        number = self.pick_port(want, user)
+        port = self.ports.get(number)
+        if port is None:
+            port = self.ports[number] = Port(number)
+        was_active = port.active
+        ep = Endpoint(endpoint_id, number, description, module, user)
+        port.endpoints[endpoint_id] = ep
+        if not was_active:
+            port.curuser = user
+            self.policy.port_up(number)
+        return ep
+
+    def detach(self, endpoint_id: int, port_no: int) -> bool:
+        """Remove an endpoint; return True when that left its port inactive."""
+        port = self.ports.get(port_no)
+        if port is None or port.endpoints.pop(endpoint_id, None) is None:
+            return False
+        if port.endpoints:
+            return False
+        port.curuser = NO_USER
+        self.policy.port_down(port_no)
+        return True
+
+    def create_port(self, number: int, allocatable: bool = False) -> Port:
+        """Make an inactive port, as ``port/create`` does."""
+        if number in self.ports:
+            raise PortInUse("port %d exists" % number)
+        port = self.ports[number] = Port(number, allocatable)
+        return port
+
+    def expire(self, now: float) -> None:
+        """Timer hook: let the policy forget what is too old."""
+        self.policy.expire(now)
+
+    # -- data plane --------------------------------------------------------
+    def receive(self, port_no: int, frame: bytes, now: float) -> tuple[int, ...]:
+        """A frame came in on ``port_no``: count it, return where it goes."""
+        port = self.ports.get(port_no)
+        if port is None:
+            self.unroutable += 1
+            return ()
+        n = len(frame)
+        if n < ETH_HLEN:
+            port.count_drop(RUNT)
+            return ()
+        if n > self.max_frame:
+            port.count_drop(OVERSIZE)
+            return ()
+        port.in_pkts += 1
+        port.in_bytes += n
+        outs = self.policy.route(port_no, frame, now)
+        ports = self.ports
+        for out in outs:
+            p = ports[out]
+            p.out_pkts += 1
+            p.out_bytes += n
+        return outs

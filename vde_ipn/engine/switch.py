@@ -1,0 +1,141 @@
+"""The learning-switch policy: MAC learning keyed by (VLAN, MAC).
+
+Rules (vde_switch 2.3.2 semantics, section 6 of the console reference):
+
+* an untagged frame belongs to its port's untagged VLAN (dropped when the
+  port has none); a tagged frame is accepted only on a tagged member port;
+* the source MAC (group bit clear) is learned on the ingress port; a MAC
+  that moves is re-learned only if it was last seen more than
+  ``min_persistence`` seconds ago, so it cannot flap between ports;
+* broadcast, multicast and unknown unicast flood the VLAN's active
+  members except the ingress port; known unicast goes to its one port,
+  and is dropped when that is the ingress port;
+* entries older than ``expire`` seconds are forgotten by :meth:`expire`.
+
+Unlike the C switch, a port joining or leaving forgets only the entries
+of that port, so the others keep being switched without a flood.
+"""
+
+from __future__ import annotations
+
+from .policy import Policy, register
+
+NO_VLAN = 4095
+
+
+class MacTable:
+    """(VLAN, MAC) -> [port, last_seen], one dict per VLAN."""
+
+    __slots__ = ("vlans",)
+
+    def __init__(self):
+        self.vlans: dict[int, dict[bytes, list]] = {}
+
+    def lookup(self, mac: bytes, vlan: int = 0):
+        """(port, last_seen) or None."""
+        e = self.vlans.get(vlan, {}).get(mac)
+        return None if e is None else (e[0], e[1])
+
+    def forget_port(self, port: int) -> None:
+        for table in self.vlans.values():
+            for mac in [m for m, e in table.items() if e[0] == port]:
+                del table[mac]
+
+    def forget_older(self, deadline: float) -> int:
+        n = 0
+        for table in self.vlans.values():
+            old = [m for m, e in table.items() if e[1] < deadline]
+            for mac in old:
+                del table[mac]
+            n += len(old)
+        return n
+
+    def clear(self) -> None:
+        for table in self.vlans.values():
+            table.clear()
+
+    def entries(self):
+        """Yield (vlan, mac, port, last_seen)."""
+        for vlan, table in self.vlans.items():
+            for mac, (port, seen) in table.items():
+                yield vlan, mac, port, seen
+
+    def __len__(self) -> int:
+        return sum(len(t) for t in self.vlans.values())
+
+
+@register("switch")
+class LearningSwitch(Policy):
+    """Learning Ethernet switch with 802.1Q VLAN membership."""
+
+    def __init__(self, net, *, expire: float = 100.0, min_persistence: float = 3.0):
+        self.expire_after = expire
+        self.min_persistence = min_persistence
+        self.table = MacTable()
+        self._untagged: dict[int, int] = {}
+        self._tagged: dict[int, frozenset] = {}
+        self._vflood: dict[int, dict[int, tuple[int, ...]]] = {}
+        self._single: dict[int, tuple[int]] = {}
+        super().__init__(net)
+
+    def _rebuild(self) -> None:
+        ports = self.net.ports
+        active = [n for n in sorted(ports) if ports[n].endpoints]
+        self._untagged = {n: p.vlan for n, p in ports.items()}
+        self._tagged = {n: frozenset(p.tagged) for n, p in ports.items()}
+        vlans = {p.vlan for p in ports.values() if p.vlan != NO_VLAN}
+        for p in ports.values():
+            vlans.update(p.tagged)
+        self._vflood = {}
+        for vlan in vlans:
+            members = [n for n in active
+                       if ports[n].vlan == vlan or vlan in ports[n].tagged]
+            self._vflood[vlan] = {n: tuple(m for m in members if m != n) for n in ports}
+            self.table.vlans.setdefault(vlan, {})
+        self._single = {n: (n,) for n in ports}
+
+    def port_up(self, port: int) -> None:
+        self._rebuild()
+
+    def port_down(self, port: int) -> None:
+        self.table.forget_port(port)
+        self._rebuild()
+
+    def vlan_changed(self, port: int) -> None:
+        """Call after a port's VLAN membership changed (forgets its MACs)."""
+        self.table.forget_port(port)
+        self._rebuild()
+
+    def expire(self, now: float) -> None:
+        self.table.forget_older(now - self.expire_after)
+
+    def route(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
+        if frame[12] == 0x81 and frame[13] == 0 and len(frame) >= 18:
+            vlan = ((frame[14] << 8) | frame[15]) & 0x0FFF
+            if vlan not in self._tagged[port]:
+                return self._drop(port)
+        else:
+            vlan = self._untagged[port]
+            if vlan == NO_VLAN:
+                return self._drop(port)
+        table = self.table.vlans[vlan]
+        if not frame[6] & 1:                       # learn the source
+            src = frame[6:12]
+            e = table.get(src)
+            if e is None:
+                table[src] = [port, now]
+            elif e[0] == port:
+                e[1] = now
+            elif now - e[1] > self.min_persistence:
+                e[0] = port
+                e[1] = now
+        if not frame[0] & 1:
+            e = table.get(frame[0:6])
+            if e is not None:
+                out = e[0]
+                return () if out == port else self._single[out]
+        return self._vflood[vlan][port]
+
+    def _drop(self, port: int) -> tuple[int, ...]:
+        self.net.ports[port].count_drop("vlan")
+        return ()

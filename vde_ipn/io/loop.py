@@ -1,0 +1,167 @@
+"""One event loop for every file descriptor and timer of a process.
+
+A thin layer over :mod:`selectors` (epoll on Linux).  Callbacks receive
+``now``, the monotonic time read once per loop turn, so the sans-IO
+engine below never reads a clock.  Signals wake the loop through
+``signal.set_wakeup_fd`` and run their handlers in the loop, between
+callbacks, never in the middle of one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import selectors
+import signal
+import socket
+import time
+from typing import Callable
+
+Callback = Callable[[float], None]
+READ = selectors.EVENT_READ
+WRITE = selectors.EVENT_WRITE
+_MASKS = (READ, WRITE)
+
+
+class Loop:
+    def __init__(self):
+        self._sel = selectors.DefaultSelector()
+        self._timers: list = []
+        self._seq = itertools.count()
+        self._running = False
+        self._signal_handlers: dict[int, Callable[[int], None]] = {}
+        self._wake_r = self._wake_w = None
+        self.clock = time.monotonic
+
+    # -- file descriptors ------------------------------------------------
+    # key.data is a two-item list [reader, writer]; either may be None.
+    def add_reader(self, fd, callback: Callback) -> None:
+        self._set(fd, 0, callback)
+
+    def remove_reader(self, fd) -> None:
+        self._set(fd, 0, None)
+
+    def add_writer(self, fd, callback: Callback) -> None:
+        self._set(fd, 1, callback)
+
+    def remove_writer(self, fd) -> None:
+        self._set(fd, 1, None)
+
+    def forget(self, fd) -> None:
+        """Stop watching ``fd`` entirely (call before closing it).
+
+        Its callbacks are cleared too, so an event for it already taken
+        from the selector in this loop turn is skipped.
+        """
+        try:
+            key = self._sel.unregister(fd)
+        except (KeyError, ValueError):
+            return
+        key.data[0] = key.data[1] = None
+
+    def _set(self, fd, slot: int, callback) -> None:
+        try:
+            key = self._sel.get_key(fd)
+        except (KeyError, ValueError):
+            if callback is None:
+                return
+            data = [None, None]
+            data[slot] = callback
+            self._sel.register(fd, _MASKS[slot], data)
+            return
+        data = key.data
+        data[slot] = callback
+        mask = (data[0] is not None and selectors.EVENT_READ) | (
+            data[1] is not None and selectors.EVENT_WRITE)
+        if mask:
+            self._sel.modify(fd, mask, data)
+        else:
+            self.forget(fd)
+
+    # -- timers ------------------------------------------------------------
+    def call_later(self, delay: float, callback: Callback) -> list:
+        """Run ``callback(now)`` once after ``delay`` seconds; returns a handle."""
+        entry = [self.clock() + delay, next(self._seq), callback]
+        heapq.heappush(self._timers, entry)
+        return entry
+
+    def call_every(self, interval: float, callback: Callback) -> list:
+        """Run ``callback(now)`` every ``interval`` seconds until cancelled."""
+        handle: list = []
+
+        def tick(now: float) -> None:
+            callback(now)
+            if handle:
+                handle[0] = self.call_later(interval, tick)
+
+        handle.append(self.call_later(interval, tick))
+        return handle
+
+    @staticmethod
+    def cancel(handle: list) -> None:
+        if handle and isinstance(handle[0], list):   # a call_every handle
+            Loop.cancel(handle.pop())
+        elif handle:
+            handle[2] = None
+
+    # -- signals -----------------------------------------------------------
+    def add_signal_handler(self, signum: int, handler: Callable[[int], None]) -> None:
+        """Run ``handler(signum)`` from the loop when ``signum`` arrives."""
+        if self._wake_r is None:
+            self._wake_r, self._wake_w = socket.socketpair()
+            self._wake_r.setblocking(False)
+            self._wake_w.setblocking(False)
+            signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+            self.add_reader(self._wake_r, self._on_wakeup)
+        self._signal_handlers[signum] = handler
+        signal.signal(signum, lambda *_: None)
+
+    def _on_wakeup(self, now: float) -> None:
+        try:
+            data = self._wake_r.recv(256)
+        except BlockingIOError:
+            return
+        for signum in data:
+            handler = self._signal_handlers.get(signum)
+            if handler is not None:
+                handler(signum)
+
+    # -- running -----------------------------------------------------------
+    def stop(self) -> None:
+        self._running = False
+
+    def run(self) -> None:
+        """Serve callbacks until :meth:`stop`."""
+        self._running = True
+        select = self._sel.select
+        timers = self._timers
+        clock = self.clock
+        while self._running:
+            timeout = None
+            if timers:
+                timeout = max(0.0, timers[0][0] - clock())
+            events = select(timeout)
+            now = clock()
+            for key, mask in events:
+                reader, writer = key.data
+                if mask & READ and reader is not None:
+                    reader(now)
+                if mask & WRITE and writer is not None:
+                    writer(now)
+            while timers and timers[0][0] <= now:
+                _when, _seq, cb = heapq.heappop(timers)
+                if cb is not None:
+                    cb(now)
+
+    def close(self) -> None:
+        if self._wake_r is not None:
+            signal.set_wakeup_fd(-1)
+            self._wake_r.close()
+            self._wake_w.close()
+            self._wake_r = self._wake_w = None
+        self._sel.close()
+
+
+def set_nonblocking(fd: int) -> None:
+    os.set_blocking(fd, False)

@@ -1,0 +1,245 @@
+"""A VDE switch: the engine's network served over vde_switch's sockets.
+
+Owns the control directory, the handshakes on ``ctl``, one data socket
+per endpoint and the MAC-aging timer.  Where vde_switch 2.3.2 is broken
+this server is stricter and stays compatible:
+
+* a request it cannot serve closes the control connection (2.3.2 leaves
+  the client waiting forever);
+* a request split across writes is reassembled (within ``HANDSHAKE_TIMEOUT``);
+* bytes written on ``ctl`` after the handshake are ignored, and never
+  leave a port that cannot be freed;
+* frames longer than the maximum are dropped and counted, not truncated.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+from .._errors import NoFreePort, PortInUse, RemoteProtocolError
+from ..engine.bus import DEFAULT_MAX_FRAME, NO_USER, Network
+from ..wire import vde_ctl
+from . import ctldir
+from .datasock import Sender, make_reader
+
+HANDSHAKE_TIMEOUT = 5.0
+
+
+@dataclass
+class SwitchConfig:
+    """Everything ``vde_switch`` options can set (defaults of 2.3.2)."""
+
+    sock: str = field(default_factory=ctldir.default_dir)
+    numports: int = 32
+    hub: bool = False
+    mode: int | None = None
+    dirmode: int | None = None
+    gid: int = -1
+    mgmt: str | None = None
+    mgmtmode: int = 0o600
+    mgmt_gid: int = -1
+    macaddr: bytes | None = None
+    max_frame: int = DEFAULT_MAX_FRAME
+    hashsize: int = 128
+    gcint: float = 2.0
+    expire: float = 100.0
+    minper: float = 3.0
+    priority: int = 0x8000
+
+
+class _Endpoint:
+    __slots__ = ("id", "port", "ctl", "data", "path", "sender")
+
+    def __init__(self, id, port, ctl, data, path, sender):
+        self.id, self.port, self.ctl, self.data = id, port, ctl, data
+        self.path, self.sender = path, sender
+
+
+class SwitchServer:
+    """Serve a :class:`Network` to VDE clients through a control directory."""
+
+    def __init__(self, config: SwitchConfig, loop, log=lambda msg: None):
+        self.config = config
+        self.loop = loop
+        self.log = log
+        self.mode, self.dirmode = ctldir.derive_modes(config.mode, config.dirmode)
+        self.net = Network(config.numports, "hub" if config.hub else "switch",
+                           max_frame=config.max_frame)
+        self._tune_policy()
+        self.dir: str | None = None
+        self.listener: socket.socket | None = None
+        self.endpoints: dict[int, _Endpoint] = {}
+        self.senders: dict[int, tuple] = {}
+        self.started = time.monotonic()
+        self._gc = None
+
+    # -- life cycle ------------------------------------------------------------
+    def start(self) -> None:
+        """Create the directory and start serving (raises on failure)."""
+        self.dir, self.listener = ctldir.open_ctl(
+            self.config.sock, self.mode, self.dirmode, self.config.gid)
+        self.loop.add_reader(self.listener, self._on_accept)
+        self._gc = self.loop.call_every(self.config.gcint, self.net.expire)
+
+    def close(self) -> None:
+        """Close every endpoint and remove our files."""
+        for ep_id in list(self.endpoints):
+            self.close_endpoint(ep_id)
+        if self._gc is not None:
+            self.loop.cancel(self._gc)
+        if self.listener is not None:
+            self.loop.forget(self.listener)
+            self.listener.close()
+            self.listener = None
+            ctldir.remove_ctl(self.dir, self.log)
+
+    def set_hub(self, hub: bool) -> None:
+        self.net.set_policy("hub" if hub else "switch")
+        self._tune_policy()
+
+    def _tune_policy(self) -> None:
+        policy = self.net.policy
+        if hasattr(policy, "expire_after"):
+            policy.expire_after = self.config.expire
+            policy.min_persistence = self.config.minper
+
+    # -- control connections -------------------------------------------------
+    def _on_accept(self, now: float) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        conn.setblocking(False)
+        buf = bytearray()
+        timer = self.loop.call_later(HANDSHAKE_TIMEOUT, lambda _now: self._drop_ctl(conn))
+
+        def on_request(now: float) -> None:
+            try:
+                chunk = conn.recv(vde_ctl.REQUEST_MAX - len(buf))
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.loop.cancel(timer)
+                self._drop_ctl(conn)
+                return
+            buf.extend(chunk)
+            if vde_ctl.need_more(bytes(buf)) and len(buf) < vde_ctl.REQUEST_MAX:
+                return
+            self.loop.cancel(timer)
+            self.loop.forget(conn)
+            self._handshake(conn, bytes(buf), now)
+
+        self.loop.add_reader(conn, on_request)
+
+    def _drop_ctl(self, conn: socket.socket) -> None:
+        self.loop.forget(conn)
+        conn.close()
+
+    def _handshake(self, conn: socket.socket, raw: bytes, now: float) -> None:
+        try:
+            req = vde_ctl.decode_request(raw)
+        except RemoteProtocolError as e:
+            self.log(str(e))
+            conn.close()
+            return
+        try:
+            self._serve(conn, req)
+        except (OSError, NoFreePort, PortInUse) as e:
+            self.log("cannot give a port to %s: %s" % (req.path or "abstract client", e))
+            conn.close()
+
+    def _client_user(self, req) -> int:
+        if req.abstract:
+            return NO_USER
+        path = req.path
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise PermissionError(errno.EACCES, "client socket not accessible", path)
+        return os.stat(path).st_uid
+
+    def _serve(self, conn: socket.socket, req) -> None:
+        user = self._client_user(req)
+        port_no = self.net.pick_port(req.port, user)
+        data = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            data.setblocking(False)
+            try:
+                data.connect(req.sockaddr)
+            except OSError as e:
+                self.log("Connecting to client data socket %s: %s" % (req.path, e.strerror))
+                raise
+            path = "%s/%03d.%d" % (self.dir, port_no, data.fileno())
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            data.bind(path)
+            self._set_data_perms(path, port_no, user)
+            conn.send(vde_ctl.encode_reply(path))
+        except BaseException:
+            data.close()
+            raise
+        self._attach(conn, data, path, port_no, req, user)
+
+    def _set_data_perms(self, path: str, port_no: int, user: int) -> None:
+        if port_no == 0:
+            mode, gid = self.config.mgmtmode, self.config.mgmt_gid
+        else:
+            mode, gid = self.mode, self.config.gid
+        if os.geteuid() == 0 and user != NO_USER:
+            os.chmod(path, mode & 0o700)
+            os.chown(path, user, gid)
+        else:
+            os.chmod(path, mode)
+            if gid != -1:
+                os.chown(path, -1, gid)
+
+    def _attach(self, conn, data, path, port_no, req, user) -> None:
+        ep_id = conn.fileno()
+        self.net.attach(ep_id, port_no, req.description, user=user)
+        port = self.net.ports[port_no]
+        ep = _Endpoint(ep_id, port_no, conn, data, path, Sender(data, port, self.loop))
+        self.endpoints[ep_id] = ep
+        self._rebuild_senders(port_no)
+        self.loop.add_reader(data, make_reader(data, port_no, self.net, self.senders))
+
+        def on_ctl(now: float) -> None:
+            try:
+                if conn.recv(4096):
+                    return               # chatter after the handshake: ignored
+            except BlockingIOError:
+                return
+            except OSError:
+                pass
+            self.close_endpoint(ep_id)
+
+        self.loop.add_reader(conn, on_ctl)
+
+    def close_endpoint(self, ep_id: int) -> bool:
+        """Close one endpoint (client gone, or ``port/epclose``)."""
+        ep = self.endpoints.pop(ep_id, None)
+        if ep is None:
+            return False
+        self.net.detach(ep_id, ep.port)
+        self._rebuild_senders(ep.port)
+        for sock in (ep.data, ep.ctl):
+            self.loop.forget(sock)
+            sock.close()
+        try:
+            os.unlink(ep.path)
+        except OSError:
+            pass
+        return True
+
+    def _rebuild_senders(self, port_no: int) -> None:
+        sends = tuple(ep.sender.send for ep in self.endpoints.values() if ep.port == port_no)
+        self.senders[port_no] = sends
+
+    # -- information -----------------------------------------------------------
+    def uptime(self) -> int:
+        return int(time.monotonic() - self.started)
