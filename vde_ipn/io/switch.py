@@ -15,7 +15,9 @@ this server is stricter and stays compatible:
 from __future__ import annotations
 
 import errno
+import grp
 import os
+import pwd
 import socket
 import time
 from dataclasses import dataclass, field
@@ -75,6 +77,8 @@ class SwitchServer:
         self.endpoints: dict[int, _Endpoint] = {}
         self.senders: dict[int, tuple] = {}
         self.started = time.monotonic()
+        self.macaddr = config.macaddr or b"\x00\xff" + os.urandom(4)
+        self.on_shutdown = loop.stop
         self._gc = None
 
     # -- life cycle ------------------------------------------------------------
@@ -240,6 +244,54 @@ class SwitchServer:
         sends = tuple(ep.sender.send for ep in self.endpoints.values() if ep.port == port_no)
         self.senders[port_no] = sends
 
-    # -- information -----------------------------------------------------------
+    # -- the console's view (see engine/commands.py) ---------------------------
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
+    @property
+    def mgmt(self) -> str | None:
+        return self.config.mgmt
+
+    @property
+    def mgmtmode(self) -> int:
+        return self.config.mgmtmode
+
+    @property
+    def hub(self) -> bool:
+        return self.net.policy.name == "hub"
+
+    @property
+    def hash_settings(self) -> dict:
+        c = self.config
+        return {"size": c.hashsize, "gcint": c.gcint, "expire": c.expire, "minper": c.minper}
+
+    def now(self) -> float:
+        return self.loop.clock()
+
     def uptime(self) -> int:
         return int(time.monotonic() - self.started)
+
+    def epclose(self, port: int, ep_id: int) -> bool:
+        ep = self.endpoints.get(ep_id)
+        if ep is None or ep.port != port:
+            return False
+        return self.close_endpoint(ep_id)
+
+    def shutdown(self, reason: str) -> None:
+        self.log(reason)
+        self.on_shutdown()
+
+    @staticmethod
+    def user_name(uid: int) -> str:
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return str(uid)
+
+    @staticmethod
+    def group_name(gid: int) -> str:
+        try:
+            return grp.getgrgid(gid).gr_name
+        except KeyError:
+            return str(gid)

@@ -102,8 +102,8 @@ def vde_description(descr: Optional[str], *,
     ``" SSH=<first word>"`` when ``$SSH_CLIENT`` is set (the text before
     its first space, possibly empty).  The result is cut to 127 bytes
     (UTF-8, ``surrogateescape``; a cut may split a character, as in C).
-    ``None`` prints as ``(null)``.  ``euid``/``pid`` default to this
-    process.
+    ``None`` prints as ``(null)``; ``descr`` ends at a NUL, like a C
+    string.  ``euid``/``pid`` default to this process.
     """
     if euid is None:
         euid = os.geteuid()
@@ -113,13 +113,10 @@ def vde_description(descr: Optional[str], *,
         user = pwd.getpwuid(euid).pw_name
     except KeyError:
         user = str(euid)
-    text = "%s user=%s pid=%d" % ("(null)" if descr is None else descr,
-                                  user, pid)
+    descr = "(null)" if descr is None else descr.split("\0", 1)[0]
+    text = "%s user=%s pid=%d" % (descr, user, pid)
     ssh = environ.get("SSH_CLIENT")
     if ssh is not None:
         text += " SSH=" + ssh.split(" ", 1)[0]
     data = text.encode("utf-8", "surrogateescape")[:MAX_DESCRIPTION]
-    nul = data.find(b"\0")
-    if nul >= 0:
-        data = data[:nul]
     return data.decode("utf-8", "surrogateescape")

@@ -1,0 +1,26 @@
+"""Number parsing the way the C tools' ``sscanf``/``strtol`` calls do it."""
+
+from __future__ import annotations
+
+import re
+
+_INT = re.compile(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+_OCT = re.compile(r"\s*([+-]?)([0-7]+)")
+
+
+def scan_int(text: str) -> int | None:
+    """``sscanf(text, "%i")``: decimal, 0x hex or 0 octal prefix; None if no match."""
+    m = _INT.match(text)
+    if m is None:
+        return None
+    value = int(m.group(2), 0) if not re.fullmatch(r"0[0-7]+", m.group(2)) else int(m.group(2), 8)
+    return -value if m.group(1) == "-" else value
+
+
+def scan_octal(text: str) -> int | None:
+    """``sscanf(text, "%o")``; None if no match."""
+    m = _OCT.match(text)
+    if m is None:
+        return None
+    value = int(m.group(2), 8)
+    return -value if m.group(1) == "-" else value

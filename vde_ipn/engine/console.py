@@ -1,0 +1,85 @@
+"""The console command table of the switch (sans-IO).
+
+Commands are looked up as vde_switch does: the first entry of the table
+whose path is a prefix of the input line (menu headers skipped), so
+``showinfoXYZ`` runs ``showinfo`` and ``port/createauto`` must come
+before ``port/create``.  Handlers receive the switch context and the
+argument text and return ``(lines_or_None, errno)``; they never write.
+Commands this version does not provide yet answer with a data line that
+says so and ``1038 Function not implemented``.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+LOGOUT = "logout"
+SHUTDOWN = "shutdown"
+
+
+@dataclass(frozen=True)
+class Command:
+    path: str
+    syntax: str
+    help: str
+    handler: Optional[Callable] = None   # None: menu header or not available
+    menu: bool = False
+    action: Optional[str] = None         # LOGOUT / SHUTDOWN
+
+
+@dataclass(frozen=True)
+class Result:
+    lines: Optional[list]
+    rc: int
+    action: Optional[str] = None
+
+
+TABLE: list[Command] = []
+
+
+def menu(path: str, title: str) -> None:
+    TABLE.append(Command(path, "============", title, menu=True))
+
+
+def command(path: str, syntax: str = "", help: str = "", action: str | None = None):
+    """Decorator registering a handler ``f(ctx, arg) -> (lines, rc)``."""
+    def deco(f):
+        TABLE.append(Command(path, syntax, help, f, action=action))
+        return f
+    return deco
+
+
+def unavailable(path: str, syntax: str, help: str) -> None:
+    TABLE.append(Command(path, syntax, help))
+
+
+def find(line: str) -> Optional[Command]:
+    for cmd in TABLE:
+        if not cmd.menu and line.startswith(cmd.path):
+            return cmd
+    return None
+
+
+def execute(ctx, line: str) -> Optional[Result]:
+    """Run one console line; None for an empty or comment line."""
+    if not line or line.startswith("#"):
+        return None
+    cmd = find(line)
+    if cmd is None:
+        return Result(None, errno.ENOSYS)
+    if cmd.handler is None:
+        return Result(["%s: not available yet in this version" % cmd.path], errno.ENOSYS)
+    arg = line[len(cmd.path):].lstrip(" \t")
+    lines, rc = cmd.handler(ctx, arg)
+    return Result(lines, rc, cmd.action)
+
+
+def help_lines(prefix: str = "") -> list[str]:
+    rows = ["%-18s %-15s %s" % ("COMMAND PATH", "SYNTAX", "HELP"),
+            "%-18s %-15s %s" % ("------------", "--------------", "------------")]
+    for cmd in TABLE:
+        if cmd.path.startswith(prefix):
+            rows.append("%-18s %-15s %s" % (cmd.path, cmd.syntax, cmd.help))
+    return rows
