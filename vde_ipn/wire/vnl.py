@@ -80,8 +80,7 @@ def _encode(text: str) -> bytes:
         data = text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError as exc:
         raise VnlError("VNL is not encodable: %s" % exc) from None
-    nul = data.find(b"\0")
-    return data if nul < 0 else data[:nul]
+    return data.split(b"\0", 1)[0]
 
 
 def _decode(data: bytes) -> str:
@@ -116,7 +115,7 @@ def _scan(data: bytes, start: int, delims: bytes) -> Tuple[bytes, Optional[int]]
             out.append(c)
             state = _AFTER_PERC
         elif c in delims:
-            return _cut(out), i + 1
+            return bytes(out).split(b"\0", 1)[0], i + 1
         else:
             out.append(c)
             if state == _AFTER_PERC:
@@ -126,12 +125,7 @@ def _scan(data: bytes, start: int, delims: bytes) -> Tuple[bytes, Optional[int]]
                 if out[-2] in _HEX and out[-1] in _HEX:
                     out[-3:] = bytes([int(out[-2:].decode("ascii"), 16)])
                 state = _CHAR
-    return _cut(out), None
-
-
-def _cut(out: bytearray) -> bytes:
-    nul = out.find(b"\0")
-    return bytes(out if nul < 0 else out[:nul])
+    return bytes(out).split(b"\0", 1)[0], None
 
 
 def _split(data: bytes, start: Optional[int], delims: bytes) -> List[bytes]:
