@@ -224,6 +224,26 @@ class SwitchServer:
 
         self.loop.add_reader(conn, on_ctl)
 
+    def attach_local(self, description: str, want: int | None = None) -> socket.socket:
+        """An endpoint inside this process: returns our end of a socketpair.
+
+        Used by ``hub://``/``switch://`` plugs and by in-process users of the
+        bus; closing the returned socket does not detach it, :meth:`close` does.
+        """
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        port_no = self.net.pick_port(want)
+        ours.setblocking(False)
+        ep_id = -(len(self.endpoints) + 1000)
+        while ep_id in self.endpoints:
+            ep_id -= 1
+        self.net.attach(ep_id, port_no, description, module="local")
+        port = self.net.ports[port_no]
+        self.endpoints[ep_id] = _Endpoint(ep_id, port_no, None, ours, None,
+                                          Sender(ours, port, self.loop))
+        self._rebuild_senders(port_no)
+        self.loop.add_reader(ours, make_reader(ours, port_no, self.net, self.senders))
+        return theirs
+
     def close_endpoint(self, ep_id: int) -> bool:
         """Close one endpoint (client gone, or ``port/epclose``)."""
         ep = self.endpoints.pop(ep_id, None)
@@ -232,12 +252,14 @@ class SwitchServer:
         self.net.detach(ep_id, ep.port)
         self._rebuild_senders(ep.port)
         for sock in (ep.data, ep.ctl):
-            self.loop.forget(sock)
-            sock.close()
-        try:
-            os.unlink(ep.path)
-        except OSError:
-            pass
+            if sock is not None:
+                self.loop.forget(sock)
+                sock.close()
+        if ep.path is not None:
+            try:
+                os.unlink(ep.path)
+            except OSError:
+                pass
         return True
 
     def _rebuild_senders(self, port_no: int) -> None:

@@ -1,0 +1,282 @@
+"""``vde_plug``: drop-in for vdeplug4 4.0.1's vde_plug.
+
+Forms (argv as the C tool parses it, with getopt_long)::
+
+    vde_plug [OPTIONS] [VNL]                 VNL <-> stdin/stdout vdestream
+    vde_plug [OPTIONS] VNL1 VNL2             a cable between two networks
+    vde_plug [OPTIONS] [VNL] = cmd args...   VNL <-> cmd's stdin/stdout
+
+The process exits 0 when its input ends, when a switch closes the port
+(its control connection becomes readable) or when the command exits.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+
+from .._errors import ConnectError
+from ..io.loop import Loop
+from ..io.plug import Plug, open_plug
+from ..wire.stream import STREAM_MAX, StreamDecoder, encode
+from ._cparse import scan_octal
+from ._getopt import LongOpt, getopt_long
+from ._logging import Logger
+from ._process import daemonize, write_pidfile
+
+SHORTOPTS = "c:hdp:lLg:G:m:M:D:"
+LONGOPTS = (
+    LongOpt("daemon", 0, "d"), LongOpt("pidfile", 1, "p"), LongOpt("log", 0, "l"),
+    LongOpt("iplog", 0, "L"), LongOpt("help", 0, "h"), LongOpt("group", 1, "g"),
+    LongOpt("group2", 1, "G"), LongOpt("mod", 1, "m"), LongOpt("mod2", 1, "M"),
+    LongOpt("port", 1, "port"), LongOpt("port2", 1, "port2"), LongOpt("descr", 1, "D"),
+)
+
+USAGE = """\
+Usage:
+  vde_plug [ OPTIONS ]
+  vde_plug [ OPTIONS ] VNL
+  vde_plug [ OPTIONS ] VNL VNL
+  vde_plug [ OPTIONS ] = command [args ...]
+  vde_plug [ OPTIONS ] VNL = command [args ...]
+  an omitted or empty '' VNL means the default switch
+  (~/.vdeplug/default, ~/.vde2/default.switch, /var/run/vde.ctl, /tmp/vde.ctl)
+Options:
+  -d | --daemon               run in the background
+  -p FILE | --pidfile FILE    write the pid to FILE
+  -l | --log                  log start and stop on syslog
+  -L | --iplog                same as -l (IP address logging is not provided)
+  -h | --help                 this summary
+  -g GROUP | --group GROUP    group of the data socket (vde://)
+  -G GROUP | --group2 GROUP   the same for the second VNL
+  -m MODE | --mod MODE        octal mode of the data socket (vde://)
+  -M MODE | --mod2 MODE       the same for the second VNL
+  --port N, --port2 N         port of the first/second VNL (prefer VNL[N])
+  -D DESCR | --descr DESCR    description of this connection (default "vdeplug:")
+"""
+
+BROKER = ("This is a Virtual Distributed Ethernet (vde) tunnel broker. \n"
+          "This is not a login shell, only vde_plug can be executed\n")
+SEND_TIMEOUT = 1.0
+ETH_HLEN = 14
+
+
+class Options:
+    def __init__(self):
+        self.daemon = False
+        self.pidfile = None
+        self.log = False
+        self.descr = "vdeplug:"
+        self.group = [None, None]
+        self.mode = [None, None]
+        self.port = [None, None]
+        self.vnls: list[str] = []
+        self.command: list[str] | None = None
+
+
+def _usage_exit() -> None:
+    sys.stderr.write(USAGE)
+    raise SystemExit(255)
+
+
+def parse(argv: list[str]) -> Options:
+    res = getopt_long(list(argv), SHORTOPTS, LONGOPTS)
+    for line in res.errors:
+        sys.stderr.write(line + "\n")
+    o = Options()
+    for key, val in res.opts:
+        if key == "?" or key == "h":
+            _usage_exit()
+        elif key == "c":
+            if val != "vde_plug":
+                sys.stderr.write(BROKER)
+                raise SystemExit(255)
+            o.log = True
+        elif key == "d":
+            o.daemon = True
+        elif key == "p":
+            o.pidfile = os.path.abspath(val)
+        elif key in ("l", "L"):
+            o.log = True
+        elif key in ("g", "G"):
+            o.group[key == "G"] = val
+        elif key in ("m", "M"):
+            o.mode[key == "M"] = scan_octal(val)
+        elif key in ("port", "port2"):
+            try:
+                n = int(val)
+            except ValueError:
+                n = 0
+            if n <= 0:
+                _usage_exit()
+            o.port[key == "port2"] = n
+        elif key == "D":
+            if val:
+                o.descr = val
+    ops = res.operands
+    if "=" in ops:
+        i = ops.index("=")
+        o.vnls, o.command = ops[:i], ops[i + 1:]
+        if len(o.vnls) > 1 or not o.command:
+            _usage_exit()
+    else:
+        o.vnls = ops
+        if len(o.vnls) > 2:
+            _usage_exit()
+    return o
+
+
+def _send_frames(plug: Plug, frames) -> None:
+    """Send; on a full receiver wait a little (back-pressure), then drop."""
+    send = plug.send
+    for frame in frames:
+        try:
+            send(frame)
+        except BlockingIOError:
+            if select.select([], [plug], [], SEND_TIMEOUT)[1]:
+                try:
+                    send(frame)
+                except OSError:
+                    pass
+        except OSError:
+            pass                           # gone: the frame is lost, as on a wire
+
+
+def _watch_ctl(loop: Loop, plug: Plug, on_close) -> None:
+    if plug.ctl is not None:
+        loop.add_reader(plug.ctl, lambda now: on_close())
+
+
+def run_stream(loop: Loop, plug: Plug, fd_in: int, fd_out: int) -> None:
+    """Bridge a plug and a vdestream on (fd_in, fd_out) until either ends."""
+    decoder = StreamDecoder(STREAM_MAX)
+    recv = plug.recv
+
+    def from_stream(now: float) -> None:
+        try:
+            data = os.read(fd_in, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            loop.stop()
+            return
+        _send_frames(plug, decoder.feed(data))
+
+    def from_plug(now: float) -> None:
+        out = []
+        for _ in range(64):
+            try:
+                frame = recv(STREAM_MAX)
+            except (BlockingIOError, TimeoutError):
+                break
+            except OSError:
+                loop.stop()
+                break
+            if len(frame) >= ETH_HLEN:
+                out.append(encode(frame))
+        if out:
+            try:
+                _write_all(fd_out, b"".join(out))
+            except OSError:
+                loop.stop()
+
+    loop.add_reader(fd_in, from_stream)
+    loop.add_reader(plug, from_plug)
+    _watch_ctl(loop, plug, loop.stop)
+
+
+def run_cable(loop: Loop, a: Plug, b: Plug) -> None:
+    """Copy frames both ways between two plugs."""
+    def pump(src: Plug, dst: Plug):
+        def on_readable(now: float) -> None:
+            for _ in range(64):
+                try:
+                    frame = src.recv(STREAM_MAX)
+                except (BlockingIOError, TimeoutError):
+                    return
+                except OSError:
+                    loop.stop()
+                    return
+                if len(frame) >= ETH_HLEN:
+                    _send_frames(dst, (frame,))
+        return on_readable
+
+    loop.add_reader(a, pump(a, b))
+    loop.add_reader(b, pump(b, a))
+    _watch_ctl(loop, a, loop.stop)
+    _watch_ctl(loop, b, loop.stop)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _open(o: Options, i: int, loop: Loop) -> Plug:
+    vnl = o.vnls[i] if i < len(o.vnls) else ""
+    plug = open_plug(vnl, o.descr, port=o.port[i], group=o.group[i], mode=o.mode[i],
+                     loop=loop)
+    return plug
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    if argv and argv[0].startswith("-"):
+        sys.stderr.write(BROKER)
+        return 255
+    o = parse(argv)
+    prog = argv[0] if argv else "vde_plug"
+    log = Logger(prog, syslog_ident="vde_plug")
+    if o.daemon:
+        daemonize()
+    if o.log:
+        log.to_syslog()
+    loop = Loop()
+    plugs: list[Plug] = []
+    child = None
+    try:
+        for i in range(max(1, len(o.vnls))):
+            try:
+                plugs.append(_open(o, i, loop))
+            except ConnectError as e:
+                vnl = o.vnls[i] if i < len(o.vnls) else ""
+                sys.stderr.write("vde_open %s: %s\n" % (vnl or "default switch", os.strerror(e.errno)))
+                return 1
+        if o.pidfile and not write_pidfile(o.pidfile, log):
+            return 1
+        if o.log:
+            log("START %s" % " ".join(o.vnls))
+        if len(plugs) == 2:
+            run_cable(loop, plugs[0], plugs[1])
+        elif o.command is not None:
+            child = subprocess.Popen(o.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            run_stream(loop, plugs[0], child.stdout.fileno(), child.stdin.fileno())
+        else:
+            run_stream(loop, plugs[0], 0, 1)
+        loop.run()
+        return 0
+    finally:
+        if o.log:
+            log("STOP")
+        for p in plugs:
+            p.close()
+        if child is not None:
+            child.stdin.close()
+            try:
+                child.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if o.pidfile:
+            try:
+                os.unlink(o.pidfile)
+            except OSError:
+                pass
+        loop.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""The client side of VDE: open a network locator (VNL) and exchange frames.
+
+:func:`open_plug` is what ``vde_open`` is to C programs: it resolves the
+VNL as vdeplug4 does and returns a :class:`Plug` with ``send``, ``recv``,
+``fileno`` (for poll/select) and ``close``.  Schemes:
+
+* ``vde://PATH[PARAMS]`` and plain paths: a vde_switch client (ours or the
+  C one); the reply is awaited with a timeout, so a switch that never
+  answers (2.3.2 with no free port) gives a clear error, not a hang;
+* ``null://``: discards what is sent, never receives;
+* ``seqpacket://FD``: an inherited SOCK_SEQPACKET fd, one frame a packet;
+* ``ptp://PATH``: two plugs meet on a datagram socket path, no switch;
+* ``hub://PATH`` and ``switch://PATH``: a network hosted in this process
+  (needs the caller's event loop), reachable by other clients at PATH.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import socket
+
+from .._errors import ConnectError, RemoteProtocolError
+from ..wire import vde_ctl
+from ..wire.vnl import VnlError, parse_path_options, parse_vde
+from .vnl_resolve import default_switch_dirs, resolve, vde_description
+
+REPLY_TIMEOUT = 5.0
+DATA_FALLBACK_DIRS = ("/var/run", "/var/tmp", "/tmp")
+RECV_MAX = 9216 + 14 + 4
+
+
+class Plug:
+    """One connection to a VDE network.
+
+    ``data`` is the socket frames go through; ``ctl`` (may be None) is the
+    control connection whose EOF means the switch closed this port.
+    """
+
+    def __init__(self, data: socket.socket, ctl: socket.socket | None = None,
+                 *, scheme: str = "vde", owner=None):
+        self.data = data
+        self.ctl = ctl
+        self.scheme = scheme
+        self._owner = owner               # e.g. the in-process switch
+        self.send = data.send
+        self.recv = data.recv
+
+    def fileno(self) -> int:
+        return self.data.fileno()
+
+    def ctl_fileno(self) -> int:
+        return -1 if self.ctl is None else self.ctl.fileno()
+
+    def close(self) -> None:
+        for s in (self.data, self.ctl):
+            if s is not None:
+                s.close()
+        if self._owner is not None:
+            self._owner.close()
+            self._owner = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _NullSocket:
+    """A data 'socket' that swallows frames and never becomes readable."""
+
+    def __init__(self):
+        self._r, self._w = os.pipe()
+
+    def send(self, frame) -> int:
+        return len(frame)
+
+    def recv(self, n: int) -> bytes:
+        raise BlockingIOError(errno.EAGAIN, "null:// never receives")
+
+    def fileno(self) -> int:
+        return self._r
+
+    def close(self) -> None:
+        for fd in (self._r, self._w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def open_plug(vnl: str | None, descr: str = "vdeplug:", *, port: int | None = None,
+              group: str | None = None, mode: int | None = None,
+              timeout: float = REPLY_TIMEOUT, loop=None) -> Plug:
+    """Open ``vnl``; raise :class:`ConnectError` (with an errno) on failure.
+
+    ``port``: None any, 0 management port, N port N; a ``[N]`` in the VNL wins.
+    ``group``/``mode``: owner group and mode of our data socket.
+    """
+    scheme, arg = resolve(vnl)
+    opener = SCHEMES.get(scheme)
+    if opener is None:
+        raise ConnectError(errno.ENOENT, "unknown VNL scheme %r" % scheme)
+    try:
+        return opener(arg, descr=descr, port=port, group=group, mode=mode,
+                      timeout=timeout, loop=loop)
+    except VnlError as e:
+        raise ConnectError(errno.EINVAL, str(e)) from e
+
+
+# -- vde:// ------------------------------------------------------------------
+def _open_vde(arg, *, descr, port, group, mode, timeout, loop) -> Plug:
+    addr = parse_vde(arg)
+    if addr.port is not None:
+        port = addr.port
+    group = addr.group if addr.group is not None else group
+    mode = addr.mode if addr.mode is not None else mode
+    ctl, switch_dir = _connect_ctl(addr.path, addr.portgroup, port)
+    data = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        own = _bind_data(data, switch_dir)
+        mode = _own_socket_perms(own, ctl_path=os.path.join(switch_dir, "ctl"),
+                                 group=group, mode=0o700 if mode is None else mode)
+        request = vde_ctl.encode_request(own, port=port,
+                                         description=vde_description(descr))
+        ctl.settimeout(timeout)
+        ctl.send(request)
+        try:
+            reply = _recv_reply(ctl)
+        except socket.timeout:
+            raise ConnectError(errno.ETIMEDOUT, "the switch did not answer within %gs "
+                               "(no free port?)" % timeout) from None
+        if not reply:
+            raise ConnectError(errno.ECONNREFUSED, "the switch refused the connection "
+                               "(no free port, port in use or access denied)")
+        try:
+            remote = vde_ctl.decode_reply(reply)
+        except RemoteProtocolError as e:
+            raise ConnectError(errno.EPROTO, str(e)) from e
+        data.connect(remote)
+        if isinstance(remote, str):
+            try:
+                os.chmod(remote, mode)
+            except OSError:
+                pass
+        try:
+            os.unlink(own)
+        except OSError:
+            pass
+    except BaseException:
+        data.close()
+        ctl.close()
+        raise
+    ctl.settimeout(None)
+    ctl.setblocking(False)
+    data.setblocking(False)
+    return Plug(data, ctl, scheme="vde")
+
+
+def _recv_reply(ctl: socket.socket) -> bytes:
+    buf = b""
+    while len(buf) < vde_ctl.SOCKADDR_LEN:
+        chunk = ctl.recv(vde_ctl.SOCKADDR_LEN - len(buf))
+        if not chunk:
+            return buf
+        buf += chunk
+    return buf
+
+
+def _connect_ctl(path: str, portgroup: str | None, port: int | None):
+    """Connect ``PATH/ctl`` (or ``PATH/GROUP``); return (sock, real dir)."""
+    candidates = [path] if path else list(default_switch_dirs())
+    last = None
+    for cand in candidates:
+        try:
+            real = _realpath_strict(cand)
+        except OSError as e:
+            last = e
+            continue
+        if not os.path.isdir(real):
+            last = OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+            continue
+        names = []
+        if portgroup:
+            names.append(portgroup)
+        names.append("ctl")
+        for name in names:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(os.path.join(real, name))
+                return s, real
+            except OSError as e:
+                s.close()
+                last = e
+    err = last.errno if last is not None and last.errno else errno.ENOENT
+    raise ConnectError(err, os.strerror(err))
+
+
+def _realpath_strict(path: str) -> str:
+    real = os.path.realpath(path)
+    os.stat(real)
+    return real
+
+
+def _bind_data(data: socket.socket, switch_dir: str) -> str:
+    pid = os.getpid()
+    dirs = [switch_dir] + list(DATA_FALLBACK_DIRS)
+    last = None
+    for i, d in enumerate(dirs):
+        seq = 0
+        while True:
+            path = ("%s/.%05d-%05d" if i == 0 else "%s/vde.%05d-%05d") % (d, pid, seq)
+            try:
+                data.bind(path)
+                return path
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    seq += 1
+                    continue
+                last = e
+                break
+    raise ConnectError(last.errno, "cannot bind a data socket: %s" % last.strerror)
+
+
+def _own_socket_perms(path: str, *, ctl_path: str, group, mode: int) -> int:
+    """Let the switch's user reach our data socket; return the mode used."""
+    if group is not None and group != "":
+        gid = int(group) if group.isdigit() else _gid(group)
+        if gid is not None:
+            os.chown(path, -1, gid)
+    elif mode & 0o077 == 0:
+        st = os.stat(ctl_path)
+        if st.st_uid not in (0, os.geteuid()):
+            try:
+                os.chown(path, -1, st.st_gid)
+                mode |= 0o070
+            except OSError:
+                mode |= 0o077
+    os.chmod(path, mode)
+    return mode
+
+
+def _gid(name: str):
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+
+
+# -- other schemes -----------------------------------------------------------
+def _open_null(arg, **_):
+    return Plug(_NullSocket(), None, scheme="null")
+
+
+def _open_seqpacket(arg, **_):
+    try:
+        fd = int(arg)
+        sock = socket.socket(fileno=fd)
+    except (ValueError, OSError) as e:
+        raise ConnectError(errno.EBADF, "seqpacket://%s: not an open socket" % arg) from e
+    sock.setblocking(False)
+    return Plug(sock, None, scheme="seqpacket")
+
+
+def _open_ptp(arg, **_):
+    """Point-to-point: the first plug binds PATH, the second binds PATH+
+    and both connect to each other."""
+    path = arg
+    data = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        data.bind(path)
+        mine, other = path, path + "+"
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            data.close()
+            raise ConnectError(e.errno, e.strerror) from e
+        mine, other = path + "+", path
+        try:
+            os.unlink(mine)
+        except FileNotFoundError:
+            pass
+        data.bind(mine)
+    try:
+        data.connect(other)
+    except OSError:
+        pass                              # the peer is not there yet
+    data.setblocking(False)
+    return Plug(_PtpSocket(data, mine, other), None, scheme="ptp")
+
+
+class _PtpSocket:
+    """Sends to the peer path whenever it exists; removes our path on close."""
+
+    def __init__(self, sock, mine, other):
+        self.sock, self.mine, self.other = sock, mine, other
+
+    def send(self, frame) -> int:
+        try:
+            return self.sock.sendto(frame, self.other)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return 0
+
+    def recv(self, n: int) -> bytes:
+        return self.sock.recv(n)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+        try:
+            os.unlink(self.mine)
+        except OSError:
+            pass
+
+
+_NODE_KEYS = ("mode", "dirmode", "grp", "hashsize", "hashseed", "expiretime")
+
+
+def _open_node(kind: str):
+    def opener(arg, *, descr, loop, **_):
+        from .switch import SwitchConfig, SwitchServer
+        if loop is None:
+            raise ConnectError(errno.EINVAL, "%s:// needs an event loop" % kind)
+        path, opts = parse_path_options(arg, _NODE_KEYS)
+        if not path:
+            import pwd
+            path = "/tmp/vdenode_%s" % pwd.getpwuid(os.geteuid()).pw_name
+        cfg = SwitchConfig(sock=path, hub=(kind == "hub"))
+        if "mode" in opts:
+            cfg.mode = int(opts["mode"], 8)
+        if "dirmode" in opts:
+            cfg.dirmode = int(opts["dirmode"], 8)
+        if "grp" in opts:
+            cfg.gid = _gid(opts["grp"]) if not opts["grp"].isdigit() else int(opts["grp"])
+        if "expiretime" in opts:
+            cfg.expire = float(opts["expiretime"])
+        server = SwitchServer(cfg, loop)
+        try:
+            server.start()
+        except OSError as e:
+            raise ConnectError(e.errno or errno.EADDRINUSE, "%s://%s: %s"
+                               % (kind, path, e.strerror or e)) from e
+        sock = server.attach_local(vde_description(descr))
+        return Plug(sock, None, scheme=kind, owner=server)
+    return opener
+
+
+SCHEMES = {
+    "vde": _open_vde,
+    "null": _open_null,
+    "seqpacket": _open_seqpacket,
+    "ptp": _open_ptp,
+    "hub": _open_node("hub"),
+    "switch": _open_node("switch"),
+}
