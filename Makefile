@@ -1,0 +1,39 @@
+# vde-ipn: `make run` starts a switch, `make test` sets up and runs every test.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTHON ?= python3
+# Debian packages the tests use as real peers and guests
+DEBS   := vde2 vdeplug qemu-system-x86 user-mode-linux iproute2 tcpdump \
+          busybox-static gcc libc6-dev procps
+ARGS   ?=
+
+.PHONY: setup debs run test bench clean
+
+setup: debs $(VENV)/.installed
+
+debs:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	    | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" != 0 ]; then echo "as root, install: $$missing" >&2; exit 1; fi; \
+	    echo "installing:" $$missing; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+run:
+	./compat/vde_switch $(ARGS)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/switch_forwarding.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

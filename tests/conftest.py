@@ -1,0 +1,43 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from support import C_TOOLS, OURS, Processes, Switch  # noqa: E402
+
+
+@pytest.fixture
+def procs():
+    p = Processes()
+    yield p
+    p.cleanup()
+
+
+@pytest.fixture
+def sockdir(tmp_path_factory):
+    """A short directory for unix sockets (sun_path is 108 bytes)."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="vt", dir="/tmp")
+    yield d
+    import shutil
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(params=["ours", "c"])
+def switch_kind(request):
+    return request.param
+
+
+def make_switch(procs, kind: str, path: str, *args, **kw) -> Switch:
+    tool = OURS["vde_switch"] if kind == "ours" else C_TOOLS["vde_switch"]
+    return Switch(procs, tool, path, *args, **kw)
+
+
+@pytest.fixture
+def new_switch(procs):
+    def factory(kind: str, path: str, *args, **kw):
+        return make_switch(procs, kind, path, *args, **kw)
+    return factory

@@ -1,0 +1,205 @@
+"""Shared helpers for tests that run real processes: our tools and the C ones."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMPAT = os.path.join(REPO, "compat")
+OURS = {name: os.path.join(COMPAT, name) for name in ("vde_switch", "vde_plug", "dpipe")}
+C_TOOLS = {name: "/usr/bin/" + name for name in
+           ("vde_switch", "vde_plug", "dpipe", "unixterm", "vdeterm", "unixcmd",
+            "wirefilter", "vde_plug2tap")}
+
+
+def require(path: str) -> str:
+    """The path of a real tool; a missing one fails the test (never skips)."""
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        found = shutil.which(os.path.basename(path))
+        pytest.fail("required tool %s is missing (make setup installs it)%s"
+                    % (path, "; %s is on PATH" % found if found else ""))
+    return path
+
+
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+
+
+def mac(n: int) -> bytes:
+    """A locally administered unicast MAC 02:00:00:00:00:nn."""
+    return b"\x02\x00\x00\x00" + struct.pack("!H", n)
+
+
+def frame(dst: bytes, src: bytes, payload: bytes = b"", ethertype: int = 0x88B5,
+          size: int = 60) -> bytes:
+    body = dst + src + struct.pack("!H", ethertype) + payload
+    return body + b"\0" * max(0, size - len(body))
+
+
+BROADCAST = b"\xff" * 6
+
+
+class Processes:
+    """Every process a test starts; all killed by PID at teardown."""
+
+    def __init__(self):
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, argv, **kw) -> subprocess.Popen:
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("stdout", subprocess.DEVNULL)
+        kw.setdefault("stderr", subprocess.PIPE)
+        p = subprocess.Popen(argv, **kw)
+        self.procs.append(p)
+        return p
+
+    def cleanup(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    os.kill(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for p in reversed(self.procs):
+            try:
+                p.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait()
+            for f in (p.stdin, p.stdout, p.stderr):
+                if f is not None:
+                    try:
+                        f.close()
+                    except OSError:
+                        pass
+
+
+class Switch:
+    """A running switch (ours or the C one) with stdin held open and a mgmt socket."""
+
+    def __init__(self, procs: Processes, tool: str, ctl_dir: str, *args: str,
+                 mgmt: bool = True):
+        self.dir = ctl_dir
+        self.mgmt = ctl_dir + ".mgmt" if mgmt else None
+        argv = [require(tool), "-s", ctl_dir] + (["-M", self.mgmt] if mgmt else []) + list(args)
+        self.proc = procs.start(argv, stdin=subprocess.PIPE)
+        wait_for(lambda: os.path.exists(os.path.join(ctl_dir, "ctl"))
+                 and (not mgmt or os.path.exists(self.mgmt)) or self.proc.poll() is not None,
+                 what="switch %s to start" % tool)
+        if self.proc.poll() is not None:
+            raise AssertionError("switch exited with %s: %s"
+                                 % (self.proc.returncode, self.proc.stderr.read().decode()))
+
+    def cmd(self, line: str, timeout: float = 5.0) -> str:
+        """Run one console command on the mgmt socket; the text up to the prompt."""
+        return console_command(self.mgmt, line, timeout)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=5)
+
+
+def console_command(path: str, line: str, timeout: float = 5.0) -> str:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        _read_until(s, b"$ ")
+        s.sendall(line.encode() + b"\n")
+        out = _read_until(s, b"\nvde$ ", also=b"9999 END OF SESSION")
+        return out.decode()
+    finally:
+        s.close()
+
+
+def _read_until(s: socket.socket, marker: bytes, also: bytes | None = None) -> bytes:
+    buf = b""
+    while not buf.endswith(marker) and not (also and also in buf):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf[:-len(marker)] if buf.endswith(marker) else buf
+
+
+class StreamPlug:
+    """A vde_plug process (any implementation) driven through its vdestream."""
+
+    def __init__(self, procs: Processes, tool: str, *args: str):
+        self.proc = procs.start([require(tool)] + list(args),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.frames: "queue.Queue[bytes]" = queue.Queue()
+        self._t = threading.Thread(target=self._reader, daemon=True)
+        self._t.start()
+
+    def _reader(self) -> None:
+        out = self.proc.stdout
+        try:
+            while True:
+                hdr = out.read(2)
+                if len(hdr) < 2:
+                    return
+                n = struct.unpack("!H", hdr)[0]
+                self.frames.put(out.read(n))
+        except (OSError, ValueError):
+            return
+
+    def send(self, f: bytes) -> None:
+        self.proc.stdin.write(struct.pack("!H", len(f)) + f)
+        self.proc.stdin.flush()
+
+    def recv(self, timeout: float = 3.0):
+        try:
+            return self.frames.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def recv_matching(self, pred, timeout: float = 3.0):
+        """The first frame satisfying ``pred`` (others are discarded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            f = self.recv(left)
+            if f is not None and pred(f):
+                return f
+
+    def drain(self, wait: float = 0.3) -> list:
+        time.sleep(wait)
+        got = []
+        while True:
+            try:
+                got.append(self.frames.get_nowait())
+            except queue.Empty:
+                return got
+
+    def close(self) -> int:
+        self.proc.stdin.close()
+        return self.proc.wait(timeout=5)
+
+
+def attached(switch: Switch, count: int, timeout: float = 5.0) -> None:
+    """Wait until the switch's port/print shows ``count`` endpoints."""
+    wait_for(lambda: switch.cmd("port/print").count("-- endpoint ID") == count,
+             timeout, "%d endpoints on %s" % (count, switch.dir))
+
+
+PY = sys.executable
