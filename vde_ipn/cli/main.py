@@ -1,0 +1,68 @@
+"""``vde-ipn``: our own command line, with modern option names.
+
+The drop-ins in ``compat/`` keep the VDE tools' exact argv; this command
+offers the same engine with self-explanatory options.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="vde-ipn")
+def cli():
+    """Inter Process Networking: virtual Ethernet switches for VMs and processes."""
+
+
+@cli.command()
+@click.argument("directory", required=False)
+@click.option("--hub", is_flag=True, help="Repeat every frame to every port (no learning).")
+@click.option("--ports", type=click.IntRange(1, 1 << 16), default=32, show_default=True,
+              help="Number of ports, port 0 included.")
+@click.option("--mgmt", type=click.Path(), help="Management console socket.")
+@click.option("--mode", help="Octal mode of the control socket (e.g. 660).")
+@click.option("--group", help="Group owning the sockets.")
+@click.option("--max-frame", type=click.IntRange(14, 65535), default=None,
+              help="Largest frame accepted (default 9234, jumbo frames).")
+@click.option("--console/--no-console", default=True, show_default=True,
+              help="Use the terminal as a console.")
+def switch(directory, hub, ports, mgmt, mode, group, max_frame, console):
+    """Run a switch on DIRECTORY (default: the standard VDE control directory)."""
+    from . import switch as drop_in
+    argv = ["vde_switch", "--numports", str(ports)]
+    if directory:
+        argv += ["--sock", directory]
+    if hub:
+        argv.append("--hub")
+    if mgmt:
+        argv += ["--mgmt", mgmt]
+    if mode:
+        argv += ["--mode", mode]
+    if group:
+        argv += ["--group", group]
+    if max_frame:
+        argv += ["--ethmax", str(max_frame)]
+    if not console:
+        argv.append("--nostdin")
+    sys.exit(drop_in.main(argv))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def plug(args):
+    """Connect networks or a network and stdin/stdout (vde_plug arguments)."""
+    from . import plug as drop_in
+    sys.exit(drop_in.main(["vde_plug", *args]))
+
+
+def main(argv=None):
+    return cli.main(args=None if argv is None else list(argv[1:]), prog_name="vde-ipn")
+
+
+if __name__ == "__main__":
+    main()
