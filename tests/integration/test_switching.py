@@ -95,9 +95,12 @@ def test_description_in_port_print(procs, sockdir, new_switch, pairing):
     assert " pid=" in text
 
 
-def test_port_freed_when_plug_exits(procs, sockdir, new_switch, pairing):
-    sw_kind, plug_kind = pairing
-    sw = new_switch(sw_kind, os.path.join(sockdir, "sw"))
+@pytest.mark.parametrize("plug_kind", ["c", "ours"])
+def test_port_freed_when_plug_exits(procs, sockdir, new_switch, plug_kind):
+    """Only on our switch: 2.3.2 sometimes keeps a ghost endpoint after the
+    client is gone (its fd-to-slot map goes stale), so it cannot serve as
+    the reference here."""
+    sw = new_switch("ours", os.path.join(sockdir, "sw"))
     p = StreamPlug(procs, plug_tool(plug_kind), sw.dir)
     attached(sw, 1)
     assert p.close() == 0
