@@ -116,3 +116,23 @@ def test_switch_exit_ends_the_plug(procs, sockdir, new_switch, pairing):
     sw.stop()
     assert p.proc.wait(timeout=5) == 0
     assert not os.path.exists(sw.dir)
+
+
+@pytest.mark.parametrize("plug_kind", ["c", "ours"])
+def test_learned_macs_survive_a_port_joining(procs, sockdir, new_switch, plug_kind):
+    """Ours keeps switching a learned MAC when another port joins; 2.3.2
+    flushes its whole table on every port change and floods instead."""
+    results = {}
+    for sw_kind in ("ours", "c"):
+        sw = new_switch(sw_kind, os.path.join(sockdir, sw_kind))
+        a, b, c = (StreamPlug(procs, plug_tool(plug_kind), sw.dir) for _ in range(3))
+        attached(sw, 3)
+        b.send(frame(BROADCAST, mac(2)))
+        assert a.recv() is not None and c.recv() is not None
+        StreamPlug(procs, plug_tool(plug_kind), sw.dir)   # a fourth port joins
+        attached(sw, 4)
+        f = frame(mac(2), mac(1), b"after the join")
+        a.send(f)
+        assert b.recv() == f
+        results[sw_kind] = c.drain() != []
+    assert results == {"ours": False, "c": True}
