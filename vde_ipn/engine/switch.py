@@ -76,6 +76,8 @@ class LearningSwitch(Policy):
         self._tagged: dict[int, frozenset] = {}
         self._vflood: dict[int, dict[int, tuple[int, ...]]] = {}
         self._single: dict[int, tuple[int]] = {}
+        self._ptable: dict[int, dict] = {}
+        self._pflood: dict[int, tuple[int, ...]] = {}
         super().__init__(net)
 
     def _rebuild(self) -> None:
@@ -93,6 +95,11 @@ class LearningSwitch(Policy):
             self._vflood[vlan] = {n: tuple(m for m in members if m != n) for n in ports}
             self.table.vlans.setdefault(vlan, {})
         self._single = {n: (n,) for n in ports}
+        # per port, the table and flood tuple of its untagged VLAN
+        self._ptable = {n: self.table.vlans[v] for n, v in self._untagged.items()
+                        if v != NO_VLAN}
+        self._pflood = {n: self._vflood[v][n] for n, v in self._untagged.items()
+                        if v != NO_VLAN}
 
     def port_up(self, port: int) -> None:
         self._rebuild()
@@ -111,15 +118,11 @@ class LearningSwitch(Policy):
 
     def route(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
         if frame[12] == 0x81 and frame[13] == 0 and len(frame) >= 18:
-            vlan = ((frame[14] << 8) | frame[15]) & 0x0FFF
-            if vlan not in self._tagged[port]:
-                return self._drop(port)
-        else:
-            vlan = self._untagged[port]
-            if vlan == NO_VLAN:
-                return self._drop(port)
-        table = self.table.vlans[vlan]
-        if not frame[6] & 1:                       # learn the source
+            return self._route_tagged(port, frame, now)
+        table = self._ptable.get(port)         # the port's untagged VLAN
+        if table is None:
+            return self._drop(port)
+        if not frame[6] & 1:                    # learn(): inlined on the hot path
             src = frame[6:12]
             e = table.get(src)
             if e is None:
@@ -134,7 +137,31 @@ class LearningSwitch(Policy):
             if e is not None:
                 out = e[0]
                 return () if out == port else self._single[out]
+        return self._pflood[port]
+
+    def _route_tagged(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
+        vlan = ((frame[14] << 8) | frame[15]) & 0x0FFF
+        if vlan not in self._tagged[port]:
+            return self._drop(port)
+        table = self.table.vlans[vlan]
+        if not frame[6] & 1:
+            self.learn(table, frame[6:12], port, now)
+        if not frame[0] & 1:
+            e = table.get(frame[0:6])
+            if e is not None:
+                return () if e[0] == port else self._single[e[0]]
         return self._vflood[vlan][port]
+
+    def learn(self, table: dict, src: bytes, port: int, now: float) -> None:
+        """Record ``src`` on ``port`` unless it moved within min_persistence."""
+        e = table.get(src)
+        if e is None:
+            table[src] = [port, now]
+        elif e[0] == port:
+            e[1] = now
+        elif now - e[1] > self.min_persistence:
+            e[0] = port
+            e[1] = now
 
     def _drop(self, port: int) -> tuple[int, ...]:
         self.net.ports[port].count_drop("vlan")
