@@ -190,3 +190,60 @@ def test_counters_reset():
 def test_unknown_policy_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown delivery policy 'mesh'"):
         Network(8, "mesh")
+
+
+# -- VLANs: egress keys ------------------------------------------------------------
+from vde_ipn.engine import egress  # noqa: E402
+
+
+def vlan_net():
+    """Ports 1,2 untagged in VLAN 10; port 3 a trunk carrying 10 tagged; port 4 in VLAN 0."""
+    net = net_with("switch", 4)
+    for p in (1, 2):
+        net.ports[p].vlan = 10
+    net.ports[3].vlan = 4095
+    net.ports[3].tagged.add(10)
+    net.policy.vlan_changed(1)
+    return net
+
+
+def tagged(dst, src, vid, size=64):
+    f = dst + src + bytes((0x81, 0, vid >> 8, vid & 0xFF)) + b"\x88\xb5"
+    return f + b"\0" * (size - len(f))
+
+
+def test_untagged_frame_is_tagged_towards_a_trunk():
+    net = vlan_net()
+    f = eth(BCAST, mac(1))
+    keys = net.receive(1, f, 0)
+    assert sorted(egress.port_of(k) for k in keys) == [2, 3]
+    out = {egress.port_of(k): egress.rewrite(k, f) for k in keys}
+    assert out[2] == f
+    assert out[3] == tagged(BCAST, mac(1), 10)
+
+
+def test_tagged_frame_is_untagged_towards_access_ports():
+    net = vlan_net()
+    f = tagged(BCAST, mac(3), 10)
+    keys = net.receive(3, f, 0)
+    out = {egress.port_of(k): egress.rewrite(k, f) for k in keys}
+    assert sorted(out) == [1, 2]
+    assert out[1] == eth(BCAST, mac(3))
+
+
+def test_learned_unicast_across_a_trunk_is_rewritten():
+    net = vlan_net()
+    net.receive(3, tagged(BCAST, mac(3), 10), 0)          # mac(3) learned on the trunk
+    f = eth(mac(3), mac(1))
+    (key,) = net.receive(1, f, 0)
+    assert egress.port_of(key) == 3
+    assert egress.rewrite(key, f) == tagged(mac(3), mac(1), 10, size=64)
+    (key,) = net.receive(3, tagged(mac(1), mac(3), 10), 0)
+    assert key == egress.untag_key(1)
+
+
+def test_vlans_do_not_leak():
+    net = vlan_net()
+    assert net.receive(4, eth(BCAST, mac(4)), 0) == ()      # VLAN 0 has only port 4
+    assert net.receive(3, tagged(BCAST, mac(3), 20), 0) == ()   # trunk does not carry 20
+    assert net.ports[3].drops == {"vlan": 1}

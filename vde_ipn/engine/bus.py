@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._errors import NoFreePort, PortInUse
+from .egress import PORT_MASK
 from .policy import make_policy
 
 ETH_HLEN = 14
@@ -163,7 +164,11 @@ class Network:
 
     # -- data plane --------------------------------------------------------
     def receive(self, port_no: int, frame: bytes, now: float) -> tuple[int, ...]:
-        """A frame came in on ``port_no``: count it, return where it goes."""
+        """A frame came in on ``port_no``: count it, return where it goes.
+
+        The answer is a tuple of egress keys (:mod:`vde_ipn.engine.egress`):
+        plain port numbers unless a VLAN needs a tag added or removed.
+        """
         port = self.ports.get(port_no)
         if port is None:
             self.unroutable += 1
@@ -180,7 +185,7 @@ class Network:
         outs = self.policy.route(port_no, frame, now)
         ports = self.ports
         for out in outs:
-            p = ports[out]
+            p = ports[out & PORT_MASK]         # egress keys may carry a VLAN rewrite
             p.out_pkts += 1
             p.out_bytes += n
         return outs

@@ -18,6 +18,7 @@ of that port, so the others keep being switched without a flood.
 
 from __future__ import annotations
 
+from .egress import tag_key, untag_key
 from .policy import Policy, register
 
 NO_VLAN = 4095
@@ -72,34 +73,48 @@ class LearningSwitch(Policy):
         self.expire_after = expire
         self.min_persistence = min_persistence
         self.table = MacTable()
-        self._untagged: dict[int, int] = {}
         self._tagged: dict[int, frozenset] = {}
-        self._vflood: dict[int, dict[int, tuple[int, ...]]] = {}
-        self._single: dict[int, tuple[int]] = {}
+        self._flood: dict[int, dict] = {}
+        self._single: dict[int, dict] = {}
         self._ptable: dict[int, dict] = {}
         self._pflood: dict[int, tuple[int, ...]] = {}
+        self._psingle: dict[int, dict] = {}
         super().__init__(net)
 
     def _rebuild(self) -> None:
+        """Precompute, per VLAN and ingress port, where floods and unicasts go.
+
+        ``_flood[vlan][(port, tagged)]`` and ``_single[vlan][(tagged, out)]``
+        hold egress keys (see :mod:`egress`): a plain port when the frame
+        leaves as it came, a rewrite key when a tag must be added or removed.
+        """
         ports = self.net.ports
         active = [n for n in sorted(ports) if ports[n].endpoints]
-        self._untagged = {n: p.vlan for n, p in ports.items()}
         self._tagged = {n: frozenset(p.tagged) for n, p in ports.items()}
         vlans = {p.vlan for p in ports.values() if p.vlan != NO_VLAN}
         for p in ports.values():
             vlans.update(p.tagged)
-        self._vflood = {}
+        self._flood, self._single = {}, {}
         for vlan in vlans:
+            self.table.vlans.setdefault(vlan, {})
             members = [n for n in active
                        if ports[n].vlan == vlan or vlan in ports[n].tagged]
-            self._vflood[vlan] = {n: tuple(m for m in members if m != n) for n in ports}
-            self.table.vlans.setdefault(vlan, {})
-        self._single = {n: (n,) for n in ports}
-        # per port, the table and flood tuple of its untagged VLAN
-        self._ptable = {n: self.table.vlans[v] for n, v in self._untagged.items()
-                        if v != NO_VLAN}
-        self._pflood = {n: self._vflood[v][n] for n, v in self._untagged.items()
-                        if v != NO_VLAN}
+            # the key for sending to member m a frame that arrived tagged or not
+            keys = {}
+            for m in ports:
+                out_tagged = vlan in ports[m].tagged
+                keys[False, m] = tag_key(m, vlan) if out_tagged else m
+                keys[True, m] = m if out_tagged else untag_key(m)
+            self._single[vlan] = {k: (v,) for k, v in keys.items()}
+            self._flood[vlan] = {(n, t): tuple(keys[t, m] for m in members if m != n)
+                                 for n in ports for t in (False, True)}
+        # fast path: untagged frames, looked up by ingress port only
+        self._ptable, self._pflood, self._psingle = {}, {}, {}
+        for n, p in ports.items():
+            if p.vlan != NO_VLAN:
+                self._ptable[n] = self.table.vlans[p.vlan]
+                self._pflood[n] = self._flood[p.vlan][n, False]
+                self._psingle[n] = {m: self._single[p.vlan][False, m] for m in ports}
 
     def port_up(self, port: int) -> None:
         self._rebuild()
@@ -136,7 +151,7 @@ class LearningSwitch(Policy):
             e = table.get(frame[0:6])
             if e is not None:
                 out = e[0]
-                return () if out == port else self._single[out]
+                return () if out == port else self._psingle[port][out]
         return self._pflood[port]
 
     def _route_tagged(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
@@ -149,8 +164,8 @@ class LearningSwitch(Policy):
         if not frame[0] & 1:
             e = table.get(frame[0:6])
             if e is not None:
-                return () if e[0] == port else self._single[e[0]]
-        return self._vflood[vlan][port]
+                return () if e[0] == port else self._single[vlan][True, e[0]]
+        return self._flood[vlan][port, True]
 
     def learn(self, table: dict, src: bytes, port: int, now: float) -> None:
         """Record ``src`` on ``port`` unless it moved within min_persistence."""
