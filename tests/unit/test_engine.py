@@ -137,7 +137,7 @@ def test_switch_keys_by_vlan():
     net = net_with("switch", 4)
     for p in (3, 4):
         net.ports[p].vlan = 10
-        net.policy.vlan_changed(p)
+        net.policy.config_changed(p)
     assert net.receive(1, eth(BCAST, mac(1)), 0) == (2,)
     assert net.receive(3, eth(BCAST, mac(3)), 0) == (4,)
     assert net.receive(4, eth(mac(1), mac(4)), 0) == (3,)      # mac(1) unknown in VLAN 10
@@ -203,7 +203,7 @@ def vlan_net():
         net.ports[p].vlan = 10
     net.ports[3].vlan = 4095
     net.ports[3].tagged.add(10)
-    net.policy.vlan_changed(1)
+    net.policy.config_changed(1)
     return net
 
 

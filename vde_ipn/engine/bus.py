@@ -95,6 +95,7 @@ class Network:
         self.max_frame = max_frame
         self.ports: dict[int, Port] = {}
         self.unroutable = 0              # frames from ports we do not know
+        self.vlans: set[int] = {0}       # VLAN 0 always exists
         self.policy = make_policy(policy, self, **policy_options)
 
     # -- control plane ---------------------------------------------------
@@ -157,6 +158,30 @@ class Network:
             raise PortInUse("port %d exists" % number)
         port = self.ports[number] = Port(number, allocatable)
         return port
+
+    def remove_port(self, number: int) -> None:
+        """Forget an inactive port and its configuration (``port/remove``).
+
+        Raises:
+            KeyError: no such port.  PortInUse: it still has endpoints.
+        """
+        port = self.ports[number]
+        if port.endpoints:
+            raise PortInUse("port %d has endpoints" % number)
+        del self.ports[number]
+        self.policy.config_changed(number)
+
+    def set_numports(self, numports: int) -> None:
+        """Resize (``port/setnumports``); ports in use must still fit.
+
+        Raises:
+            ValueError: fewer than 1.  PortInUse: an allocated port is beyond it.
+        """
+        if numports < 1:
+            raise ValueError("numports must be at least 1")
+        if any(n >= numports for n in self.ports):
+            raise PortInUse("a port at or beyond %d is allocated" % numports)
+        self.numports = numports
 
     def expire(self, now: float) -> None:
         """Timer hook: let the policy forget what is too old."""

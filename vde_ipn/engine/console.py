@@ -27,6 +27,7 @@ class Command:
     handler: Optional[Callable] = None   # None: menu header or not available
     menu: bool = False
     action: Optional[str] = None         # LOGOUT / SHUTDOWN
+    data: bool = False                   # always answers with a DATA block
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,15 @@ def menu(path: str, title: str) -> None:
     TABLE.append(Command(path, "============", title, menu=True))
 
 
-def command(path: str, syntax: str = "", help: str = "", action: str | None = None):
-    """Decorator registering a handler ``f(ctx, arg) -> (lines, rc)``."""
+def command(path: str, syntax: str = "", help: str = "", action: str | None = None,
+            data: bool = False):
+    """Decorator registering a handler ``f(ctx, arg) -> (lines, rc)``.
+
+    ``data`` commands answer with a DATA block even when they fail (an
+    empty one), as vde_switch does; the others only with a status line.
+    """
     def deco(f):
-        TABLE.append(Command(path, syntax, help, f, action=action))
+        TABLE.append(Command(path, syntax, help, f, action=action, data=data))
         return f
     return deco
 
@@ -73,6 +79,8 @@ def execute(ctx, line: str) -> Optional[Result]:
         return Result(["%s: not available yet in this version" % cmd.path], errno.ENOSYS)
     arg = line[len(cmd.path):].lstrip(" \t")
     lines, rc = cmd.handler(ctx, arg)
+    if cmd.data and lines is None:
+        lines = []
     return Result(lines, rc, cmd.action)
 
 

@@ -59,6 +59,10 @@ class Policy:
     def port_down(self, port: int) -> None:
         self._rebuild()
 
+    def config_changed(self, port: int | None = None) -> None:
+        """A port's configuration (VLANs...) or the port set changed."""
+        self._rebuild()
+
     def expire(self, now: float) -> None:
         pass
 

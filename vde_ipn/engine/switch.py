@@ -123,9 +123,10 @@ class LearningSwitch(Policy):
         self.table.forget_port(port)
         self._rebuild()
 
-    def vlan_changed(self, port: int) -> None:
-        """Call after a port's VLAN membership changed (forgets its MACs)."""
-        self.table.forget_port(port)
+    def config_changed(self, port: int | None = None) -> None:
+        """Call after VLAN membership changed; forgets that port's MACs."""
+        if port is not None:
+            self.table.forget_port(port)
         self._rebuild()
 
     def expire(self, now: float) -> None:

@@ -26,6 +26,7 @@ from .._errors import NoFreePort, PortInUse, RemoteProtocolError
 from ..engine.bus import DEFAULT_MAX_FRAME, NO_USER, Network
 from ..wire import vde_ctl
 from . import ctldir
+from .console_view import ConsoleView
 from .datasock import Sender, make_reader
 
 HANDSHAKE_TIMEOUT = 5.0
@@ -61,7 +62,7 @@ class _Endpoint:
         self.path, self.sender = path, sender
 
 
-class SwitchServer:
+class SwitchServer(ConsoleView):
     """Serve a :class:`Network` to VDE clients through a control directory."""
 
     def __init__(self, config: SwitchConfig, loop, log=lambda msg: None):

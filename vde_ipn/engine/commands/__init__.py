@@ -1,0 +1,12 @@
+"""vde_switch 2.3.2's console commands, registered in its ``help`` order.
+
+The context ``ctx`` handed to every handler provides: ``net`` (the
+:class:`~vde_ipn.engine.bus.Network`), ``pid``, ``macaddr`` (6 bytes),
+``uptime()``, ``now()``, ``mgmt`` and ``mgmtmode``, ``dir`` and ``mode``,
+``hub`` (bool) and ``set_hub(bool)``, ``hash_settings`` (a dict with
+size, gcint, expire, minper) and ``set_hash(name, value)``,
+``epclose(port, id) -> bool``, ``user_name(uid)``, ``group_name(gid)``,
+``lookup_user(text)`` and ``lookup_group(text)`` (id or None).
+"""
+
+from . import general, hash, fstp, port, vlan  # noqa: F401  (order = help order)

@@ -1,0 +1,57 @@
+"""What the console commands may change on a running switch.
+
+A mixin of :class:`~vde_ipn.io.switch.SwitchServer`: the engine's command
+handlers see the server through these methods only (see
+``vde_ipn/engine/commands/__init__.py`` for the whole context contract).
+"""
+
+from __future__ import annotations
+
+import grp
+import pwd
+
+
+class ConsoleView:
+    @property
+    def priority(self) -> int:
+        return self.config.priority
+
+    def set_hash(self, name: str, value: int) -> None:
+        """``hash/set*``: size (flushes the table), gcint, expire, minper."""
+        c = self.config
+        if name == "size":
+            c.hashsize = value
+            table = getattr(self.net.policy, "table", None)
+            if table is not None:
+                table.clear()
+        elif name == "gcint":
+            c.gcint = value
+            if self._gc is not None:
+                self.loop.cancel(self._gc)
+                self._gc = self.loop.call_every(max(value, 1), self.net.expire)
+        elif name == "expire":
+            c.expire = value
+        elif name == "minper":
+            c.minper = value
+        else:
+            raise ValueError("unknown hash setting %r" % name)
+        self._tune_policy()
+
+    @staticmethod
+    def lookup_user(text: str) -> int | None:
+        """A user name or uid number; None if neither."""
+        if text.isdigit():
+            return int(text)
+        try:
+            return pwd.getpwnam(text).pw_uid
+        except KeyError:
+            return None
+
+    @staticmethod
+    def lookup_group(text: str) -> int | None:
+        if text.isdigit():
+            return int(text)
+        try:
+            return grp.getgrnam(text).gr_gid
+        except KeyError:
+            return None
