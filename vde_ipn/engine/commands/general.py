@@ -66,13 +66,11 @@ menu("debug", "DEBUG MENU")
 def _debug_list(ctx, arg):
     prefix = arg.strip()
     rows = [(p, t, h) for p, t, h in DEBUG_CATEGORIES if p.startswith(prefix)]
-    if not rows:
-        return [], errno.ENOENT
     on = getattr(ctx, "debug_on", lambda path: False)
     lines = ["%-22s %-3s %-6s %s" % ("CATEGORY", "TAG", "STATUS", "HELP"),
              "%-22s %-3s %-6s %s" % ("------------", "---", "------", "----")]
     lines += ["%-22s %03o %-6s %s" % (p, t, "ON" if on(p) else "OFF", h) for p, t, h in rows]
-    return lines, OK
+    return lines, (OK if rows else errno.ENOENT)
 
 
 unavailable("debug/add", "dbgpath", "enable debug info for a given category")
