@@ -9,4 +9,4 @@ size, gcint, expire, minper) and ``set_hash(name, value)``,
 ``lookup_user(text)`` and ``lookup_group(text)`` (id or None).
 """
 
-from . import general, hash, fstp, port, vlan  # noqa: F401  (order = help order)
+from . import general, hash, fstp, port, vlan, status  # noqa: F401  (order = help order)
