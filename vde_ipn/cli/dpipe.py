@@ -1,29 +1,25 @@
-"""dpipe: connect commands with a pair of pipes (drop-in for vdeplug4's dpipe).
+"""dpipe: connect commands with pairs of pipes (drop-in for vdeplug4 4.0.1).
 
 ``dpipe [OPTIONS] cmd1 [args] = cmd2 [args] [= cmd3 [args] ...]``
 
-Contract (matches vdeplug4 4.0.1):
-
-* ``a = b``: a.stdout -> b.stdin and b.stdout -> a.stdin.
-* In a chain a middle command talks to its left neighbour on stdin/stdout and
-  to its right neighbour on the two "alternate" descriptors: the two lowest
-  free fds at start-up (normally 3 and 4), exported to every child as
-  ``ALTERNATE_STDIN`` / ``ALTERNATE_STDOUT``.
+* ``a = b``: a.stdout -> b.stdin and b.stdout -> a.stdin.  In a chain a middle
+  command talks to its left neighbour on stdin/stdout and to its right one on
+  the two lowest fds free at start-up (normally 3 and 4), exported to every
+  child as ``ALTERNATE_STDIN`` / ``ALTERNATE_STDOUT``.
 * ``=} b }=`` puts b on the left->right path only, ``={ b {=`` on the
   right->left path only; any word starting with ``=`` separates commands.
 * Usage errors (``=`` first or last, fewer than 3 words, unclosed ``=}``):
   usage on stderr, SIGTERM to dpipe's own process group, exit status 0.
-  ``-h`` prints the usage and ends dpipe itself with SIGTERM.
+  ``-h``: usage, then dpipe ends itself (only itself) with SIGTERM.
 * dpipe becomes a process-group leader (``-d``: a daemon), forks every
-  command and waits for all of them; the exit status is the exit status of
-  the last command (0 when it was killed by a signal).  A command that cannot
-  be executed exits 127 silently.  SIGTERM/SIGINT/SIGHUP remove the pid files
-  and SIGTERM the last command; the "quiet" signals (PIPE, ALRM, USR1, ...) are
-  ignored, and children inherit that.
-* ``-p F`` writes dpipe's pid, ``-P F`` ``-<pgrp>``; both files are removed
-  whenever dpipe or one of its not-yet-executed children exits.  ``-n``: the
-  last command replaces dpipe and a helper removes the files once it is gone;
-  ``-N``: the same without the helper.
+  command and waits for all; the exit status is the last command's (0 if a
+  signal killed it).  A command that cannot be executed exits 127 silently.
+  SIGTERM/SIGINT/SIGHUP remove the pid files and SIGTERM the last command;
+  PIPE, ALRM, USR1, ... are ignored by dpipe and so by the commands.
+* ``-p F`` writes dpipe's pid, ``-P F`` ``-<pgrp>``; dpipe, or a child that
+  fails to exec, removes them when it exits.  ``-n``: the last command
+  replaces dpipe and a helper removes the files once it is gone; ``-N``: the
+  same without the helper.
 """
 import errno
 import os
@@ -59,6 +55,7 @@ LONGOPTS = (LongOpt("nowrapproc", 0, "n"), LongOpt("nowrapnoclean", 0, "N"),
 
 _QUIET = ("SIGPIPE", "SIGALRM", "SIGUSR1", "SIGUSR2", "SIGPROF", "SIGVTALRM",
           "SIGPOLL", "SIGSTKFLT", "SIGIO", "SIGPWR")
+_LINUX = sys.platform.startswith("linux")
 _CLEAN = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
 _PATH_SKIP = (errno.EACCES, errno.ENOENT, errno.ESTALE, errno.ENOTDIR,
               errno.ENODEV, errno.ETIMEDOUT)
@@ -81,7 +78,7 @@ def _split(words, dirchar):
     for i, word in enumerate(words):
         if word == "" and not dirchar and i + 1 < len(words) \
                 and words[i + 1][:1] == "=":
-            word = words[i + 1]     # the reference reads past an empty word
+            word = words[i + 1]     # as vdeplug4 reads past the empty word
         elif dirchar and word[:1] == dirchar and word[1:2] == "=":
             word, dirchar = word[1:], ""
         if word[:1] == "=":
@@ -114,6 +111,13 @@ def _execvp(args):
                     return
             if err.errno not in _PATH_SKIP:
                 return
+
+
+def _close_except(fds, moves):
+    keep = {src for src, _ in moves}
+    for fd in fds:
+        if fd >= 0 and fd not in keep:
+            os.close(fd)
 
 
 class _Dpipe:
@@ -180,8 +184,10 @@ class _Dpipe:
         _execvp(args)
         self.exit(127)
 
-    def run_child(self, args, moves):
-        """In a fresh child: dup2 each (src, dst) and exec args."""
+    def run_child(self, args, moves, pipes):
+        """In a fresh child: keep only the pipe ends moved (dup2) onto their
+        targets, then exec args."""
+        _close_except(pipes, moves)
         for src, dst in moves:
             if src != dst:
                 os.dup2(src, dst)
@@ -194,61 +200,35 @@ class _Dpipe:
         split, dirchar = _split(words, "")
         if len(words) < 3 or split == 0 or split >= len(words) - 1:
             self.usage_error()
-        (r1, w1), (r2, w2) = os.pipe(), os.pipe()
-        if self.fork() == 0:
-            os.close(w1)
-            os.close(r2)
-            self.run_child(words[:split], ((r1, 0), (w2, 1)))
-        os.close(w2)
-        os.close(r1)
-        os.dup2(r2, 0)
-        os.dup2(w1, 1)
-        os.close(w1)
-        os.close(r2)
-        words = words[split + 1:]
+        olddir, targets = "", (0, 1)    # the first command uses stdin/stdout
         while True:
-            olddir = dirchar
+            r1, w1 = os.pipe()
+            r2, w2 = os.pipe() if not olddir else (-1, -1)
+            if not olddir:      # ... = this = ...: both ways, two pipes
+                child = ((r1, targets[0]), (w2, targets[1]))
+                parent = ((r2, 0), (w1, 1))
+            elif olddir == "{":     # ={ this {=: right to left only
+                child, parent = ((r1, 0),), ((w1, 1),)
+            else:                   # =} this }=: left to right only
+                child, parent = ((w1, 1),), ((r1, 0),)
+            if self.fork() == 0:
+                self.run_child(words[:split], child, (r1, w1, r2, w2))
+            _close_except((r1, w1, r2, w2), parent)
+            for src, dst in parent:
+                os.dup2(src, dst)
+                os.close(src)
+            words, olddir, targets = words[split + 1:], dirchar, self.alt
             split, dirchar = _split(words, olddir)
             if split >= len(words):
                 break
             if len(words) < 3 or split == 0 or split == len(words) - 1:
                 self.usage_error()
-            r1, w1 = os.pipe()
-            r2, w2 = os.pipe() if not olddir else (-1, -1)
-            if self.fork() == 0:
-                if not olddir:
-                    os.close(w1)
-                    os.close(r2)
-                    moves = ((r1, self.alt[0]), (w2, self.alt[1]))
-                elif olddir == "{":
-                    os.close(w1)
-                    moves = ((r1, 0),)
-                else:
-                    os.close(r1)
-                    moves = ((w1, 1),)
-                self.run_child(words[:split], moves)
-            if not olddir:
-                os.close(w2)
-                os.close(r1)
-                os.dup2(r2, 0)
-                os.dup2(w1, 1)
-                os.close(r2)
-                os.close(w1)
-            elif olddir == "{":
-                os.close(r1)
-                os.dup2(w1, 1)
-                os.close(w1)
-            else:
-                os.close(w1)
-                os.dup2(r1, 0)
-                os.close(r1)
-            words = words[split + 1:]
         if dirchar:
             self.usage_error()
         if nowrap:
+            parent = os.getpid()
             if helper and self.fork() == 0:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, _CLEAN)
-                parent = os.getppid()
                 os.close(0)
                 os.close(1)
                 while True:
@@ -293,29 +273,22 @@ def _daemon():
 def main(argv):
     """Run dpipe with argv (argv[0] is the program name); return the exit
     status of the last command."""
-    prog = argv[0]
-    pidfile = pgrpfile = None
-    daemon = nowrap = noclean = False
+    prog, given = argv[0], {}
     opts, words = parse_options(argv)
     for key, value in opts:
         if key == "?":
             sys.stderr.write(value)
-        elif key == "p":
-            pidfile = value
-        elif key == "P":
-            pgrpfile = value
-        elif key == "d":
-            daemon = True
-        elif key in "nN":
-            nowrap = True
-            noclean = noclean or key == "N"
         elif key == "h":
             sys.stderr.write(USAGE % prog)
             sys.stderr.flush()
             os.kill(os.getpid(), signal.SIGTERM)
             return 255
+        else:
+            given[key] = value
+    pidfile, pgrpfile = given.get("p"), given.get("P")
+    nowrap, noclean = "n" in given or "N" in given, "N" in given
     sys.stderr.flush()
-    if daemon:
+    if "d" in given:
         try:
             _daemon()
         except OSError as err:
@@ -330,24 +303,18 @@ def main(argv):
     run = _Dpipe(prog)
     for sig in _CLEAN:
         signal.signal(sig, run.on_signal)
-    quiet = {getattr(signal, n) for n in _QUIET if hasattr(signal, n)}
-    if sys.platform.startswith("linux") and not hasattr(signal, "SIGSTKFLT"):
-        quiet.add(16)
-    for sig in quiet:
-        signal.signal(sig, signal.SIG_IGN)
-    if hasattr(signal, "SIGXFSZ"):
-        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    for name in _QUIET:
+        if hasattr(signal, name) or name == "SIGSTKFLT" and _LINUX:
+            signal.signal(getattr(signal, name, 16), signal.SIG_IGN)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     if pidfile is not None:
         run.write_file(pidfile, "%d\n" % os.getpid())
     if pgrpfile is not None:
         run.write_file(pgrpfile, "-%d\n" % os.getpgrp())
-    first, second = os.open(os.devnull, os.O_RDONLY), \
-        os.open(os.devnull, os.O_RDONLY)
-    os.close(first)
-    os.close(second)
-    run.alt = (first, second)
-    os.environ["ALTERNATE_STDIN"] = str(first)
-    os.environ["ALTERNATE_STDOUT"] = str(second)
+    run.alt = [os.open(os.devnull, os.O_RDONLY) for _ in "io"]
+    for fd, name in zip(run.alt, ("ALTERNATE_STDIN", "ALTERNATE_STDOUT")):
+        os.close(fd)
+        os.environ[name] = str(fd)
     helper = (pidfile is not None or pgrpfile is not None) and not noclean
     try:
         status = run.wait(run.start(words, nowrap, helper))
