@@ -2,8 +2,9 @@
 
 Follows vde_switch 2.3.2 (wire-protocol reference, section 1.1):
 ``mkdir(dir, 0777)`` -> chown group -> chmod dirmode -> bind ``ctl`` ->
-chmod mode -> chown group -> listen.  A ``ctl`` left by a dead switch is
-replaced; one that a live switch answers on is an error.
+chmod mode -> chown group -> listen.  A ``ctl`` left by a dead switch
+(connecting is refused) is replaced; one that a live switch answers on,
+or that cannot be proved dead, is an error.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import stat
 
 DEFAULT_MODE = 0o600
 DEFAULT_DIRMODE = 0o2700
 BACKLOG = 15
+PROBE_TIMEOUT = 1.0
 
 
 def default_dir() -> str:
@@ -78,18 +81,30 @@ def _bind_replacing_stale(sock: socket.socket, path: str) -> None:
             raise
     if is_alive(path):
         raise AddressInUse(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE), path)
+    # only a socket is replaced: a file or symlink planted under that name
+    # is refused, since a root switch would otherwise bind where it points
+    if not stat.S_ISSOCK(os.lstat(path).st_mode):
+        raise OSError(errno.EEXIST, "exists and is not a socket", path)
     os.unlink(path)
     sock.bind(path)
 
 
-def is_alive(path: str) -> bool:
-    """True when something accepts connections on the unix socket ``path``."""
+def is_alive(path: str, timeout: float = PROBE_TIMEOUT) -> bool:
+    """False only when ``path`` is provably dead (nothing listens on it).
+
+    ECONNREFUSED and ENOENT prove it; any other failure (EACCES on
+    another user's socket, a backlog so full that connecting times
+    out...) counts as alive, so a live socket is never removed.
+    """
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(timeout)
     try:
         probe.connect(path)
         return True
-    except OSError:
+    except (ConnectionRefusedError, FileNotFoundError):
         return False
+    except OSError:
+        return True
     finally:
         probe.close()
 

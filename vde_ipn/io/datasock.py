@@ -63,6 +63,10 @@ def make_reader(sock: socket.socket, port_no: int, net, senders: dict,
                 on_broken=None):
     """Callback draining ``sock`` into the engine and out to ``senders``.
 
+    A datagram longer than ``net.max_frame`` is read one byte too long,
+    so the engine sees it is oversize and drops it: frames are never
+    truncated.
+
     ``senders`` maps a port number to the tuple of send functions of its
     endpoints; the caller keeps it current as endpoints come and go.
     """
@@ -80,8 +84,8 @@ def make_reader(sock: socket.socket, port_no: int, net, senders: dict,
                 if on_broken is not None:
                     on_broken()
                 return
-            if not frame:                # a closing legacy client: ignore
-                continue
+            # runts (0-byte datagrams included) and oversize frames are
+            # counted on the port by receive() and routed nowhere
             for out in receive(port_no, frame, now):
                 for send in senders[out]:
                     send(frame)

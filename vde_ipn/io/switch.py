@@ -5,10 +5,13 @@ per endpoint and the MAC-aging timer.  Where vde_switch 2.3.2 is broken
 this server is stricter and stays compatible:
 
 * a request it cannot serve closes the control connection (2.3.2 leaves
-  the client waiting forever);
-* a request split across writes is reassembled (within ``HANDSHAKE_TIMEOUT``);
+  the client waiting forever); so does a client that has not completed
+  its request within ``HANDSHAKE_TIMEOUT``;
+* a request split across writes is reassembled; one that can no longer
+  become valid is refused as soon as that is known;
 * bytes written on ``ctl`` after the handshake are ignored, and never
   leave a port that cannot be freed;
+* a failed handshake leaves no data socket file behind;
 * frames longer than the maximum are dropped and counted, not truncated.
 """
 
@@ -19,6 +22,7 @@ import grp
 import os
 import pwd
 import socket
+import struct
 import time
 from dataclasses import dataclass, field
 
@@ -30,6 +34,32 @@ from .console_view import ConsoleView
 from .datasock import Sender, make_reader
 
 HANDSHAKE_TIMEOUT = 5.0
+_VERSIONS = (0, 1, 3)                    # 0/1: the v1 layout (the word is its type)
+
+
+def _incomplete(buf: bytearray) -> bool:
+    """True while more bytes could still make ``buf`` a valid request.
+
+    A request split across writes is waited for; one that can no longer
+    become valid (bad magic, version or type) is answered at once
+    instead of after ``HANDSHAKE_TIMEOUT``.
+    """
+    if len(buf) >= vde_ctl.REQUEST_MAX or not vde_ctl.need_more(bytes(buf)):
+        return False
+    if len(buf) >= 8:
+        _magic, version = struct.unpack_from("=II", buf)
+        if version not in _VERSIONS:
+            return False
+        if version == 3 and len(buf) >= 12 and struct.unpack_from("=i", buf, 8)[0] & 0xFF > 1:
+            return False             # the request type is the low byte of the word
+    return True
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 @dataclass
@@ -77,6 +107,7 @@ class SwitchServer(ConsoleView):
         self.listener: socket.socket | None = None
         self.endpoints: dict[int, _Endpoint] = {}
         self.senders: dict[int, tuple] = {}
+        self._pending: dict[socket.socket, list] = {}   # ctl conn -> handshake timer
         self.started = time.monotonic()
         self.macaddr = config.macaddr or b"\x00\xff" + os.urandom(4)
         self.on_shutdown = loop.stop
@@ -94,6 +125,8 @@ class SwitchServer(ConsoleView):
         """Close every endpoint and remove our files."""
         for ep_id in list(self.endpoints):
             self.close_endpoint(ep_id)
+        for conn in list(self._pending):
+            self._drop_pending(conn)
         if self._gc is not None:
             self.loop.cancel(self._gc)
         if self.listener is not None:
@@ -116,11 +149,10 @@ class SwitchServer(ConsoleView):
     def _on_accept(self, now: float) -> None:
         try:
             conn, _ = self.listener.accept()
-        except OSError:
+        except OSError:                  # EAGAIN, or the client gave up already
             return
         conn.setblocking(False)
         buf = bytearray()
-        timer = self.loop.call_later(HANDSHAKE_TIMEOUT, lambda _now: self._drop_ctl(conn))
 
         def on_request(now: float) -> None:
             try:
@@ -129,24 +161,36 @@ class SwitchServer(ConsoleView):
                 return
             except OSError:
                 chunk = b""
-            if not chunk:
-                self.loop.cancel(timer)
-                self._drop_ctl(conn)
+            if not chunk:                # gone before finishing its request
+                self._drop_pending(conn)
                 return
             buf.extend(chunk)
-            if vde_ctl.need_more(bytes(buf)) and len(buf) < vde_ctl.REQUEST_MAX:
+            if _incomplete(buf):
                 return
-            self.loop.cancel(timer)
-            self.loop.forget(conn)
-            self._handshake(conn, bytes(buf), now)
+            self._end_pending(conn)
+            self._handshake(conn, bytes(buf))
 
+        # a client that never completes its request must not hold an fd forever
+        self._pending[conn] = self.loop.call_later(
+            HANDSHAKE_TIMEOUT, lambda _now: self._drop_pending(conn))
         self.loop.add_reader(conn, on_request)
 
-    def _drop_ctl(self, conn: socket.socket) -> None:
+    def _end_pending(self, conn: socket.socket) -> None:
+        timer = self._pending.pop(conn, None)
+        if timer is not None:
+            self.loop.cancel(timer)
         self.loop.forget(conn)
+
+    def _drop_pending(self, conn: socket.socket) -> None:
+        self._end_pending(conn)
         conn.close()
 
-    def _handshake(self, conn: socket.socket, raw: bytes, now: float) -> None:
+    def _handshake(self, conn: socket.socket, raw: bytes) -> None:
+        """Serve one complete request; on any failure close ``conn``.
+
+        Closing is the only refusal the protocol has: clients see EOF
+        instead of a reply (vde_switch 2.3.2 leaves them waiting instead).
+        """
         try:
             req = vde_ctl.decode_request(raw)
         except RemoteProtocolError as e:
@@ -171,9 +215,11 @@ class SwitchServer(ConsoleView):
         user = self._client_user(req)
         port_no = self.net.pick_port(req.port, user)
         data = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        path = None
         try:
             data.setblocking(False)
             try:
+                # the full raw address: abstract names match byte for byte
                 data.connect(req.sockaddr)
             except OSError as e:
                 self.log("Connecting to client data socket %s: %s" % (req.path, e.strerror))
@@ -184,25 +230,38 @@ class SwitchServer(ConsoleView):
             except FileNotFoundError:
                 pass
             data.bind(path)
-            self._set_data_perms(path, port_no, user)
-            conn.send(vde_ctl.encode_reply(path))
+            self._set_data_perms(path, req.kind is vde_ctl.RequestKind.NEW_PORT0, user)
+            reply = vde_ctl.encode_reply(path)
+            # one write of all 110 bytes, or no port (UML rejects short replies)
+            if conn.send(reply) != len(reply):
+                raise OSError(errno.EMSGSIZE, "short ctl reply")
         except BaseException:
             data.close()
+            if path is not None:         # bound, but no endpoint will own it
+                _unlink_quietly(path)
             raise
         self._attach(conn, data, path, port_no, req, user)
 
-    def _set_data_perms(self, path: str, port_no: int, user: int) -> None:
-        if port_no == 0:
-            mode, gid = self.config.mgmtmode, self.config.mgmt_gid
-        else:
-            mode, gid = self.mode, self.config.gid
+    def _set_data_perms(self, path: str, mgmt: bool, user: int) -> None:
+        """Owner and mode of a switch data socket (reference 1.1).
+
+        A root switch gives the socket to the client's uid, owner-only;
+        otherwise the ctl mode applies.  Port-0 requests then get the
+        management mode and group on top, as vde_switch does (it does so
+        after replying; doing it before avoids a window with other modes).
+        """
+        gid = self.config.gid
         if os.geteuid() == 0 and user != NO_USER:
-            os.chmod(path, mode & 0o700)
+            os.chmod(path, self.mode & 0o700)
             os.chown(path, user, gid)
         else:
-            os.chmod(path, mode)
+            os.chmod(path, self.mode)
             if gid != -1:
                 os.chown(path, -1, gid)
+        if mgmt:
+            os.chmod(path, self.config.mgmtmode)
+            if self.config.mgmt_gid != -1:
+                os.chown(path, -1, self.config.mgmt_gid)
 
     def _attach(self, conn, data, path, port_no, req, user) -> None:
         ep_id = conn.fileno()
@@ -257,10 +316,7 @@ class SwitchServer(ConsoleView):
                 self.loop.forget(sock)
                 sock.close()
         if ep.path is not None:
-            try:
-                os.unlink(ep.path)
-            except OSError:
-                pass
+            _unlink_quietly(ep.path)
         return True
 
     def _rebuild_senders(self, port_no: int) -> None:

@@ -1,0 +1,170 @@
+"""Who may use a switch: modes and groups of its directory and sockets.
+
+Each check runs on our switch and on vde_switch 2.3.2 with the same
+arguments and expects the same result (wire-protocol reference, 1.1).
+Modes are read with stat.  The suite runs as root, so the non-root
+client is ``nobody`` started through setpriv.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+import subprocess
+import time
+
+import pytest
+
+from support import BROADCAST, C_TOOLS, OURS, StreamPlug, attached, frame, mac, require, wait_for
+from test_bad_input import RawClient, uml_address, v3_request
+
+KINDS = ["ours", "c"]
+SETPRIV = "/usr/bin/setpriv"
+AS_NOBODY = ["--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+NOBODY = pwd.getpwnam("nobody").pw_uid
+
+
+def mode_of(path: str) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def plug_tool(kind):
+    return OURS["vde_plug"] if kind == "ours" else C_TOOLS["vde_plug"]
+
+
+@pytest.fixture
+def raw(sockdir):
+    made = []
+
+    def factory(sw, addr):
+        c = RawClient(sw, addr)
+        made.append(c)
+        return c
+    yield factory
+    for c in made:
+        c.close()
+
+
+@pytest.fixture
+def group():
+    """A group made for the test (name, gid), removed afterwards."""
+    name = "vdet%d" % os.getpid()
+    groupadd, groupdel = require("/usr/sbin/groupadd"), require("/usr/sbin/groupdel")
+    subprocess.run([groupdel, name], stderr=subprocess.DEVNULL)
+    subprocess.run([groupadd, name], check=True)
+    try:
+        yield name, grp.getgrnam(name).gr_gid
+    finally:
+        subprocess.run([groupdel, name], check=True)
+
+
+def switch_data_sockets(sw) -> list:
+    return [os.path.join(sw.dir, n) for n in sorted(os.listdir(sw.dir)) if n != "ctl"]
+
+
+@pytest.mark.parametrize("args,dirmode,ctlmode", [
+    ([], 0o2700, 0o600),
+    (["-m", "660"], 0o2770, 0o660),
+    (["-m", "666"], 0o2777, 0o666),
+    (["--dirmode", "2770"], 0o2770, 0o660),
+    (["-m", "0640", "--dirmode", "0750"], 0o750, 0o640),
+], ids=["defaults", "m660", "m666", "dirmode2770", "both"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_directory_and_ctl_modes(new_switch, sockdir, kind, args, dirmode, ctlmode):
+    sw = new_switch(kind, os.path.join(sockdir, "sw"), *args)
+    st_dir = os.stat(sw.dir)
+    st_ctl = os.stat(os.path.join(sw.dir, "ctl"))
+    assert stat.S_ISDIR(st_dir.st_mode) and stat.S_ISSOCK(st_ctl.st_mode)
+    assert (stat.S_IMODE(st_dir.st_mode), stat.S_IMODE(st_ctl.st_mode)) == (dirmode, ctlmode)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_group_on_dir_ctl_and_data_sockets(procs, new_switch, sockdir, group, kind):
+    name, gid = group
+    sw = new_switch(kind, os.path.join(sockdir, "sw"), "-g", name)
+    assert os.stat(sw.dir).st_gid == gid
+    assert os.stat(os.path.join(sw.dir, "ctl")).st_gid == gid
+    StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    StreamPlug(procs, OURS["vde_plug"], sw.dir)
+    attached(sw, 2)
+    socks = switch_data_sockets(sw)
+    assert len(socks) == 2
+    for path in socks:
+        # a root switch hands the socket to the client (root here) and the
+        # client, its owner now, sets its own mode (0700 by default)
+        def owner_mode(path=path):
+            st = os.stat(path)
+            return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+        wait_for(lambda: owner_mode() == (0, gid, 0o700), 2,
+                 "%s to be root:%d 0700 (is %r)" % (path, gid, owner_mode()))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_root_switch_data_socket_owner_and_mode(new_switch, raw, sockdir, group, kind):
+    """Root switch: known client owner -> chown to it, mode & 0700; else the ctl mode.
+
+    Port 0 then gets the management mode and group (2.3.2 applies them just
+    after its reply, hence the waits).
+    """
+    name, gid = group
+    sw = new_switch(kind, os.path.join(sockdir, "sw"), "-m", "666", "-g", name,
+                    "--mgmtmode", "0640", "--mgmtgroup", "daemon")
+    daemon_gid = grp.getgrnam("daemon").gr_gid
+    cases = [
+        ("nobody-any", os.path.join(sockdir, "a"), 0, (NOBODY, gid, 0o600)),
+        ("abstract-any", uml_address(), 0, (0, gid, 0o666)),
+        ("nobody-port0", os.path.join(sockdir, "b"), 1, (NOBODY, daemon_gid, 0o640)),
+    ]
+    for label, addr, kind_field, want in cases:
+        c = raw(sw, addr)
+        if isinstance(addr, str):
+            os.chown(addr, NOBODY, -1)
+        c.ctl.sendall(v3_request(addr, kind=kind_field, descr=label.encode()))
+        assert c.outcome() == "reply", label
+
+        def owner_mode(path=c.remote):
+            st = os.stat(path)
+            return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+        wait_for(lambda: owner_mode() == want, 2,
+                 "%s: %s to be %r (is %r)" % (label, c.remote, want, owner_mode()))
+
+
+# -- a non-root client ---------------------------------------------------------------
+def nobody_plug(plug_kind, sw):
+    return [require(SETPRIV)] + AS_NOBODY + [require(plug_tool(plug_kind)), sw.dir]
+
+
+@pytest.mark.parametrize("plug_kind", KINDS)
+@pytest.mark.parametrize("sw_kind", KINDS)
+def test_nobody_connects_to_mode_666(procs, new_switch, sockdir, sw_kind, plug_kind):
+    os.chmod(sockdir, 0o755)                    # let nobody reach the switch directory
+    sw = new_switch(sw_kind, os.path.join(sockdir, "sw"), "-m", "666")
+    mine = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    attached(sw, 1)
+    theirs = StreamPlug(procs, require(SETPRIV), *AS_NOBODY,
+                        require(plug_tool(plug_kind)), sw.dir)
+    attached(sw, 2)
+    assert "Current User: nobody" in sw.cmd("port/print")
+    f = frame(BROADCAST, mac(0x61), b"from root")
+    mine.send(f)
+    assert theirs.recv_matching(lambda x: x == f) == f
+    g = frame(BROADCAST, mac(0x62), b"from nobody")
+    theirs.send(g)
+    assert mine.recv_matching(lambda x: x == g) == g
+
+
+@pytest.mark.parametrize("plug_kind", KINDS)
+@pytest.mark.parametrize("sw_kind", KINDS)
+def test_nobody_refused_by_default_modes(procs, new_switch, sockdir, sw_kind, plug_kind):
+    os.chmod(sockdir, 0o755)
+    sw = new_switch(sw_kind, os.path.join(sockdir, "sw"))
+    start = time.monotonic()
+    p = procs.start(nobody_plug(plug_kind, sw),
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    rc = p.wait(timeout=10)
+    assert time.monotonic() - start < 5
+    err = p.stderr.read().decode()
+    assert rc == 1 and err.startswith("vde_open ") and "Permission denied" in err
+    assert "-- endpoint" not in sw.cmd("port/print")
