@@ -478,11 +478,7 @@ def test_uml_daemon_transport(procs, new_switch, raw, sockdir, kind):
     assert_serves(procs, sw, others=2)
 
 
-@pytest.mark.parametrize("kind", [
-    pytest.param("ours", marks=pytest.mark.xfail(
-        strict=True, reason="engine/commands/port.py prints 'no endpoint description' "
-                            "for an empty description; 2.3.2 prints it empty")),
-    "c"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_uml_empty_description_shown_empty(new_switch, raw, sockdir, kind):
     sw = new_switch(kind, os.path.join(sockdir, "sw"))
     addr = uml_address()

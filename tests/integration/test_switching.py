@@ -114,7 +114,10 @@ def test_switch_exit_ends_the_plug(procs, sockdir, new_switch, pairing):
     p = StreamPlug(procs, plug_tool(plug_kind), sw.dir)
     attached(sw, 1)
     sw.stop()
-    assert p.proc.wait(timeout=5) == 0
+    status = p.proc.wait(timeout=5)
+    # ours always notices the closed control connection and exits 0; vdeplug4
+    # races it with a failing data socket and then exits 1 (seen on 2.3.2 too)
+    assert status == 0 if plug_kind == "ours" else status in (0, 1)
     assert not os.path.exists(sw.dir)
 
 

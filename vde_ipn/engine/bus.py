@@ -36,7 +36,7 @@ class Endpoint:
 
     id: int
     port: int
-    description: str
+    description: str | None          # None: the endpoint has none (not "")
     module: str = "unix prog"
     user: int = NO_USER
 

@@ -144,11 +144,11 @@ class Loop:
             events = select(timeout)
             now = clock()
             for key, mask in events:
-                reader, writer = key.data
-                if mask & READ and reader is not None:
-                    reader(now)
-                if mask & WRITE and writer is not None:
-                    writer(now)
+                data = key.data              # re-read: a reader may forget its fd
+                if mask & READ and data[0] is not None:
+                    data[0](now)
+                if mask & WRITE and data[1] is not None:
+                    data[1](now)
             while timers and timers[0][0] <= now:
                 _when, _seq, cb = heapq.heappop(timers)
                 if cb is not None:

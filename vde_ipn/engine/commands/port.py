@@ -170,7 +170,8 @@ def port_record(ctx, p) -> list[str]:
              " OUT: pkts %10d          bytes %20d" % (p.out_pkts, p.out_bytes)]
     for ep in sorted(p.endpoints.values(), key=lambda e: e.id):
         lines.append("  -- endpoint ID %04d module %-12s: %s"
-                     % (ep.id, ep.module, ep.description or "no endpoint description"))
+                     % (ep.id, ep.module, "no endpoint description" if ep.description is None
+                        else ep.description))
     return lines
 
 
