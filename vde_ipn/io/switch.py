@@ -32,6 +32,7 @@ from ..wire import vde_ctl
 from . import ctldir
 from .console_view import ConsoleView
 from .datasock import Sender, make_reader
+from .senders import SenderTable
 
 HANDSHAKE_TIMEOUT = 5.0
 _VERSIONS = (0, 1, 3)                    # 0/1: the v1 layout (the word is its type)
@@ -106,7 +107,7 @@ class SwitchServer(ConsoleView):
         self.dir: str | None = None
         self.listener: socket.socket | None = None
         self.endpoints: dict[int, _Endpoint] = {}
-        self.senders: dict[int, tuple] = {}
+        self.senders = SenderTable()
         self._pending: dict[socket.socket, list] = {}   # ctl conn -> handshake timer
         self.started = time.monotonic()
         self.macaddr = config.macaddr or b"\x00\xff" + os.urandom(4)
@@ -321,9 +322,9 @@ class SwitchServer(ConsoleView):
 
     def _rebuild_senders(self, port_no: int) -> None:
         sends = tuple(ep.sender.send for ep in self.endpoints.values() if ep.port == port_no)
-        self.senders[port_no] = sends
+        self.senders.set_port(port_no, sends)
 
-    # -- the console's view (see engine/commands.py) ---------------------------
+    # -- the console's view (see engine/commands/__init__.py) ---------------------------
     @property
     def pid(self) -> int:
         return os.getpid()
