@@ -7,13 +7,16 @@ Forms (argv as the C tool parses it, with getopt_long)::
     vde_plug [OPTIONS] [VNL] = cmd args...   VNL <-> cmd's stdin/stdout
 
 The process exits 0 when its input ends, when a switch closes the port
-(its control connection becomes readable) or when the command exits.
+(its control connection becomes readable), when a seqpacket peer hangs
+up, when the command exits, or on SIGTERM (after closing its plugs, so
+an in-process ``switch://`` removes its files).
 """
 
 from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import sys
 
@@ -153,6 +156,7 @@ def run_stream(loop: Loop, plug: Plug, fd_in: int, fd_out: int) -> None:
     """Bridge a plug and a vdestream on (fd_in, fd_out) until either ends."""
     decoder = StreamDecoder(STREAM_MAX)
     recv = plug.recv
+    hangup = plug.hangup_on_empty
 
     def from_stream(now: float) -> None:
         try:
@@ -176,13 +180,24 @@ def run_stream(loop: Loop, plug: Plug, fd_in: int, fd_out: int) -> None:
                 break
             if len(frame) >= ETH_HLEN:
                 out.append(encode(frame))
+            elif not frame and hangup:
+                loop.stop()
+                break
         if out:
             try:
                 _write_all(fd_out, b"".join(out))
             except OSError:
                 loop.stop()
 
-    loop.add_reader(fd_in, from_stream)
+    try:
+        loop.add_reader(fd_in, from_stream)
+    except PermissionError:
+        # epoll refuses regular files and /dev/null, which poll() reports
+        # as always readable: read them once per loop turn instead.
+        def every_turn(now: float) -> None:
+            from_stream(now)
+            loop.call_later(0, every_turn)
+        loop.call_later(0, every_turn)
     loop.add_reader(plug, from_plug)
     _watch_ctl(loop, plug, loop.stop)
 
@@ -190,10 +205,12 @@ def run_stream(loop: Loop, plug: Plug, fd_in: int, fd_out: int) -> None:
 def run_cable(loop: Loop, a: Plug, b: Plug) -> None:
     """Copy frames both ways between two plugs."""
     def pump(src: Plug, dst: Plug):
+        recv, hangup = src.recv, src.hangup_on_empty
+
         def on_readable(now: float) -> None:
             for _ in range(64):
                 try:
-                    frame = src.recv(STREAM_MAX)
+                    frame = recv(STREAM_MAX)
                 except (BlockingIOError, TimeoutError):
                     return
                 except OSError:
@@ -201,6 +218,9 @@ def run_cable(loop: Loop, a: Plug, b: Plug) -> None:
                     return
                 if len(frame) >= ETH_HLEN:
                     _send_frames(dst, (frame,))
+                elif not frame and hangup:
+                    loop.stop()
+                    return
         return on_readable
 
     loop.add_reader(a, pump(a, b))
@@ -237,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     loop = Loop()
     plugs: list[Plug] = []
     child = None
+    caught = _handle_signals(loop)
     try:
         for i in range(max(1, len(o.vnls))):
             try:
@@ -252,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         if len(plugs) == 2:
             run_cable(loop, plugs[0], plugs[1])
         elif o.command is not None:
-            child = subprocess.Popen(o.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            child = subprocess.Popen(o.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     restore_signals=False)
             run_stream(loop, plugs[0], child.stdout.fileno(), child.stdin.fileno())
         else:
             run_stream(loop, plugs[0], 0, 1)
@@ -276,6 +298,35 @@ def main(argv: list[str] | None = None) -> int:
             except OSError:
                 pass
         loop.close()
+        if caught and caught[0] != signal.SIGTERM:
+            signal.signal(caught[0], signal.SIG_DFL)
+            os.killpg(os.getpgrp(), caught[0])
+
+
+# Signals that would end the process and mean nothing to a plug.
+_QUIET = ("SIGPIPE", "SIGALRM", "SIGUSR1", "SIGUSR2", "SIGPROF", "SIGVTALRM",
+          "SIGPOLL", "SIGSTKFLT", "SIGIO", "SIGPWR")
+
+
+def _handle_signals(loop: Loop) -> list:
+    """As vdeplug4's vde_plug: SIGTERM, SIGINT and SIGHUP end the plug
+    after cleaning up (SIGTERM with status 0; the other two are then sent
+    again to the whole process group); the quiet signals are ignored (the
+    ``= cmd`` child inherits that).  Returns a list that receives the
+    signal caught."""
+    caught: list = []
+
+    def on_signal(signum: int) -> None:
+        caught.append(signum)
+        loop.stop()
+
+    for name in _QUIET:
+        num = getattr(signal, name, None)
+        if num is not None:
+            signal.signal(num, signal.SIG_IGN)
+    for num in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(num, on_signal)
+    return caught
 
 
 if __name__ == "__main__":

@@ -7,9 +7,8 @@ VNL as vdeplug4 does and returns a :class:`Plug` with ``send``, ``recv``,
 * ``vde://PATH[PARAMS]`` and plain paths: a vde_switch client (ours or the
   C one); the reply is awaited with a timeout, so a switch that never
   answers (2.3.2 with no free port) gives a clear error, not a hang;
-* ``null://``: discards what is sent, never receives;
-* ``seqpacket://FD``: an inherited SOCK_SEQPACKET fd, one frame a packet;
-* ``ptp://PATH``: two plugs meet on a datagram socket path, no switch;
+* ``null://``, ``seqpacket://FD``, ``ptp://PATH``: no switch involved
+  (see :mod:`vde_ipn.io.endpoints`);
 * ``hub://PATH`` and ``switch://PATH``: a network hosted in this process
   (needs the caller's event loop), reachable by other clients at PATH.
 """
@@ -17,78 +16,18 @@ VNL as vdeplug4 does and returns a :class:`Plug` with ``send``, ``recv``,
 from __future__ import annotations
 
 import errno
-import grp
 import os
 import socket
 
 from .._errors import ConnectError, RemoteProtocolError
 from ..wire import vde_ctl
 from ..wire.vnl import VnlError, parse_path_options, parse_vde
+from .endpoints import Plug, group_id, open_null, open_ptp, open_seqpacket
 from .vnl_resolve import default_switch_dirs, resolve, vde_description
 
 REPLY_TIMEOUT = 5.0
 DATA_FALLBACK_DIRS = ("/var/run", "/var/tmp", "/tmp")
 RECV_MAX = 9216 + 14 + 4
-
-
-class Plug:
-    """One connection to a VDE network.
-
-    ``data`` is the socket frames go through; ``ctl`` (may be None) is the
-    control connection whose EOF means the switch closed this port.
-    """
-
-    def __init__(self, data: socket.socket, ctl: socket.socket | None = None,
-                 *, scheme: str = "vde", owner=None):
-        self.data = data
-        self.ctl = ctl
-        self.scheme = scheme
-        self._owner = owner               # e.g. the in-process switch
-        self.send = data.send
-        self.recv = data.recv
-
-    def fileno(self) -> int:
-        return self.data.fileno()
-
-    def ctl_fileno(self) -> int:
-        return -1 if self.ctl is None else self.ctl.fileno()
-
-    def close(self) -> None:
-        for s in (self.data, self.ctl):
-            if s is not None:
-                s.close()
-        if self._owner is not None:
-            self._owner.close()
-            self._owner = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class _NullSocket:
-    """A data 'socket' that swallows frames and never becomes readable."""
-
-    def __init__(self):
-        self._r, self._w = os.pipe()
-
-    def send(self, frame) -> int:
-        return len(frame)
-
-    def recv(self, n: int) -> bytes:
-        raise BlockingIOError(errno.EAGAIN, "null:// never receives")
-
-    def fileno(self) -> int:
-        return self._r
-
-    def close(self) -> None:
-        for fd in (self._r, self._w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
 
 def open_plug(vnl: str | None, descr: str = "vdeplug:", *, port: int | None = None,
@@ -227,9 +166,7 @@ def _bind_data(data: socket.socket, switch_dir: str) -> str:
 def _own_socket_perms(path: str, *, ctl_path: str, group, mode: int) -> int:
     """Let the switch's user reach our data socket; return the mode used."""
     if group is not None and group != "":
-        gid = int(group) if group.isdigit() else _gid(group)
-        if gid is not None:
-            os.chown(path, -1, gid)
+        os.chown(path, -1, group_id(group))
     elif mode & 0o077 == 0:
         st = os.stat(ctl_path)
         if st.st_uid not in (0, os.geteuid()):
@@ -242,80 +179,7 @@ def _own_socket_perms(path: str, *, ctl_path: str, group, mode: int) -> int:
     return mode
 
 
-def _gid(name: str):
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        return None
-
-
-# -- other schemes -----------------------------------------------------------
-def _open_null(arg, **_):
-    return Plug(_NullSocket(), None, scheme="null")
-
-
-def _open_seqpacket(arg, **_):
-    try:
-        fd = int(arg)
-        sock = socket.socket(fileno=fd)
-    except (ValueError, OSError) as e:
-        raise ConnectError(errno.EBADF, "seqpacket://%s: not an open socket" % arg) from e
-    sock.setblocking(False)
-    return Plug(sock, None, scheme="seqpacket")
-
-
-def _open_ptp(arg, **_):
-    """Point-to-point: the first plug binds PATH, the second binds PATH+
-    and both connect to each other."""
-    path = arg
-    data = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        data.bind(path)
-        mine, other = path, path + "+"
-    except OSError as e:
-        if e.errno != errno.EADDRINUSE:
-            data.close()
-            raise ConnectError(e.errno, e.strerror) from e
-        mine, other = path + "+", path
-        try:
-            os.unlink(mine)
-        except FileNotFoundError:
-            pass
-        data.bind(mine)
-    try:
-        data.connect(other)
-    except OSError:
-        pass                              # the peer is not there yet
-    data.setblocking(False)
-    return Plug(_PtpSocket(data, mine, other), None, scheme="ptp")
-
-
-class _PtpSocket:
-    """Sends to the peer path whenever it exists; removes our path on close."""
-
-    def __init__(self, sock, mine, other):
-        self.sock, self.mine, self.other = sock, mine, other
-
-    def send(self, frame) -> int:
-        try:
-            return self.sock.sendto(frame, self.other)
-        except (FileNotFoundError, ConnectionRefusedError):
-            return 0
-
-    def recv(self, n: int) -> bytes:
-        return self.sock.recv(n)
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def close(self) -> None:
-        self.sock.close()
-        try:
-            os.unlink(self.mine)
-        except OSError:
-            pass
-
-
+# -- in-process networks ----------------------------------------------------
 _NODE_KEYS = ("mode", "dirmode", "grp", "hashsize", "hashseed", "expiretime")
 
 
@@ -329,14 +193,17 @@ def _open_node(kind: str):
             import pwd
             path = "/tmp/vdenode_%s" % pwd.getpwuid(os.geteuid()).pw_name
         cfg = SwitchConfig(sock=path, hub=(kind == "hub"))
-        if "mode" in opts:
-            cfg.mode = int(opts["mode"], 8)
-        if "dirmode" in opts:
-            cfg.dirmode = int(opts["dirmode"], 8)
+        try:
+            if "mode" in opts:
+                cfg.mode = int(opts["mode"], 8)
+            if "dirmode" in opts:
+                cfg.dirmode = int(opts["dirmode"], 8)
+            if "expiretime" in opts:
+                cfg.expire = float(opts["expiretime"])
+        except ValueError as e:
+            raise ConnectError(errno.EINVAL, "%s://%s: %s" % (kind, arg, e)) from e
         if "grp" in opts:
-            cfg.gid = _gid(opts["grp"]) if not opts["grp"].isdigit() else int(opts["grp"])
-        if "expiretime" in opts:
-            cfg.expire = float(opts["expiretime"])
+            cfg.gid = group_id(opts["grp"])
         server = SwitchServer(cfg, loop)
         try:
             server.start()
@@ -344,15 +211,16 @@ def _open_node(kind: str):
             raise ConnectError(e.errno or errno.EADDRINUSE, "%s://%s: %s"
                                % (kind, path, e.strerror or e)) from e
         sock = server.attach_local(vde_description(descr))
+        sock.setblocking(False)
         return Plug(sock, None, scheme=kind, owner=server)
     return opener
 
 
 SCHEMES = {
     "vde": _open_vde,
-    "null": _open_null,
-    "seqpacket": _open_seqpacket,
-    "ptp": _open_ptp,
+    "null": open_null,
+    "seqpacket": open_seqpacket,
+    "ptp": open_ptp,
     "hub": _open_node("hub"),
     "switch": _open_node("switch"),
 }
