@@ -1,4 +1,4 @@
-"""Console sessions: the switch's stdin and its management socket.
+"""Console sessions: the switch's stdin, its management socket, rc files.
 
 Each read (at most 128 bytes) is one command, as vde_switch reads it;
 the answer is computed by the sans-IO command table and written here.
@@ -15,6 +15,10 @@ from ..engine.console import LOGOUT, SHUTDOWN, execute
 from ..wire import mgmt
 from .ctldir import is_alive
 
+SHUTDOWN_MESSAGE = "Shutdown from mgmt command"
+RC_LINE_MAX = 128                        # fgets() buffer of the rc file reader
+PENDING_MAX = 1 << 20                    # unread answers kept per mgmt session
+
 
 def _run(ctx, raw: bytes):
     line = mgmt.split_command(raw.decode("utf-8", "replace"))
@@ -22,28 +26,43 @@ def _run(ctx, raw: bytes):
 
 
 class StdinConsole:
-    """fd 0 as a console: answers on stdout, prompt on fd 0 (as 2.3.2)."""
+    """fd 0 as a console: answers on stdout, prompt on fd 0 (as 2.3.2).
+
+    ``on_eof`` is called once when fd 0 reaches end of file.  A regular
+    file or ``/dev/null`` on fd 0 cannot be watched by epoll; it is read
+    from a zero-delay timer instead (poll() would report it readable).
+    """
 
     def __init__(self, ctx, loop, on_eof, out=1, prompt_fd=0):
         self.ctx, self.loop, self.on_eof = ctx, loop, on_eof
         self.out, self.prompt_fd = out, prompt_fd
-        loop.add_reader(0, self._on_readable)
+        self._polled = False
+        try:
+            loop.add_reader(0, self._on_readable)
+        except OSError:
+            self._polled = True
+            loop.call_later(0, self._on_readable)
 
     def _on_readable(self, now: float) -> None:
         try:
             raw = os.read(0, mgmt.LINE_MAX)
+        except BlockingIOError:
+            return
         except OSError:
             raw = b""
         if not raw:
-            self.loop.remove_reader(0)
+            if not self._polled:
+                self.loop.remove_reader(0)
             self.on_eof()
             return
+        if self._polled:
+            self.loop.call_later(0, self._on_readable)
         res = _run(self.ctx, raw)
         if res is not None:
             if res.action == LOGOUT:
                 return                     # a no-op on the stdin console
             if res.action == SHUTDOWN:
-                self.ctx.shutdown("Shutdown from mgmt command")
+                self.ctx.shutdown(SHUTDOWN_MESSAGE)
                 return
             _write_all(self.out, mgmt.response(res.lines, res.rc).encode())
         try:
@@ -53,71 +72,120 @@ class StdinConsole:
 
 
 class MgmtServer:
-    """The ``-M`` socket: any number of console sessions."""
+    """The ``-M`` socket: any number of console sessions.
 
-    def __init__(self, ctx, loop, path: str, mode: int, gid: int = -1, log=None):
+    Sessions never block the switch: answers a client does not read are
+    queued up to :data:`PENDING_MAX` bytes per session and the excess is
+    dropped, as 2.3.2's non-blocking writes drop it.
+
+    Raises:
+        OSError: the socket cannot be bound; ``EADDRINUSE`` means a live
+            process already answers on ``path`` (a stale socket is replaced).
+    """
+
+    def __init__(self, ctx, loop, path: str, mode: int, gid: int = -1):
         self.ctx, self.loop, self.path = ctx, loop, path
-        self.sessions: dict[int, socket.socket] = {}
+        self.sessions: dict[socket.socket, bytearray] = {}
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self.sock.bind(path)
-        except OSError as e:
-            if e.errno != errno.EADDRINUSE or is_alive(path):
-                self.sock.close()
-                raise
-            os.unlink(path)
-            self.sock.bind(path)
-        os.chmod(path, mode)
-        if gid != -1:
-            os.chown(path, -1, gid)
-        self.sock.listen(15)
+            self._bind(path)
+            # vde-2 consmgmt.c setmgmtperm(): failures are ignored
+            for change in (lambda: os.chmod(path, mode),
+                           lambda: os.chown(path, -1, gid) if gid != -1 else None):
+                try:
+                    change()
+                except OSError:
+                    pass
+            self.sock.listen(15)
+        except BaseException:
+            self.sock.close()
+            raise
         self.sock.setblocking(False)
         loop.add_reader(self.sock, self._on_accept)
+
+    def _bind(self, path: str) -> None:
+        try:
+            self.sock.bind(path)
+            return
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE or is_alive(path):
+                raise
+        os.unlink(path)
+        self.sock.bind(path)
 
     def _on_accept(self, now: float) -> None:
         try:
             conn, _ = self.sock.accept()
         except OSError:
             return
-        self.sessions[conn.fileno()] = conn
-        try:
-            conn.sendall(mgmt.BANNER.encode())
-            conn.sendall(mgmt.PROMPT.encode())
-        except OSError:
-            self._end(conn)
-            return
+        conn.setblocking(False)
+        self.sessions[conn] = bytearray()
         self.loop.add_reader(conn, lambda now, c=conn: self._on_readable(c))
+        self._send(conn, mgmt.BANNER.encode())
+        self._send(conn, mgmt.PROMPT.encode())
 
     def _on_readable(self, conn: socket.socket) -> None:
         try:
             raw = conn.recv(mgmt.LINE_MAX)
+        except BlockingIOError:
+            return
         except OSError:
             raw = b""
         if not raw:
             self._end(conn)
             return
         res = _run(self.ctx, raw)
-        try:
-            if res is None:
-                conn.sendall(mgmt.PROMPT.encode())
-            elif res.action in (LOGOUT, SHUTDOWN):
-                conn.sendall(mgmt.END_OF_SESSION.encode())
+        if res is None:
+            self._send(conn, mgmt.PROMPT.encode())
+        elif res.action in (LOGOUT, SHUTDOWN):
+            if res.action == SHUTDOWN:
+                self.ctx.shutdown(SHUTDOWN_MESSAGE)
+            self._send(conn, mgmt.END_OF_SESSION.encode())
+            self._flush(conn)             # one last try for what is queued
+            self._end(conn)
+        else:
+            self._send(conn, mgmt.response(res.lines, res.rc).encode())
+            self._send(conn, mgmt.PROMPT.encode())
+
+    def _send(self, conn: socket.socket, data: bytes) -> None:
+        pending = self.sessions.get(conn)
+        if pending is None:
+            return
+        if not pending:
+            try:
+                data = data[conn.send(data):]
+            except BlockingIOError:
+                pass
+            except OSError:
                 self._end(conn)
-                if res.action == SHUTDOWN:
-                    self.ctx.shutdown("Shutdown from mgmt command")
-            else:
-                conn.sendall(mgmt.response(res.lines, res.rc).encode())
-                conn.sendall(mgmt.PROMPT.encode())
+                return
+            if not data:
+                return
+            self.loop.add_writer(conn, lambda now, c=conn: self._flush(c))
+        pending += data[:max(0, PENDING_MAX - len(pending))]
+
+    def _flush(self, conn: socket.socket) -> None:
+        pending = self.sessions.get(conn)
+        if pending is None:
+            return
+        try:
+            del pending[:conn.send(pending)]
+        except BlockingIOError:
+            return
         except OSError:
             self._end(conn)
+            return
+        if not pending:
+            self.loop.remove_writer(conn)
 
     def _end(self, conn: socket.socket) -> None:
-        self.sessions.pop(conn.fileno(), None)
+        if self.sessions.pop(conn, None) is None:
+            return
         self.loop.forget(conn)
         conn.close()
 
     def close(self) -> None:
-        for conn in list(self.sessions.values()):
+        for conn in list(self.sessions):
             self._end(conn)
         self.loop.forget(self.sock)
         self.sock.close()
@@ -125,6 +193,36 @@ class MgmtServer:
             os.unlink(self.path)
         except OSError:
             pass
+
+
+def run_script(ctx, path: str, log) -> None:
+    """Run a startup rc file as vde-2's loadrcfile() does.
+
+    Lines are read as ``fgets()`` into a 128-byte buffer would cut them
+    (longer lines become several commands), one trailing newline is
+    stripped unless the line is only a newline, and commands run with no
+    output and their errors ignored.  A missing file is silently skipped.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return
+    for chunk in _fgets_chunks(data, RC_LINE_MAX):
+        if len(chunk) > 1 and chunk.endswith(b"\n"):
+            chunk = chunk[:-1]
+        res = execute(ctx, chunk.decode("utf-8", "replace").lstrip(" \t"))
+        if res is not None and res.action == SHUTDOWN:
+            log(SHUTDOWN_MESSAGE)           # logged, but a script cannot stop the switch
+
+
+def _fgets_chunks(data: bytes, size: int):
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start, start + size - 1)
+        end = start + size - 1 if end < 0 else end + 1
+        yield data[start:end]
+        start = end
 
 
 def _write_all(fd: int, data: bytes) -> None:
