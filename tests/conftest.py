@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 
 import pytest
@@ -14,6 +15,19 @@ def procs():
     p = Processes()
     yield p
     p.cleanup()
+
+
+@pytest.fixture
+def tree(procs):
+    """PIDs of helper processes a test found (a dpipe's or UML's children,
+    see ``support.descendants``); killed at teardown, after ``procs``."""
+    pids = []
+    yield pids
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 @pytest.fixture

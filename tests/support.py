@@ -56,6 +56,26 @@ def frame(dst: bytes, src: bytes, payload: bytes = b"", ethertype: int = 0x88B5,
 BROADCAST = b"\xff" * 6
 
 
+def descendants(pid):
+    """PIDs of every live descendant of ``pid`` (read from /proc)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 class Processes:
     """Every process a test starts; all killed by PID at teardown."""
 

@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from support import (BROADCAST, C_TOOLS, OURS, StreamPlug, attached, frame, mac,
+from support import (BROADCAST, C_TOOLS, OURS, StreamPlug, attached, descendants, frame, mac,
                      require, wait_for)
 
 KINDS = ("ours", "c")
@@ -19,38 +19,6 @@ KINDS = ("ours", "c")
 
 def tool(kind, name):
     return require(OURS[name] if kind == "ours" else C_TOOLS[name])
-
-
-def descendants(pid):
-    """PIDs of every live descendant of ``pid`` (read from /proc)."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-@pytest.fixture
-def tree(procs):
-    """Remembers helper PIDs (a dpipe's children); kills them at teardown."""
-    pids = []
-    yield pids
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def check_crossing(procs, left, right):

@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from support import (BROADCAST, C_TOOLS, COMPAT, OURS, StreamPlug, attached, frame,
+from support import (BROADCAST, C_TOOLS, COMPAT, OURS, StreamPlug, attached, descendants, frame,
                      mac, require, wait_for)
 
 UML = "/usr/bin/linux.uml"
@@ -127,37 +127,6 @@ $B arping -c 3 -w 5 -I eth0 10.99.0.1
 $B echo GUEST-DONE
 $B poweroff -f
 """
-
-
-def descendants(pid):
-    """PIDs of every live descendant of ``pid`` (read from /proc)."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-@pytest.fixture
-def tree(procs):
-    """Helper PIDs (UML's host processes, its vde_plug); killed at teardown."""
-    pids = []
-    yield pids
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def arp(op, sha, spa, tha, tpa, dst):
