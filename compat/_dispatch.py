@@ -13,6 +13,9 @@ TOOLS = {
     "vde_switch": "vde_ipn.cli.switch",
     "vde_plug": "vde_ipn.cli.plug",
     "dpipe": "vde_ipn.cli.dpipe",
+    "unixterm": "vde_ipn.cli.unixterm",
+    "vdeterm": "vde_ipn.cli.vdeterm",
+    "unixcmd": "vde_ipn.cli.unixcmd",
 }
 
 
