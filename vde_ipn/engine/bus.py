@@ -96,6 +96,7 @@ class Network:
         self.ports: dict[int, Port] = {}
         self.unroutable = 0              # frames from ports we do not know
         self.vlans: set[int] = {0}       # VLAN 0 always exists
+        self.listeners: list = []        # f(category, message) for debug events
         self.policy = make_policy(policy, self, **policy_options)
 
     # -- control plane ---------------------------------------------------
@@ -139,6 +140,12 @@ class Network:
         if not was_active:
             port.curuser = user
             self.policy.port_up(number)
+            self.emit("port/+", "%02d" % number)
+        if self.listeners:
+            self.emit("port/ep/+", "Port %02d FD %2d" % (number, endpoint_id))
+            if description:
+                self.emit("port/descr", 'Port %02d FD %2d -> "%s"'
+                          % (number, endpoint_id, description))
         return ep
 
     def detach(self, endpoint_id: int, port_no: int) -> bool:
@@ -146,11 +153,18 @@ class Network:
         port = self.ports.get(port_no)
         if port is None or port.endpoints.pop(endpoint_id, None) is None:
             return False
+        self.emit("port/ep/-", "Port %02d FD %2d" % (port_no, endpoint_id))
         if port.endpoints:
             return False
         port.curuser = NO_USER
         self.policy.port_down(port_no)
+        self.emit("port/-", "%02d" % port_no)
         return True
+
+    def emit(self, category: str, message: str) -> None:
+        """Tell the listeners (consoles with ``debug/add``) about an event."""
+        for listener in self.listeners:
+            listener(category, message)
 
     def create_port(self, number: int, allocatable: bool = False) -> Port:
         """Make an inactive port, as ``port/create`` does."""

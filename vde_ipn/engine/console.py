@@ -35,6 +35,11 @@ class Result:
     lines: Optional[list]
     rc: int
     action: Optional[str] = None
+    text: str = ""                       # raw output before the data block
+
+
+class Text(str):
+    """A handler's raw output, written as is before the status line."""
 
 
 TABLE: list[Command] = []
@@ -79,6 +84,8 @@ def execute(ctx, line: str) -> Optional[Result]:
         return Result(["%s: not available yet in this version" % cmd.path], errno.ENOSYS)
     arg = line[len(cmd.path):].lstrip(" \t")
     lines, rc = cmd.handler(ctx, arg)
+    if type(lines) is Text:
+        return Result(None, rc, cmd.action, str(lines))
     if cmd.data and lines is None:
         lines = []
     return Result(lines, rc, cmd.action)

@@ -11,6 +11,7 @@ import os
 import socket
 
 from ..engine import commands  # noqa: F401  (fills the command table)
+from ..engine.commands.general import TAGS as DEBUG_TAGS
 from ..engine.console import LOGOUT, SHUTDOWN, execute
 from ..wire import mgmt
 from .ctldir import is_alive
@@ -25,6 +26,31 @@ def _run(ctx, raw: bytes):
     return execute(ctx, line)
 
 
+class SessionView:
+    """The switch as one console session sees it: the switch's own context
+    (see engine/commands/__init__.py) plus this session's debug
+    subscriptions and the file access ``load`` needs."""
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+        self.debug_subscriptions: set[str] = set()
+        self.load_depth = 0
+
+    def __getattr__(self, name):
+        return getattr(self._ctx, name)
+
+    @staticmethod
+    def read_script(path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    def debug_line(self, category: str, message: str) -> bytes | None:
+        """The notification for this session, or None if not subscribed."""
+        if category not in self.debug_subscriptions:
+            return None
+        return mgmt.debug_line(DEBUG_TAGS[category], category, message).encode()
+
+
 class StdinConsole:
     """fd 0 as a console: answers on stdout, prompt on fd 0 (as 2.3.2).
 
@@ -34,9 +60,10 @@ class StdinConsole:
     """
 
     def __init__(self, ctx, loop, on_eof, out=1, prompt_fd=0):
-        self.ctx, self.loop, self.on_eof = ctx, loop, on_eof
+        self.ctx, self.loop, self.on_eof = SessionView(ctx), loop, on_eof
         self.out, self.prompt_fd = out, prompt_fd
         self._polled = False
+        ctx.net.listeners.append(self._on_event)
         try:
             loop.add_reader(0, self._on_readable)
         except OSError:
@@ -64,11 +91,16 @@ class StdinConsole:
             if res.action == SHUTDOWN:
                 self.ctx.shutdown(SHUTDOWN_MESSAGE)
                 return
-            _write_all(self.out, mgmt.response(res.lines, res.rc).encode())
+            _write_all(self.out, mgmt.response(res.lines, res.rc, res.text).encode())
         try:
             os.write(self.prompt_fd, mgmt.PROMPT.encode())
         except OSError:
             pass                           # fd 0 is a pipe: no prompt, as 2.3.2
+
+    def _on_event(self, category: str, message: str) -> None:
+        line = self.ctx.debug_line(category, message)
+        if line is not None:
+            _write_all(self.out, line)
 
 
 class MgmtServer:
@@ -86,6 +118,8 @@ class MgmtServer:
     def __init__(self, ctx, loop, path: str, mode: int, gid: int = -1):
         self.ctx, self.loop, self.path = ctx, loop, path
         self.sessions: dict[socket.socket, bytearray] = {}
+        self.views: dict[socket.socket, SessionView] = {}
+        ctx.net.listeners.append(self._on_event)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._bind(path)
@@ -120,6 +154,7 @@ class MgmtServer:
             return
         conn.setblocking(False)
         self.sessions[conn] = bytearray()
+        self.views[conn] = SessionView(self.ctx)
         self.loop.add_reader(conn, lambda now, c=conn: self._on_readable(c))
         self._send(conn, mgmt.BANNER.encode())
         self._send(conn, mgmt.PROMPT.encode())
@@ -134,7 +169,7 @@ class MgmtServer:
         if not raw:
             self._end(conn)
             return
-        res = _run(self.ctx, raw)
+        res = _run(self.views[conn], raw)
         if res is None:
             self._send(conn, mgmt.PROMPT.encode())
         elif res.action in (LOGOUT, SHUTDOWN):
@@ -144,8 +179,14 @@ class MgmtServer:
             self._flush(conn)             # one last try for what is queued
             self._end(conn)
         else:
-            self._send(conn, mgmt.response(res.lines, res.rc).encode())
+            self._send(conn, mgmt.response(res.lines, res.rc, res.text).encode())
             self._send(conn, mgmt.PROMPT.encode())
+
+    def _on_event(self, category: str, message: str) -> None:
+        for conn, view in list(self.views.items()):
+            line = view.debug_line(category, message)
+            if line is not None:
+                self._send(conn, line)
 
     def _send(self, conn: socket.socket, data: bytes) -> None:
         pending = self.sessions.get(conn)
@@ -179,12 +220,15 @@ class MgmtServer:
             self.loop.remove_writer(conn)
 
     def _end(self, conn: socket.socket) -> None:
+        self.views.pop(conn, None)
         if self.sessions.pop(conn, None) is None:
             return
         self.loop.forget(conn)
         conn.close()
 
     def close(self) -> None:
+        if self._on_event in self.ctx.net.listeners:
+            self.ctx.net.listeners.remove(self._on_event)
         for conn in list(self.sessions):
             self._end(conn)
         self.loop.forget(self.sock)
@@ -208,21 +252,11 @@ def run_script(ctx, path: str, log) -> None:
             data = f.read()
     except OSError:
         return
-    for chunk in _fgets_chunks(data, RC_LINE_MAX):
-        if len(chunk) > 1 and chunk.endswith(b"\n"):
-            chunk = chunk[:-1]
-        res = execute(ctx, chunk.decode("utf-8", "replace").lstrip(" \t"))
+    view = SessionView(ctx)
+    for chunk in mgmt.script_lines(data, RC_LINE_MAX):
+        res = execute(view, chunk.decode("utf-8", "replace").lstrip(" \t"))
         if res is not None and res.action == SHUTDOWN:
             log(SHUTDOWN_MESSAGE)           # logged, but a script cannot stop the switch
-
-
-def _fgets_chunks(data: bytes, size: int):
-    start = 0
-    while start < len(data):
-        end = data.find(b"\n", start, start + size - 1)
-        end = start + size - 1 if end < 0 else end + 1
-        yield data[start:end]
-        start = end
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -28,12 +28,33 @@ def status_line(rc: int) -> str:
     return "1%03d %s\n" % (rc, os.strerror(rc))
 
 
-def response(lines: list[str] | None, rc: int) -> str:
-    """Body of one answer (data block if ``lines`` is not None, status)."""
-    body = ""
+def response(lines: list[str] | None, rc: int, text: str = "") -> str:
+    """Body of one answer: ``text`` as is (``load``'s transcript), the data
+    block if ``lines`` is not None, then the status line."""
+    body = text
     if lines is not None:
-        body = DATA_START + "".join(line + "\n" for line in lines) + DATA_END
+        body += DATA_START + "".join(line + "\n" for line in lines) + DATA_END
     return body + status_line(rc)
+
+
+def debug_line(tag: int, category: str, message: str) -> str:
+    """An asynchronous debug notification: ``3TTT category message``."""
+    return "3%03o %s %s\n" % (tag, category, message)
+
+
+def script_lines(data: bytes, size: int = LINE_MAX):
+    """Split a script as ``fgets`` into a ``size``-byte buffer reads it:
+    at each newline, and every ``size - 1`` bytes of a longer line.
+    One trailing newline is removed unless the line is only a newline."""
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start, start + size - 1)
+        end = start + size - 1 if end < 0 else end + 1
+        chunk = data[start:end]
+        if len(chunk) > 1 and chunk.endswith(b"\n"):
+            chunk = chunk[:-1]
+        yield chunk
+        start = end
 
 
 def split_command(raw: str) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno
 
 from ...wire.ethernet import mac_str
-from ...wire.mgmt import BANNER
-from ..console import LOGOUT, SHUTDOWN, command, help_lines, menu, unavailable
+from ...wire.mgmt import BANNER, response, script_lines
+from ..console import LOGOUT, SHUTDOWN, Text, command, execute, help_lines, menu, unavailable
 
 OK = 0
 
@@ -42,7 +42,33 @@ def _showinfo(ctx, arg):
     return lines, OK
 
 
-unavailable("load", "path", "load a configuration script")
+LOAD_DEPTH_MAX = 8                       # scripts loading scripts: a loop ends here
+
+
+@command("load", "path", "load a configuration script")
+def _load(ctx, arg):
+    """Run a script, echoing each line as ``vde[PATH]: line`` before its answer."""
+    path = arg.strip()
+    depth = getattr(ctx, "load_depth", 0)
+    if depth >= LOAD_DEPTH_MAX:
+        return None, errno.ELOOP
+    try:
+        data = ctx.read_script(path)
+    except OSError as e:
+        return None, e.errno or errno.EIO
+    out = []
+    ctx.load_depth = depth + 1
+    try:
+        for raw in script_lines(data):
+            line = raw.decode("utf-8", "replace")
+            out.append("vde[%s]: %s\n" % (path, line))
+            res = execute(ctx, line.lstrip(" \t"))
+            if res is not None and res.action is None:
+                out.append(response(res.lines, res.rc, res.text))
+    finally:
+        ctx.load_depth = depth
+    return Text("".join(out)), OK
+
 
 # debug categories: (path, octal tag, help)
 DEBUG_CATEGORIES = (
@@ -66,15 +92,46 @@ menu("debug", "DEBUG MENU")
 def _debug_list(ctx, arg):
     prefix = arg.strip()
     rows = [(p, t, h) for p, t, h in DEBUG_CATEGORIES if p.startswith(prefix)]
-    on = getattr(ctx, "debug_on", lambda path: False)
+    subs = getattr(ctx, "debug_subscriptions", ())
     lines = ["%-22s %-3s %-6s %s" % ("CATEGORY", "TAG", "STATUS", "HELP"),
              "%-22s %-3s %-6s %s" % ("------------", "---", "------", "----")]
-    lines += ["%-22s %03o %-6s %s" % (p, t, "ON" if on(p) else "OFF", h) for p, t, h in rows]
+    lines += ["%-22s %03o %-6s %s" % (p, t, "ON" if p in subs else "OFF", h) for p, t, h in rows]
     return lines, (OK if rows else errno.ENOENT)
 
 
-unavailable("debug/add", "dbgpath", "enable debug info for a given category")
-unavailable("debug/del", "dbgpath", "disable debug info for a given category")
+TAGS = {path: tag for path, tag, _help in DEBUG_CATEGORIES}
+
+
+def _matching(arg):
+    prefix = arg.strip()
+    return [p for p, _t, _h in DEBUG_CATEGORIES if p.startswith(prefix)]
+
+
+@command("debug/add", "dbgpath", "enable debug info for a given category")
+def _debug_add(ctx, arg):
+    paths = _matching(arg)
+    if not paths:
+        return None, errno.EINVAL
+    subs = ctx.debug_subscriptions
+    new = [p for p in paths if p not in subs]
+    if not new:
+        return None, errno.EEXIST
+    subs.update(new)
+    return None, OK
+
+
+@command("debug/del", "dbgpath", "disable debug info for a given category")
+def _debug_del(ctx, arg):
+    paths = _matching(arg)
+    if not paths:
+        return None, errno.EINVAL
+    subs = ctx.debug_subscriptions
+    on = [p for p in paths if p in subs]
+    if not on:
+        return None, errno.ENOENT
+    subs.difference_update(on)
+    return None, OK
+
 
 menu("plugin", "PLUGINS MENU")
 

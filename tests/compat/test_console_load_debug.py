@@ -1,0 +1,123 @@
+"""``load`` scripts and asynchronous ``debug/*`` notifications, ours beside 2.3.2."""
+
+import os
+import re
+import socket
+import time
+
+import pytest
+
+from support import C_TOOLS, StreamPlug, attached, wait_for
+
+SCRIPT = (b"# comment line\n"
+          b"port/create 12\n"
+          b"vlan/create 20\n"
+          b"bogus/cmd\n"
+          b"   \n"
+          b"\n"
+          b"port/setvlan 12 20\n"
+          b"port/allprint 12\n"
+          b"vlan/print 20")                    # no final newline
+
+
+class Session:
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(5)
+        self.s.connect(path)
+        self.buf = b""
+        self.until(b"$ ")
+
+    def until(self, marker, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while marker not in self.buf:
+            self.s.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = self.s.recv(65536)
+            if not chunk:
+                break
+            self.buf += chunk
+        head, _, self.buf = self.buf.partition(marker)
+        return head.decode()
+
+    def cmd(self, line):
+        self.s.sendall(line.encode() + b"\n")
+        return self.until(b"\nvde$ ")
+
+    def close(self):
+        self.s.close()
+
+
+def normalise(text):
+    text = re.sub(r"FD +\d+", "FD N", text)
+    text = re.sub(r"endpoint ID \d+", "endpoint ID E", text)
+    return re.sub(r"pid=\d+", "pid=P", text)
+
+
+def test_load_transcript_matches(procs, sockdir, new_switch, tmp_path):
+    script = tmp_path / "test.rc"
+    script.write_bytes(SCRIPT)
+    out = {}
+    for kind in ("c", "ours"):
+        sw = new_switch(kind, os.path.join(sockdir, kind))
+        s = Session(sw.mgmt)
+        out[kind] = (s.cmd("load %s" % script), s.cmd("load /nonexistent/x.rc"),
+                     s.cmd("port/allprint 12"))
+        s.close()
+    assert out["ours"] == out["c"]
+    assert "vde[%s]: port/create 12\n1000 Success" % script in out["ours"][0]
+    assert out["ours"][1].endswith("1002 No such file or directory\n")
+
+
+def test_load_of_a_script_that_loads_itself_ends(procs, sockdir, new_switch, tmp_path):
+    script = tmp_path / "loop.rc"
+    script.write_text("load %s\n" % script)
+    sw = new_switch("ours", os.path.join(sockdir, "sw"))
+    s = Session(sw.mgmt)
+    answer = s.cmd("load %s" % script)
+    # the innermost load refuses to go deeper; each outer one reports itself
+    assert answer.count("1040 Too many levels of symbolic links\n") == 1
+    assert answer.count("vde[%s]: load " % script) == 8
+    assert "Numports=32" in s.cmd("port/showinfo")
+
+
+def _events(session, count, timeout=5.0):
+    lines = []
+    deadline = time.monotonic() + timeout
+    while len(lines) < count and time.monotonic() < deadline:
+        line = session.until(b"\n", timeout=deadline - time.monotonic())
+        if line.startswith("3"):
+            lines.append(line)
+    return lines
+
+
+def test_debug_subscriptions_and_port_events(procs, sockdir, new_switch):
+    seen = {}
+    for kind in ("c", "ours"):
+        sw = new_switch(kind, os.path.join(sockdir, kind))
+        s = Session(sw.mgmt)
+        replies = [s.cmd(c) for c in ("debug/add port", "debug/add port", "debug/add nothing",
+                                      "debug/list port")]
+        plug = StreamPlug(procs, C_TOOLS["vde_plug"], "-D", "hello world", sw.dir)
+        attached(sw, 1)
+        events = _events(s, 3)
+        plug.close()
+        events += _events(s, 2)
+        replies += [s.cmd(c) for c in ("debug/del port", "debug/del port")]
+        seen[kind] = (replies, [normalise(e) for e in events])
+        s.close()
+    assert seen["ours"] == seen["c"]
+    replies, events = seen["ours"]
+    assert replies[0].endswith("1000 Success\n") and replies[1].endswith("1017 File exists\n")
+    assert [e.split()[1] for e in events] == ["port/+", "port/ep/+", "port/descr",
+                                              "port/ep/-", "port/-"]
+    assert events[2].startswith('3023 port/descr Port 01 FD N -> "hello world user=')
+
+
+def test_debug_is_per_session(procs, sockdir, new_switch):
+    sw = new_switch("ours", os.path.join(sockdir, "sw"))
+    a, b = Session(sw.mgmt), Session(sw.mgmt)
+    assert a.cmd("debug/add port/+").endswith("1000 Success\n")
+    StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    assert _events(a, 1) == ["3021 port/+ 01"]
+    assert "Numports" in b.cmd("port/showinfo")       # b got no event in between
+    assert "3021" not in b.cmd("port/showinfo")
