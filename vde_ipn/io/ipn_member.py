@@ -1,0 +1,293 @@
+"""Membership of one IPN node: join, follow the others, leave.
+
+A connected node owns, in the companion directory (see
+:mod:`vde_ipn.wire.ipn_registry`):
+
+* its doorbell socket ``n/PORT.FLAGS`` (wake-ups and OOB messages);
+* if it sends, its ring ``w/PORT``; if it receives, its cursors ``c/PORT``.
+
+It keeps one :class:`Peer` per other node: a socket connected to the
+peer's doorbell, the peer's cursor file (to know when a receiver sleeps
+and, on lossless networks, how far it has read), and the peer's ring if
+the peer sends and this node receives.  :meth:`Member.refresh` brings
+that in line with the directory whenever the shared ``gen`` word moved.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import secrets
+import socket
+
+from ..engine.ipn_policy import NetView, policy_class
+from ..wire.ipn_registry import (CURSOR_ARM_W, CURSOR_PORT_W, CURSOR_WORDS, NODE_OOB,
+                                 NODE_READER, NODE_WRITER, cursor_slot, encode_node)
+from .ipn_registry import Registry
+from .ipn_ring import RingReader, RingWriter, ring_capacity
+
+IPN_FLAG_LOSSLESS = 1
+
+
+class Peer:
+    """What this node keeps about another node."""
+
+    __slots__ = ("port", "name", "flags", "sock", "cursors", "rung", "ring")
+
+    def __init__(self, port: int, name: str, flags: str):
+        self.port = port
+        self.name = name
+        self.flags = flags
+        self.sock = None          # connected to the peer's doorbell socket
+        self.cursors = None       # the peer's cursor words (if it receives)
+        self.rung = -1            # the peer's arm word when we last rang it
+        self.ring = None          # RingReader of the peer's ring (if we receive)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        if self.cursors is not None:
+            self.cursors.release()
+        if self.ring is not None:
+            self.ring.close()
+
+
+def _map_words(path: str, writable: bool):
+    fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
+    try:
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        mm = mmap.mmap(fd, CURSOR_WORDS * 8, mmap.MAP_SHARED, prot)
+    finally:
+        os.close(fd)
+    return memoryview(mm).cast("Q")        # the view keeps the mapping alive
+
+
+class Member:
+    """State and membership of one node; the socket API sits on top."""
+
+    def _member_init(self) -> None:
+        self._reg: Registry | None = None
+        self._policy = None
+        self._view = None
+        self._port = -1
+        self._name = ""
+        self._ring: RingWriter | None = None
+        self._cursors = None
+        self._peers: dict[int, Peer] = {}
+        self._readers: list[Peer] = []           # peers that receive
+        self._rings: list[RingReader] = []       # rings this node reads
+        self._gen_seen = -1
+        self._lossless = False
+        self._mtu = 1514
+        self._limit = 0                          # ring end allowed (lossless)
+        self._lost_gone = 0
+
+    # -- join ------------------------------------------------------------
+    def _flags(self) -> str:
+        return ((NODE_READER if not self._shut_rd else "")
+                + (NODE_WRITER if not self._shut_wr else "")
+                + (NODE_OOB if self._handle_oob and self._want_numnodes else ""))
+
+    def _join(self, reg: Registry, protocol: int, want_port: int) -> None:
+        """Become a port of ``reg``'s network.  Raises OSError as connect()."""
+        params = reg.params
+        view = NetView(params.maxports)
+        policy = policy_class(protocol)(view)
+        with reg.locked():
+            reg.purge()
+            nodes = reg.nodes()
+            used = {p for p, _f, _n in nodes}
+            port = policy.newport(used, want_port)
+            if port < 0 or port >= params.maxports or port in used:
+                raise OSError(errno.EADDRNOTAVAIL, "no free port on the IPN network")
+            view.port = port
+            self._port = port
+            flags = self._flags()
+            modes = reg.modes
+            if NODE_READER in flags:
+                self._cursors = self._make_cursors(reg, port, modes["cursor"])
+                for p, f, _n in nodes:          # read only what is sent from now on
+                    if NODE_WRITER in f:
+                        self._attach_ring(reg, p, at_head=True)
+            if NODE_WRITER in flags:
+                cap = ring_capacity(params.mtu, params.msgpool)
+                self._ring = RingWriter(os.path.join(reg.dir, "w", str(port)), cap,
+                                        secrets.randbits(63), modes["ring"])
+            self._name = encode_node(port, flags)
+            path = reg.node_path(self._name)
+            self._sock.bind(path)
+            os.chmod(path, modes["sock"] | 0o600)
+            reg.bump()
+            reg.notify_numnodes(self._sock)
+        self._reg = reg
+        self._policy = policy
+        self._view = view
+        self._lossless = bool(params.flags & IPN_FLAG_LOSSLESS)
+        self._mtu = params.mtu
+        policy.newnet()
+        self.refresh()
+
+    @staticmethod
+    def _make_cursors(reg: Registry, port: int, mode: int):
+        path = os.path.join(reg.dir, "c", str(port))
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.fchmod(fd, mode)
+            os.ftruncate(fd, CURSOR_WORDS * 8)
+        finally:
+            os.close(fd)
+        view = _map_words(path, True)
+        view[CURSOR_PORT_W] = port
+        return view
+
+    def _attach_ring(self, reg: Registry, port: int, at_head: bool):
+        try:
+            ring = RingReader(os.path.join(reg.dir, "w", str(port)), port)
+        except OSError:
+            return None                 # not there (yet): a later refresh finds it
+        if at_head:
+            ring.cursor = ring.head()
+        slot = cursor_slot(port)
+        self._cursors[slot + 1] = ring.cursor
+        self._cursors[slot] = ring.ring_id
+        return ring
+
+    # -- follow ------------------------------------------------------------
+    def refresh(self) -> None:
+        """Catch up with membership changes (called when ``gen`` moved)."""
+        reg = self._reg
+        self._gen_seen = reg.gen[0]
+        params = reg.read_params()
+        reg.params = params
+        self._view.maxports = params.maxports
+        nodes = {p: (f, n) for p, f, n in reg.nodes() if p != self._port}
+        policy = self._policy
+        for peer in self._peers.values():
+            if peer.ring is not None and self._cursors is None:   # we stopped reading
+                peer.ring.close()
+                peer.ring = None
+            if peer.cursors is not None and self._ring is None:   # we stopped sending
+                peer.cursors.release()
+                peer.cursors = None
+        for port in [p for p in self._peers if p not in nodes or nodes[p][1] != self._peers[p].name]:
+            peer = self._peers.pop(port)
+            policy.predelport(port)
+            if peer.ring is not None:
+                self._lost_gone += peer.ring.lost
+            peer.close()
+            if port not in nodes:
+                policy.delport(port)
+        for port, (flags, name) in nodes.items():
+            if port in self._peers:
+                continue
+            peer = Peer(port, name, flags)
+            self._peers[port] = peer
+            try:
+                if NODE_READER in flags and self._ring is not None:
+                    peer.cursors = _map_words(os.path.join(reg.dir, "c", str(port)), False)
+                if NODE_WRITER in flags and self._cursors is not None:
+                    peer.ring = self._find_ring(port)
+            except OSError:
+                pass                             # gone meanwhile: next refresh drops it
+            policy.postnewport(port)
+        readers = [p for p in self._peers.values() if p.cursors is not None]
+        self._readers = readers
+        self._rings = [p.ring for p in self._peers.values() if p.ring is not None]
+        self._view.readers = tuple(sorted([p.port for p in readers]
+                                          + ([self._port] if self._cursors is not None else [])))
+        policy.members_changed()
+        self._limit = 0                           # recompute room on next send
+
+    def _find_ring(self, port: int):
+        """The ring of writer ``port``: from the start unless seen at join."""
+        slot = cursor_slot(port)
+        ring = self._attach_ring(self._reg, port, at_head=False)
+        if ring is not None and self._cursors[slot] == ring.ring_id:
+            ring.cursor = self._cursors[slot + 1]     # snapshot taken when we joined
+        elif ring is not None:
+            self._cursors[slot] = ring.ring_id
+            self._cursors[slot + 1] = 0
+        return ring
+
+    def _peer_sock(self, peer: Peer):
+        s = peer.sock
+        if s is None:
+            s = peer.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            s.setblocking(False)
+            s.connect(self._reg.node_path(peer.name))
+        return s
+
+    def _ring_peer(self, peer: Peer) -> None:
+        """Wake ``peer`` (a doorbell); a dead peer is purged."""
+        try:
+            self._peer_sock(peer).send(b"")
+        except BlockingIOError:
+            pass                                  # a doorbell is already waiting
+        except (ConnectionRefusedError, FileNotFoundError):
+            self._peer_died()
+        except OSError:
+            pass
+
+    def _peer_died(self) -> None:
+        reg = self._reg
+        with reg.locked():
+            if reg.purge():
+                reg.bump()
+                reg.notify_numnodes(self._sock)
+        self.refresh()
+
+    # -- change and leave ----------------------------------------------------
+    def _change_flags(self) -> None:
+        """Publish new node flags after a shutdown or an OOB option change."""
+        reg = self._reg
+        flags = self._flags()
+        with reg.locked():
+            if NODE_WRITER not in flags and self._ring is not None:
+                self._ring.close()
+                self._ring = None
+            if NODE_READER not in flags and self._cursors is not None:
+                self._drop_cursors()
+            name = encode_node(self._port, flags)
+            if name != self._name:
+                os.rename(reg.node_path(self._name), reg.node_path(name))
+                self._name = name
+            reg.bump()
+            reg.notify_numnodes(self._sock)
+        self.refresh()
+
+    def _drop_cursors(self) -> None:
+        self._cursors.release()
+        self._cursors = None
+        try:
+            os.unlink(os.path.join(self._reg.dir, "c", str(self._port)))
+        except OSError:
+            pass
+
+    def _leave(self) -> None:
+        """Leave the network (the socket stays usable for nothing)."""
+        reg = self._reg
+        if self._port >= 0:
+            self._policy.predelport(self._port)
+            with reg.locked():
+                if self._ring is not None:
+                    self._ring.close()
+                    self._ring = None
+                if self._cursors is not None:
+                    self._drop_cursors()
+                reg.remove_node(self._port, self._name)
+                reg.bump()
+                reg.notify_numnodes(self._sock)
+            self._policy.delport(self._port)
+            self._policy.delnet()
+        for peer in self._peers.values():
+            peer.close()
+        self._peers.clear()
+        self._readers = []
+        self._rings = []
+        self._reg = None
+        reg.close()

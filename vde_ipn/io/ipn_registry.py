@@ -1,0 +1,278 @@
+"""The companion directory where the members of an IPN network meet.
+
+See :mod:`vde_ipn.wire.ipn_registry` for what lives there.  Liveness
+needs no process: every member (manager or port) holds a shared
+``flock`` on ``live``; the kernel drops it when the member exits, even
+on SIGKILL.  A network whose ``live`` lock nobody holds is dead, so its
+socket file is stale and binds or connects to it get ECONNREFUSED, as
+with AF_IPN.  Membership changes happen under an exclusive ``flock`` on
+``mutex`` and bump the ``gen`` word, which senders and receivers check
+cheaply (one load from a shared mapping) before each message.
+
+A crashed member's doorbell socket refuses connections; :meth:`purge`
+removes such members whenever membership is about to change, and a
+member that meets one while sending calls it too.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import mmap
+import os
+import secrets
+import shutil
+import socket
+import stat
+from contextlib import contextmanager
+
+from .._errors import RemoteProtocolError
+from ..wire.ipn_registry import (NODE_OOB, NODE_READER, NODE_WRITER, Params, decode_node,
+                                 decode_params, derived_modes, encode_numnode_oob,
+                                 encode_params)
+
+SHARED_FILES = ("gen", "live", "mutex")
+
+
+def companion(path: str) -> str:
+    """The companion directory of the network at ``path``."""
+    head, tail = os.path.split(os.path.abspath(path))
+    return os.path.join(head, ".%s.ipn" % tail)
+
+
+def _refused(path: str, why: str) -> OSError:
+    return OSError(errno.ECONNREFUSED, "%s: %s" % (why, path))
+
+
+def _discard(comp: str) -> None:
+    """Move a dead companion directory aside, then delete what we may."""
+    aside = "%s.dead-%s" % (comp, secrets.token_hex(4))
+    try:
+        os.rename(comp, aside)
+    except OSError:
+        return
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _mknod(path: str, mode: int) -> None:
+    os.mknod(path, stat.S_IFSOCK | mode)     # the umask applies, as in af_ipn.c
+
+
+class Registry:
+    """One member's handle on the shared state of a network.
+
+    Use :meth:`create` or :meth:`open`; :meth:`close` when leaving.
+    """
+
+    def __init__(self, path: str, comp: str, live_fd: int):
+        self.path = path
+        self.dir = comp
+        self._live = live_fd
+        self.params = self.read_params()
+        self.modes = derived_modes(self.params.mode)
+        fd = os.open(os.path.join(comp, "gen"), os.O_RDWR)
+        try:
+            self._gen_map = mmap.mmap(fd, 8)
+        finally:
+            os.close(fd)
+        self.gen = memoryview(self._gen_map).cast("Q")
+
+    # -- life ------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str, params: Params, make_inode=_mknod) -> "Registry":
+        """Create the network at ``path`` (absent) with ``params``.
+
+        ``params.mode`` is the requested mode; the socket file's real mode
+        (after the umask) is what the companion follows and what is stored.
+        Raises FileExistsError when ``path`` exists (the caller joins then).
+        """
+        make_inode(path, params.mode)
+        try:
+            st = os.stat(path)
+            mode = stat.S_IMODE(st.st_mode)
+            modes = derived_modes(mode)
+            comp = companion(path)
+            tmp = "%s.new-%s" % (comp, secrets.token_hex(4))
+            os.mkdir(tmp, 0o700)
+            for sub in ("n", "w", "c"):
+                os.mkdir(os.path.join(tmp, sub), 0o700)
+                os.chmod(os.path.join(tmp, sub), modes[sub])
+            with open(os.path.join(tmp, "net"), "wb") as f:
+                f.write(encode_params(Params(params.protocol, params.flags, params.maxports,
+                                             params.mtu, params.msgpool, mode,
+                                             secrets.randbits(63))))
+            os.chmod(os.path.join(tmp, "net"), modes["net"])
+            for name in SHARED_FILES:
+                with open(os.path.join(tmp, name), "wb") as f:
+                    f.write(b"\0" * 8)
+                os.chmod(os.path.join(tmp, name), modes["shared"])
+            if st.st_gid != os.stat(tmp).st_gid:
+                _chown_tree(tmp, st.st_gid)
+            os.chmod(tmp, modes["dir"])
+            live = os.open(os.path.join(tmp, "live"), os.O_RDONLY)
+            fcntl.flock(live, fcntl.LOCK_SH)
+            if os.path.lexists(comp):
+                _discard(comp)
+            os.rename(tmp, comp)
+        except BaseException:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            raise
+        return cls(path, comp, live)
+
+    @classmethod
+    def open(cls, path: str) -> "Registry":
+        """Join the live network at ``path``.
+
+        Raises:
+            FileNotFoundError: nothing at ``path``.
+            OSError(ECONNREFUSED): not a socket, or no live network there.
+        """
+        st = os.stat(path)
+        if not stat.S_ISSOCK(st.st_mode):
+            raise _refused(path, "not an IPN socket")
+        comp = companion(path)
+        try:
+            live = os.open(os.path.join(comp, "live"), os.O_RDONLY)
+        except OSError:
+            raise _refused(path, "no IPN network") from None
+        try:
+            try:
+                fcntl.flock(live, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fcntl.flock(live, fcntl.LOCK_SH)     # someone holds it: alive
+            else:
+                raise _refused(path, "IPN network is dead (stale socket file)")
+            if not os.path.samestat(os.fstat(live), os.stat(os.path.join(comp, "live"))):
+                raise _refused(path, "IPN network went away")
+            return cls(path, comp, live)
+        except (BaseException, RemoteProtocolError):
+            os.close(live)
+            raise
+
+    def close(self) -> None:
+        """Leave: release liveness; the last member removes the companion."""
+        self.gen.release()
+        self._gen_map.close()
+        live, self._live = self._live, -1
+        if live < 0:
+            return
+        try:
+            fcntl.flock(live, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass                                # others remain
+        else:
+            _discard(self.dir)
+        finally:
+            os.close(live)
+
+    # -- parameters ------------------------------------------------------
+    def read_params(self) -> Params:
+        try:
+            with open(os.path.join(self.dir, "net"), "rb") as f:
+                return decode_params(f.read())
+        except (OSError, RemoteProtocolError):
+            raise _refused(self.path, "unreadable IPN network parameters") from None
+
+    def write_params(self, params: Params) -> None:
+        tmp = os.path.join(self.dir, "net")
+        with open(tmp, "r+b") as f:
+            f.write(encode_params(params))
+        self.params = params
+
+    # -- membership --------------------------------------------------------
+    @contextmanager
+    def locked(self):
+        """Hold the membership mutex (exclusive flock)."""
+        fd = os.open(os.path.join(self.dir, "mutex"), os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def bump(self) -> None:
+        """Tell every member that membership changed (hold :meth:`locked`)."""
+        self.gen[0] = self.gen[0] + 1
+
+    def node_path(self, name: str) -> str:
+        return os.path.join(self.dir, "n", name)
+
+    def nodes(self) -> list[tuple[int, str, str]]:
+        """(port, flags, name) of every registered node, by port."""
+        out = []
+        for name in os.listdir(os.path.join(self.dir, "n")):
+            try:
+                port, flags = decode_node(name)
+            except RemoteProtocolError:
+                continue
+            out.append((port, flags, name))
+        out.sort()
+        return out
+
+    def purge(self) -> bool:
+        """Remove nodes whose process is gone; True if any was removed."""
+        changed = False
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            for port, _flags, name in self.nodes():
+                try:
+                    probe.connect(self.node_path(name))
+                except ConnectionRefusedError:
+                    self.remove_node(port, name)
+                    changed = True
+                except OSError:
+                    pass                        # EACCES...: cannot tell, keep it
+        finally:
+            probe.close()
+        return changed
+
+    def remove_node(self, port: int, name: str) -> None:
+        for p in (self.node_path(name), os.path.join(self.dir, "w", str(port)),
+                  os.path.join(self.dir, "c", str(port))):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+
+    def counts(self) -> tuple[int, int]:
+        """(numreaders, numwriters) of the connected nodes."""
+        nodes = self.nodes()
+        return (sum(NODE_READER in f for _p, f, _n in nodes),
+                sum(NODE_WRITER in f for _p, f, _n in nodes))
+
+    def notify_numnodes(self, sender: socket.socket) -> None:
+        """Send the numnodes OOB message to every node that asked for it."""
+        if self.params.mtu < 16:
+            return
+        nodes = self.nodes()
+        msg = encode_numnode_oob(sum(NODE_READER in f for _p, f, _n in nodes),
+                                 sum(NODE_WRITER in f for _p, f, _n in nodes))
+        for _port, flags, name in nodes:
+            if NODE_OOB in flags:
+                try:
+                    sender.sendto(msg, socket.MSG_DONTWAIT, self.node_path(name))
+                except OSError:
+                    pass                        # full or gone: a later change tells it
+
+
+def _chown_tree(top: str, gid: int) -> None:
+    os.chown(top, -1, gid)
+    for root, dirs, files in os.walk(top):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), -1, gid)
+
+
+def set_network_group(path: str, gid: int) -> None:
+    """Give the network at ``path`` (file and companion) to group ``gid``.
+
+    Needed once after bind when a group other than the creator's should
+    share the network (kvde_switch ``-g``, exercise 2 of the proposal).
+    """
+    os.chown(path, -1, gid)
+    _chown_tree(companion(path), gid)
+    for sub in ("", "n", "w", "c"):
+        d = os.path.join(companion(path), sub)
+        os.chmod(d, os.stat(d).st_mode | stat.S_ISGID)

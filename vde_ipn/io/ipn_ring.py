@@ -1,0 +1,206 @@
+"""Message rings: one writer, any number of readers, in a shared mmap.
+
+Each sending member of an IPN network owns one ring (``w/PORT``).  A
+message is written once, with a header saying who it is for (every
+reader, one port, or a port mask), and each receiving member reads it
+from there: one copy in, one copy out, no system call on the way while
+both sides are busy.  Layout in :mod:`vde_ipn.wire.ipn_registry`.
+
+Ordering: the writer stores the *reserve* word, then the entry, then the
+*head* word; a reader loads the head, the entry, then the reserve.  On
+x86 (TSO) stores and loads keep that order, which is what the overrun
+check below relies on; other architectures are not supported.
+
+A reader that falls more than a ring behind (lossy networks only: on
+lossless ones the writer waits for the slowest cursor) notices that the
+entry it copied was overwritten, jumps to the head, and counts what it
+missed from the entries' sequence numbers.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+from ..wire.ipn_registry import (ENTRY, ENTRY_SIZE, KIND_ALL, KIND_MASK, KIND_ONE,
+                                 KIND_WRAP, RING_CAP_W, RING_DATA, RING_HEAD_W, RING_ID_W,
+                                 RING_MAGIC, RING_MAGIC_W, RING_RESERVE_W, RING_WAIT_W)
+
+RING_MIN_BYTES = 256 * 1024
+
+
+def ring_capacity(mtu: int, msgpool: int) -> int:
+    """Data bytes of a ring: a power of two holding ``msgpool`` full messages."""
+    need = max(RING_MIN_BYTES, msgpool * (ENTRY_SIZE + ((mtu + 7) & ~7)) * 2)
+    cap = 1
+    while cap < need:
+        cap <<= 1
+    return cap
+
+
+def _map(fd: int, size: int, writable: bool) -> mmap.mmap:
+    prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+    return mmap.mmap(fd, size, mmap.MAP_SHARED, prot)
+
+
+class RingWriter:
+    """The ring of one writer.  Not thread-safe (one writer per ring)."""
+
+    def __init__(self, path: str, capacity: int, ring_id: int, mode: int):
+        try:
+            os.unlink(path)                  # a crashed former owner of the port
+        except FileNotFoundError:
+            pass
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.fchmod(fd, mode)
+            os.ftruncate(fd, RING_DATA + capacity)
+            self.mm = _map(fd, RING_DATA + capacity, True)
+        finally:
+            os.close(fd)
+        self.path = path
+        self.hdr = memoryview(self.mm)[:RING_DATA].cast("Q")
+        self.hdr[RING_ID_W] = ring_id
+        self.hdr[RING_CAP_W] = capacity
+        self.hdr[RING_MAGIC_W] = RING_MAGIC
+        self.ring_id = ring_id
+        self.cap = capacity
+        self.mask = capacity - 1
+        self.head = 0
+        self.seq = 0
+
+    def end_for(self, n: int) -> int:
+        """Absolute end of the ring after writing an ``n``-byte message."""
+        total = ENTRY_SIZE + ((n + 7) & ~7)
+        h = self.head
+        left = self.cap - (h & self.mask)
+        return h + (left if left < total else 0) + total
+
+    def write(self, msg, kind: int, port: int, mask: int) -> None:
+        """Append one message (the caller made sure there is room)."""
+        n = len(msg)
+        total = ENTRY_SIZE + ((n + 7) & ~7)
+        h = self.head
+        off = h & self.mask
+        left = self.cap - off
+        hdr = self.hdr
+        if left < total:
+            hdr[RING_RESERVE_W] = h + left + total
+            if left >= ENTRY_SIZE:
+                ENTRY.pack_into(self.mm, RING_DATA + off, 0, KIND_WRAP, 0, 0, 0)
+            h += left
+            off = 0
+        else:
+            hdr[RING_RESERVE_W] = h + total
+        pos = RING_DATA + off
+        ENTRY.pack_into(self.mm, pos, n, kind, port, self.seq, mask)
+        pos += ENTRY_SIZE
+        self.mm[pos:pos + n] = msg
+        self.head = h + total
+        hdr[RING_HEAD_W] = h + total
+        self.seq += 1
+
+    def close(self, unlink: bool = True) -> None:
+        self.hdr.release()
+        self.mm.close()
+        if unlink:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+class RingReader:
+    """One reader's view of one writer's ring.
+
+    Attributes:
+        port: the writer's port.
+        cursor: absolute offset of the next entry to read.
+        lost: messages overwritten before this reader got to them.
+    """
+
+    def __init__(self, path: str, port: int):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            if size <= RING_DATA:
+                raise OSError(0, "ring not ready")
+            self.mm = _map(fd, size, False)
+        finally:
+            os.close(fd)
+        self.hdr = memoryview(self.mm)[:RING_DATA].cast("Q")
+        if self.hdr[RING_MAGIC_W] != RING_MAGIC or self.hdr[RING_CAP_W] + RING_DATA > size:
+            self.close()
+            raise OSError(0, "ring not ready")
+        self.port = port
+        self.ring_id = self.hdr[RING_ID_W]
+        self.cap = self.hdr[RING_CAP_W]
+        self.mask = self.cap - 1
+        self.cursor = 0
+        self.next_seq = -1
+        self.lost = 0
+        self.rung = 0                        # last wait word answered (lossless)
+        self.pub = None                      # lossless: cursor words to publish to
+        self.pslot = 0
+        self.wake = None                     # lossless: wake(writer_port)
+
+    def head(self) -> int:
+        return self.hdr[RING_HEAD_W]
+
+    def wait_word(self) -> int:
+        return self.hdr[RING_WAIT_W]
+
+    def read(self, me: int):
+        """The next message addressed to port ``me``, or None when caught up."""
+        hdr = self.hdr
+        mm = self.mm
+        cap = self.cap
+        c = self.cursor
+        while c < hdr[RING_HEAD_W]:
+            off = c & self.mask
+            left = cap - off
+            if left < ENTRY_SIZE:
+                c += left
+                continue
+            pos = RING_DATA + off
+            n, kind, port, seq, mask = ENTRY.unpack_from(mm, pos)
+            if kind == KIND_WRAP:
+                if hdr[RING_RESERVE_W] > c + cap:
+                    c = hdr[RING_HEAD_W]
+                    continue
+                c += left
+                continue
+            data = mm[pos + ENTRY_SIZE:pos + ENTRY_SIZE + n] if n <= left else None
+            if data is None or hdr[RING_RESERVE_W] > c + cap:
+                c = hdr[RING_HEAD_W]         # overwritten under us: resync
+                continue
+            c += ENTRY_SIZE + ((n + 7) & ~7)
+            if seq != self.next_seq:
+                if self.next_seq >= 0 and seq > self.next_seq:
+                    self.lost += seq - self.next_seq
+            self.next_seq = seq + 1
+            if kind == KIND_ALL or (kind == KIND_ONE and port == me) or \
+                    (kind == KIND_MASK and (mask >> me) & 1):
+                self.cursor = c
+                if self.pub is not None:
+                    self._publish(c)
+                return data
+        self.cursor = c
+        if self.pub is not None:
+            self._publish(c)
+        return None
+
+    def _publish(self, c: int) -> None:
+        """Lossless: show the writer our cursor; wake it once there is room."""
+        self.pub[self.pslot] = c
+        w = self.hdr[RING_WAIT_W]
+        if w != self.rung and self.hdr[RING_HEAD_W] - c <= self.cap >> 1:
+            self.rung = w
+            self.wake(self.port)
+
+    def close(self) -> None:
+        self.hdr.release()
+        self.mm.close()
+
+
+__all__ = ["RingReader", "RingWriter", "ring_capacity", "KIND_ALL", "KIND_ONE", "KIND_MASK"]

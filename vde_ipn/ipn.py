@@ -1,0 +1,53 @@
+"""Inter Process Networking: AF_IPN's socket API, without a kernel module.
+
+Processes join a named network (a socket file) and every message one of
+them sends is delivered to the others by the network's policy::
+
+    from vde_ipn import ipn
+    with ipn.socket(ipn.IPN_BROADCAST) as s:
+        s.connect("/tmp/bus")          # r/w bits of the file: receive/send
+        s.send(b"hello")               # to every other member
+        print(s.recv(1514))
+
+``bind`` creates a network (``IPN_SO_*`` pre-bind options shape it first),
+``connect`` joins one as a port.  Semantics and errors follow the AF_IPN
+module (ipn.md); where an emulation has to differ, the modules under
+``vde_ipn.io.ipn_*`` say so.  Policies: ``IPN_BROADCAST`` (hub),
+``IPN_VDESWITCH`` (kvde_switch) and the example ``IPN_CHANNEL``; write
+your own with :func:`vde_ipn.engine.ipn_policy.protocol`.
+"""
+
+from __future__ import annotations
+
+from .engine.ipn_channel import IPN_CHANNEL
+from .engine.ipn_policy import (IPN_ANY, IPN_BROADCAST, IPN_HUB, IPN_VDESWITCH,
+                                IPN_VDESWITCH_L3, IpnPolicy, ipn_proto_deregister,
+                                ipn_proto_register, protocol)
+from .io.ipn_member import IPN_FLAG_LOSSLESS
+from .io.ipn_registry import set_network_group
+from .io.ipn_socket import (IPN_DESCRLEN, IPN_FLAG_EXCL, IPN_FLAG_FLEXMTU,
+                            IPN_SO_CHANGE_NUMNODES, IPN_SO_DESCR, IPN_SO_FLAGS,
+                            IPN_SO_HANDLE_OOB, IPN_SO_MODE, IPN_SO_MSGPOOLSIZE, IPN_SO_MTU,
+                            IPN_SO_NUMNODES, IPN_SO_PORT, IPN_SO_WANT_OOB_NUMNODES, MSG_OOB,
+                            IpnSocket)
+from .wire.ipn_registry import IPN_OOB_NUMNODE_TAG, decode_numnode_oob
+
+AF_IPN = PF_IPN = 13
+IPN_PORTNO_ANY = -1
+
+
+def socket(protocol: int = IPN_BROADCAST) -> IpnSocket:
+    """A new, unbound IPN socket; OSError(EPROTONOSUPPORT) for protocol > 4."""
+    return IpnSocket(protocol)
+
+
+__all__ = [
+    "AF_IPN", "PF_IPN", "IPN_ANY", "IPN_BROADCAST", "IPN_HUB", "IPN_VDESWITCH",
+    "IPN_VDESWITCH_L3", "IPN_CHANNEL", "IPN_PORTNO_ANY", "IPN_DESCRLEN",
+    "IPN_FLAG_LOSSLESS", "IPN_FLAG_EXCL", "IPN_FLAG_FLEXMTU", "IPN_OOB_NUMNODE_TAG",
+    "IPN_SO_PORT", "IPN_SO_DESCR", "IPN_SO_CHANGE_NUMNODES", "IPN_SO_HANDLE_OOB",
+    "IPN_SO_WANT_OOB_NUMNODES", "IPN_SO_MTU", "IPN_SO_NUMNODES", "IPN_SO_MSGPOOLSIZE",
+    "IPN_SO_FLAGS", "IPN_SO_MODE", "MSG_OOB", "IpnSocket", "IpnPolicy", "socket",
+    "protocol", "ipn_proto_register", "ipn_proto_deregister", "decode_numnode_oob",
+    "set_network_group",
+]
