@@ -223,4 +223,5 @@ SCHEMES = {
     "ptp": open_ptp,
     "hub": _open_node("hub"),
     "switch": _open_node("switch"),
+    **__import__("vde_ipn.io.overlay", fromlist=["SCHEMES"]).SCHEMES,   # vxvde, vxlan, udp
 }
