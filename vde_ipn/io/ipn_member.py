@@ -77,6 +77,7 @@ class Member:
         self._peers: dict[int, Peer] = {}
         self._readers: list[Peer] = []           # peers that receive
         self._rings: list[RingReader] = []       # rings this node reads
+        self._joined_rings: dict[int, RingReader] = {}
         self._gen_seen = -1
         self._lossless = False
         self._mtu = 1514
@@ -109,7 +110,9 @@ class Member:
                 self._cursors = self._make_cursors(reg, port, modes["cursor"])
                 for p, f, _n in nodes:          # read only what is sent from now on
                     if NODE_WRITER in f:
-                        self._attach_ring(reg, p, at_head=True)
+                        ring = self._attach_ring(reg, p, at_head=True)
+                        if ring is not None:
+                            self._joined_rings[p] = ring
             if NODE_WRITER in flags:
                 cap = ring_capacity(params.mtu, params.msgpool)
                 self._ring = RingWriter(os.path.join(reg.dir, "w", str(port)), cap,
@@ -151,10 +154,10 @@ class Member:
         except OSError:
             return None                 # not there (yet): a later refresh finds it
         if at_head:
-            ring.cursor = ring.head()
-        slot = cursor_slot(port)
-        self._cursors[slot + 1] = ring.cursor
-        self._cursors[slot] = ring.ring_id
+            ring.start_at_head()
+            slot = cursor_slot(port)
+            self._cursors[slot + 1] = ring.cursor
+            self._cursors[slot] = ring.ring_id
         return ring
 
     # -- follow ------------------------------------------------------------
@@ -206,9 +209,13 @@ class Member:
     def _find_ring(self, port: int):
         """The ring of writer ``port``: from the start unless seen at join."""
         slot = cursor_slot(port)
+        ring = self._joined_rings.pop(port, None)      # positioned when we joined
+        if ring is not None:
+            return ring
         ring = self._attach_ring(self._reg, port, at_head=False)
         if ring is not None and self._cursors[slot] == ring.ring_id:
-            ring.cursor = self._cursors[slot + 1]     # snapshot taken when we joined
+            ring.cursor = self._cursors[slot + 1]
+            ring.next_seq = -1
         elif ring is not None:
             self._cursors[slot] = ring.ring_id
             self._cursors[slot + 1] = 0
@@ -286,6 +293,9 @@ class Member:
             self._policy.delnet()
         for peer in self._peers.values():
             peer.close()
+        for ring in self._joined_rings.values():
+            ring.close()
+        self._joined_rings.clear()
         self._peers.clear()
         self._readers = []
         self._rings = []

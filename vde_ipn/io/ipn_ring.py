@@ -13,8 +13,10 @@ check below relies on; other architectures are not supported.
 
 A reader that falls more than a ring behind (lossy networks only: on
 lossless ones the writer waits for the slowest cursor) notices that the
-entry it copied was overwritten, jumps to the head, and counts what it
-missed from the entries' sequence numbers.
+entry it copied was overwritten, jumps to the newest entry (whose start
+the writer keeps in the header), and counts what it skipped from the
+entries' sequence numbers, exactly.  (The kernel kept the oldest
+messages of a full queue; a ring keeps the newest.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import os
 
 from ..wire.ipn_registry import (ENTRY, ENTRY_SIZE, KIND_ALL, KIND_MASK, KIND_ONE,
                                  KIND_WRAP, RING_CAP_W, RING_DATA, RING_HEAD_W, RING_ID_W,
-                                 RING_MAGIC, RING_MAGIC_W, RING_RESERVE_W, RING_WAIT_W)
+                                 RING_MAGIC, RING_MAGIC_W, RING_RESERVE_W, RING_WAIT_W,
+                                 RING_LAST_W, RING_COUNT_W)
 
 RING_MIN_BYTES = 256 * 1024
 
@@ -98,7 +101,9 @@ class RingWriter:
         self.mm[pos:pos + n] = msg
         self.head = h + total
         hdr[RING_HEAD_W] = h + total
+        hdr[RING_LAST_W] = h
         self.seq += 1
+        hdr[RING_COUNT_W] = self.seq
 
     def close(self, unlink: bool = True) -> None:
         self.hdr.release()
@@ -137,7 +142,7 @@ class RingReader:
         self.cap = self.hdr[RING_CAP_W]
         self.mask = self.cap - 1
         self.cursor = 0
-        self.next_seq = -1
+        self.next_seq = 0
         self.lost = 0
         self.rung = 0                        # last wait word answered (lossless)
         self.pub = None                      # lossless: cursor words to publish to
@@ -166,18 +171,17 @@ class RingReader:
             n, kind, port, seq, mask = ENTRY.unpack_from(mm, pos)
             if kind == KIND_WRAP:
                 if hdr[RING_RESERVE_W] > c + cap:
-                    c = hdr[RING_HEAD_W]
+                    c = self._resync()
                     continue
                 c += left
                 continue
             data = mm[pos + ENTRY_SIZE:pos + ENTRY_SIZE + n] if n <= left else None
             if data is None or hdr[RING_RESERVE_W] > c + cap:
-                c = hdr[RING_HEAD_W]         # overwritten under us: resync
+                c = self._resync()           # overwritten under us
                 continue
             c += ENTRY_SIZE + ((n + 7) & ~7)
-            if seq != self.next_seq:
-                if self.next_seq >= 0 and seq > self.next_seq:
-                    self.lost += seq - self.next_seq
+            if seq != self.next_seq and seq > self.next_seq >= 0:
+                self.lost += seq - self.next_seq
             self.next_seq = seq + 1
             if kind == KIND_ALL or (kind == KIND_ONE and port == me) or \
                     (kind == KIND_MASK and (mask >> me) & 1):
@@ -189,6 +193,28 @@ class RingReader:
         if self.pub is not None:
             self._publish(c)
         return None
+
+    def start_at_head(self) -> None:
+        """Skip what is in the ring now: read only messages written from now on."""
+        if self.hdr[RING_COUNT_W] == 0:
+            self.cursor, self.next_seq = 0, 0
+            return
+        p, n, seq = self._newest()
+        self.cursor = p + ENTRY_SIZE + ((n + 7) & ~7)
+        self.next_seq = seq + 1
+
+    def _resync(self) -> int:
+        """Overrun: go to the newest entry (the read loop counts the skipped ones)."""
+        return self._newest()[0]
+
+    def _newest(self):
+        """(start, length, seq) of the newest complete entry."""
+        hdr = self.hdr
+        while True:
+            p = hdr[RING_LAST_W]
+            n, _kind, _port, seq, _mask = ENTRY.unpack_from(self.mm, RING_DATA + (p & self.mask))
+            if hdr[RING_RESERVE_W] <= p + self.cap and n <= self.cap:
+                return p, n, seq                 # intact when we read it
 
     def _publish(self, c: int) -> None:
         """Lossless: show the writer our cursor; wake it once there is room."""

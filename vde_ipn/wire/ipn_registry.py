@@ -36,6 +36,7 @@ _FLAG_ORDER = (NODE_READER, NODE_WRITER, NODE_OOB)
 # ring file: a header of u64 words, then the data area
 RING_MAGIC = 0x31474E4952504E49          # b"IPNRING1" little endian
 RING_MAGIC_W, RING_ID_W, RING_CAP_W, RING_RESERVE_W, RING_HEAD_W, RING_WAIT_W = range(6)
+RING_LAST_W, RING_COUNT_W = 6, 7         # start of the newest entry; messages written
 RING_SLOTS = 8
 RING_DATA = RING_SLOTS * 8
 

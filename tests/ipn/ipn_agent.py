@@ -1,0 +1,147 @@
+"""A process holding one IPN socket, driven by JSON lines on stdin.
+
+Each request ``{"op": ..., ...}`` gets one reply line: ``{"ok": true, ...}``
+or ``{"ok": false, "errno": N}`` when the call raised OSError.  Messages
+travel as latin-1 strings so any byte survives JSON.
+"""
+
+import json
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from vde_ipn import ipn  # noqa: E402
+
+S = None
+
+
+def _b(text):
+    return text.encode("latin-1")
+
+
+def _s(data):
+    return data.decode("latin-1")
+
+
+def op_new(protocol=ipn.IPN_BROADCAST, opts=(), shutdown=None):
+    global S
+    S = ipn.socket(protocol)
+    for level, opt, value in opts:
+        S.setsockopt(level, opt, value)
+    if shutdown is not None:
+        S.shutdown(shutdown)
+    return {}
+
+
+def op_bind(path):
+    S.bind(path)
+    return {}
+
+
+def op_connect(path=None):
+    S.connect(path)
+    return {"port": S.statistics()["port"]}
+
+
+def op_send(data=(), count=0, prefix="m", nonblock=False, pace=0):
+    """Send ``data`` items, then ``count`` numbered messages; reports how many went."""
+    sent = 0
+    flags = socket.MSG_DONTWAIT if nonblock else 0
+    try:
+        for item in data:
+            S.send(_b(item), flags)
+            sent += 1
+        for i in range(count):
+            S.send(("%s%d" % (prefix, i)).encode(), flags)
+            sent += 1
+            if pace and i % pace == pace - 1:
+                time.sleep(0.005)
+    except BlockingIOError:
+        return {"sent": sent, "eagain": True}
+    return {"sent": sent, "eagain": False}
+
+
+def op_recv(count=1, timeout=5.0, bufsize=65536, nonblock=False, slow=0.0, summary=False):
+    """Receive up to ``count`` messages; stops at the first timeout/EAGAIN."""
+    S.settimeout(0 if nonblock else timeout)
+    got, flags, status = [], [], "done"
+    try:
+        for _ in range(count):
+            data, _anc, mflags, _addr = S.recvmsg(bufsize)
+            got.append(_s(data))
+            flags.append(mflags)
+            if data == b"" and mflags == 0:
+                status = "eof"
+                break
+            if slow:
+                time.sleep(slow)
+    except BlockingIOError:
+        status = "eagain"
+    except TimeoutError:
+        status = "timeout"
+    if summary:
+        return {"n": len(got), "first": got[:1], "last": got[-1:], "status": status,
+                "in_order": got == sorted(got, key=lambda m: int(m[1:]))}
+    return {"msgs": got, "flags": flags, "status": status}
+
+
+def op_shutdown(how):
+    S.shutdown(how)
+    return {}
+
+
+def op_setsockopt(level, opt, value):
+    S.setsockopt(level, opt, _b(value) if isinstance(value, str) else value)
+    return {}
+
+
+def op_getsockopt(level, opt, buflen=0):
+    v = S.getsockopt(level, opt, buflen)
+    return {"value": _s(v) if isinstance(v, bytes) else v}
+
+
+def op_stats():
+    return S.statistics()
+
+
+def op_close():
+    S.close()
+    return {}
+
+
+def op_umask(mask):
+    os.umask(mask)
+    return {}
+
+
+def op_chgrp(path, group):
+    import grp
+    ipn.set_network_group(path, grp.getgrnam(group).gr_gid)
+    return {}
+
+
+def op_access(path, flags):
+    """Open a file directly, bypassing the library (permission checks)."""
+    fd = os.open(path, flags)
+    os.close(fd)
+    return {}
+
+
+def main():
+    for line in sys.stdin:
+        req = json.loads(line)
+        op = globals()["op_" + req.pop("op")]
+        try:
+            reply = {"ok": True}
+            reply.update(op(**req))
+        except OSError as e:
+            reply = {"ok": False, "errno": e.errno, "error": str(e)}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The socket file's r, w and x bits, exercised by the unprivileged user nobody.
+
+Root creates each network with an explicit mode (umask 0); nobody joins
+through the library and also tries the shared files directly, which
+shows the kernel (not only the library) refuses what the bits deny.
+"""
+
+import errno
+import os
+import socket
+import struct
+
+from vde_ipn.ipn import IPN_SO_HANDLE_OOB, IPN_SO_MODE, IPN_SO_WANT_OOB_NUMNODES
+
+OOB_OPTS = [[0, IPN_SO_HANDLE_OOB, 1], [0, IPN_SO_WANT_OOB_NUMNODES, 1]]
+
+
+def make_net(agent, path, mode, **new):
+    owner = agent()
+    owner.ok("umask", mask=0)
+    owner.ok("new", opts=[[0, IPN_SO_MODE, mode]] + new.pop("opts", []), **new)
+    owner.ok("bind", path=path)
+    owner.ok("connect")
+    assert os.stat(path).st_mode & 0o777 == mode
+    return owner
+
+
+def test_read_only_members_receive_and_cannot_send(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    owner = make_net(agent, path, 0o604)
+    reader = agent("nobody")
+    reader.ok("new")
+    reader.ok("connect", path=path)                      # no w: shut for writing
+    assert reader.call("send", data=["x"])["errno"] == errno.EPIPE
+    owner.ok("send", data=["to readers"])
+    assert reader.ok("recv")["msgs"] == ["to readers"]
+    comp = os.path.join(netdir, ".bus.ipn")
+    ring = os.path.join(comp, "w", "9")
+    reply = reader.call("access", path=ring, flags=os.O_CREAT | os.O_WRONLY)
+    assert reply["errno"] == errno.EACCES                # cannot make itself a writer
+
+
+def test_write_only_members_send_and_cannot_receive(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    owner = make_net(agent, path, 0o602)
+    writer = agent("nobody")
+    writer.ok("new")
+    writer.ok("connect", path=path)                      # no r: shut for reading
+    assert writer.call("recv")["errno"] == errno.EPIPE
+    writer.ok("send", data=["from nobody"])
+    assert owner.ok("recv")["msgs"] == ["from nobody"]
+    owner_ring = os.path.join(netdir, ".bus.ipn", "w", "0")
+    assert writer.call("access", path=owner_ring, flags=os.O_RDONLY)["errno"] == errno.EACCES
+
+
+def test_no_r_and_no_w_is_refused_unless_oob_is_wanted(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    make_net(agent, path, 0o601)
+    outsider = agent("nobody")
+    outsider.ok("new")
+    assert outsider.call("connect", path=path)["errno"] == errno.EACCES
+    watcher = agent("nobody")
+    watcher.ok("new", opts=OOB_OPTS)
+    watcher.ok("connect", path=path)                     # OOB only: numnodes
+    reply = watcher.ok("recv")
+    assert reply["flags"] == [socket.MSG_OOB]
+    assert struct.unpack("=iiii", reply["msgs"][0].encode("latin-1")) == (0, 0, 1, 1)
+
+
+def test_bind_on_an_existing_network_needs_x(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    owner = make_net(agent, path, 0o606)
+    stranger = agent("nobody")
+    stranger.ok("new")
+    assert stranger.call("bind", path=path)["errno"] == errno.EACCES
+    path2 = os.path.join(netdir, "bus2")
+    make_net(agent, path2, 0o607)
+    manager = agent("nobody")
+    manager.ok("new")
+    manager.ok("bind", path=path2)                       # x: joins as a manager
+    manager.ok("connect")
+    assert owner.call("recv", nonblock=True)["status"] == "eagain"
+
+
+def test_a_group_restricted_network_admits_its_group_only(agent, netdir):
+    path = os.path.join(netdir, "lab")
+    owner = make_net(agent, path, 0o760)
+    owner.ok("chgrp", path=path, group="nogroup")
+    student = agent("nobody")                            # primary group nogroup
+    student.ok("new")
+    student.ok("connect", path=path)
+    student.ok("send", data=["hi from a student"])
+    assert owner.ok("recv")["msgs"] == ["hi from a student"]
+    owner.ok("send", data=["hi from root"])
+    assert student.ok("recv")["msgs"] == ["hi from root"]
+    closed = os.path.join(netdir, "private")
+    make_net(agent, closed, 0o700)
+    other = agent("nobody")
+    other.ok("new")
+    assert other.call("connect", path=closed)["errno"] == errno.EACCES
