@@ -12,8 +12,9 @@ handles it, so messages come out in the same order.  Additions:
   meaning (``--n`` is still ``--numports``);
 * ``--ethmax N``: largest frame accepted (default 9234, jumbo frames).
 
-Not available yet: ``-t``/``--tap`` and ``-F``/``--fstp`` (an effective
-one: ``-x`` disables it as in 2.3.2); both are reported and exit 1.
+``-F``/``--fstp`` runs the fast spanning tree (``-x`` disables it, as in
+2.3.2), with ``--priority`` and ``--macaddr`` making the bridge id.
+Not available yet: ``-t``/``--tap``; it is reported and exits 1.
 """
 
 from __future__ import annotations
@@ -46,9 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.numports < 1:
         log("The switch must have at least 1 port\n", LOG_ERR)
         return 1
+    cfg.fstp = opts.fstp                 # -x after -F has already turned it off
     missing = ["-t/--tap %s (tap interfaces)" % t for t in opts.taps]
-    if opts.fstp:
-        missing.insert(0, "-F/--fstp (fast spanning tree)")
     for what in missing:
         log("%s is not available yet in this version" % what, LOG_ERR)
     if missing:

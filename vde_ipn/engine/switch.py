@@ -14,11 +14,19 @@ Rules (vde_switch 2.3.2 semantics, section 6 of the console reference):
 
 Unlike the C switch, a port joining or leaving forgets only the entries
 of that port, so the others keep being switched without a flood.
+
+With a fast spanning tree attached (:meth:`LearningSwitch.use_fstp`) and
+enabled, BPDUs are consumed, frames from a port Discarding in their VLAN
+are dropped (cause ``fstp``) and Discarding ports get neither floods nor
+unicasts.  All of that is precomputed by ``_rebuild``; without FSTP the
+per-frame path is unchanged.
 """
 
 from __future__ import annotations
 
+from ..wire.fstp_bpdu import BPDU_DST
 from .egress import tag_key, untag_key
+from .fstp import BLOCKED
 from .policy import Policy, register
 
 NO_VLAN = 4095
@@ -79,7 +87,46 @@ class LearningSwitch(Policy):
         self._ptable: dict[int, dict] = {}
         self._pflood: dict[int, tuple[int, ...]] = {}
         self._psingle: dict[int, dict] = {}
+        self._inblocked: dict[int, frozenset] = {}
+        self.fstp = None
+        self.transmit = None
         super().__init__(net)
+
+    def use_fstp(self, fstp, transmit) -> None:
+        """Run the spanning tree ``fstp`` (an :class:`~.fstp.Fstp`) here.
+
+        ``transmit(list of (egress key, frame))`` sends the BPDUs that
+        joining ports and received BPDUs call for.
+        """
+        self.fstp = fstp
+        self.transmit = transmit
+        fstp.on_change = self._fstp_changed
+        self._fstp_sync()
+        self._rebuild()
+
+    def _fstp_changed(self, flushed: set, moved: bool) -> None:
+        for vlan in flushed:                 # topology change: relearn the VLAN
+            self.table.vlans.get(vlan, {}).clear()
+        if moved:
+            self._rebuild()
+
+    def _fstp_sync(self) -> None:
+        """Tell the spanning tree the VLAN membership of the active ports."""
+        fstp = self.fstp
+        if fstp is None:
+            return
+        members: dict[int, dict[int, bool]] = {}
+        for n, p in self.net.ports.items():
+            if p.endpoints:
+                for vlan in p.tagged:
+                    members.setdefault(vlan, {})[n] = True
+                if p.vlan != NO_VLAN:
+                    members.setdefault(p.vlan, {})[n] = False
+        for vlan in [v for v in fstp.trees if v not in self.net.vlans]:
+            fstp.forget_vlan(vlan)
+        out = fstp.sync(members)
+        if out:
+            self.transmit(out)
 
     def _rebuild(self) -> None:
         """Precompute, per VLAN and ingress port, where floods and unicasts go.
@@ -90,6 +137,8 @@ class LearningSwitch(Policy):
         """
         ports = self.net.ports
         active = [n for n in sorted(ports) if ports[n].endpoints]
+        fstp = self.fstp
+        blocked = fstp.blocked if fstp is not None else {}
         self._tagged = {n: frozenset(p.tagged) for n, p in ports.items()}
         vlans = {p.vlan for p in ports.values() if p.vlan != NO_VLAN}
         for p in ports.values():
@@ -97,15 +146,17 @@ class LearningSwitch(Policy):
         self._flood, self._single = {}, {}
         for vlan in vlans:
             self.table.vlans.setdefault(vlan, {})
-            members = [n for n in active
-                       if ports[n].vlan == vlan or vlan in ports[n].tagged]
+            stopped = blocked.get(vlan, ())
+            members = [n for n in active if n not in stopped
+                       and (ports[n].vlan == vlan or vlan in ports[n].tagged)]
             # the key for sending to member m a frame that arrived tagged or not
             keys = {}
             for m in ports:
                 out_tagged = vlan in ports[m].tagged
                 keys[False, m] = tag_key(m, vlan) if out_tagged else m
                 keys[True, m] = m if out_tagged else untag_key(m)
-            self._single[vlan] = {k: (v,) for k, v in keys.items()}
+            self._single[vlan] = {k: () if k[1] in stopped else (v,)
+                                  for k, v in keys.items()}
             self._flood[vlan] = {(n, t): tuple(keys[t, m] for m in members if m != n)
                                  for n in ports for t in (False, True)}
         # fast path: untagged frames, looked up by ingress port only
@@ -115,18 +166,32 @@ class LearningSwitch(Policy):
                 self._ptable[n] = self.table.vlans[p.vlan]
                 self._pflood[n] = self._flood[p.vlan][n, False]
                 self._psingle[n] = {m: self._single[p.vlan][False, m] for m in ports}
+        # with FSTP on, route() first consumes BPDUs and drops what comes
+        # in on Discarding ports; with it off the plain path stays
+        self._inblocked = {}
+        for vlan, stopped in blocked.items():
+            for n in stopped:
+                self._inblocked[n] = self._inblocked.get(n, frozenset()) | {vlan}
+        if fstp is not None and fstp.enabled:
+            self.route = self._route_fstp
+        else:
+            self.__dict__.pop("route", None)
 
     def port_up(self, port: int) -> None:
+        self._fstp_sync()
         self._rebuild()
 
     def port_down(self, port: int) -> None:
         self.table.forget_port(port)
+        self._fstp_sync()
         self._rebuild()
 
     def config_changed(self, port: int | None = None) -> None:
-        """Call after VLAN membership changed; forgets that port's MACs."""
+        """Call after VLAN membership or FSTP settings changed; forgets
+        that port's MACs."""
         if port is not None:
             self.table.forget_port(port)
+        self._fstp_sync()
         self._rebuild()
 
     def expire(self, now: float) -> None:
@@ -167,6 +232,37 @@ class LearningSwitch(Policy):
             if e is not None:
                 return () if e[0] == port else self._single[vlan][True, e[0]]
         return self._flood[vlan][port, True]
+
+    def _route_fstp(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
+        """route() while FSTP is on: BPDUs and Discarding ingress first."""
+        if frame[0] == 1 and frame[0:6] == BPDU_DST:
+            return self._bpdu_in(port, frame, now)
+        vlans = self._inblocked.get(port)
+        if vlans is not None:
+            if frame[12] == 0x81 and frame[13] == 0 and len(frame) >= 18:
+                vlan = ((frame[14] << 8) | frame[15]) & 0x0FFF
+            else:
+                vlan = self.net.ports[port].vlan
+            if vlan in vlans:
+                self.net.ports[port].count_drop(BLOCKED)
+                return ()
+        return LearningSwitch.route(self, port, frame, now)
+
+    def _bpdu_in(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
+        """A BPDU is for the spanning tree of its VLAN, never forwarded."""
+        tagged = frame[12] == 0x81 and frame[13] == 0 and len(frame) >= 18
+        if tagged:
+            vlan = ((frame[14] << 8) | frame[15]) & 0x0FFF
+            if vlan not in self._tagged[port]:
+                return self._drop(port)
+        else:
+            vlan = self.net.ports[port].vlan
+            if vlan == NO_VLAN:
+                return self._drop(port)
+        out = self.fstp.receive(vlan, port, tagged, frame, now)
+        if out:
+            self.transmit(out)
+        return ()
 
     def learn(self, table: dict, src: bytes, port: int, now: float) -> None:
         """Record ``src`` on ``port`` unless it moved within min_persistence."""

@@ -16,6 +16,22 @@ class ConsoleView:
     def priority(self) -> int:
         return self.config.priority
 
+    @property
+    def fstp_on(self) -> bool:
+        return self.fstp.enabled
+
+    def set_fstp_edge(self, vlan: int, port: int, on: bool) -> None:
+        """``fstp/setedge``: an edge port neither sends nor hears BPDUs."""
+        self.fstp.set_edge(vlan, port, on)
+
+    def set_fstp_bonus(self, vlan: int, port: int, cost: int) -> None:
+        """``fstp/bonus``: BPDUs heard on ``port`` count ``cost`` less."""
+        self.fstp.set_bonus(vlan, port, cost)
+
+    def fstp_print(self, vlan: int) -> list[str]:
+        """``fstp/print`` lines of one VLAN."""
+        return self.fstp.print_lines(vlan, self.loop.clock())
+
     def set_hash(self, name: str, value: int) -> None:
         """``hash/set*``: size (flushes the table), gcint, expire, minper."""
         c = self.config

@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 
 from .._errors import NoFreePort, PortInUse, RemoteProtocolError
 from ..engine.bus import DEFAULT_MAX_FRAME, NO_USER, Network
+from ..engine.fstp import Fstp
 from ..wire import vde_ctl
 from . import ctldir
 from .console_view import ConsoleView
 from .datasock import Sender, make_reader
+from .fstp_io import FstpIO
 from .senders import SenderTable
 
 HANDSHAKE_TIMEOUT = 5.0
@@ -83,6 +85,7 @@ class SwitchConfig:
     expire: float = 100.0
     minper: float = 3.0
     priority: int = 0x8000
+    fstp: bool = False
 
 
 class _Endpoint:
@@ -93,7 +96,7 @@ class _Endpoint:
         self.path, self.sender = path, sender
 
 
-class SwitchServer(ConsoleView):
+class SwitchServer(ConsoleView, FstpIO):
     """Serve a :class:`Network` to VDE clients through a control directory."""
 
     def __init__(self, config: SwitchConfig, loop, log=lambda msg: None):
@@ -101,16 +104,20 @@ class SwitchServer(ConsoleView):
         self.loop = loop
         self.log = log
         self.mode, self.dirmode = ctldir.derive_modes(config.mode, config.dirmode)
+        self.macaddr = config.macaddr or b"\x00\xff" + os.urandom(4)
+        self.fstp = Fstp(self.macaddr, config.priority, origin=loop.clock())
+        self._hello = None
+        self._held = None                # BPDUs waiting for a joining endpoint
         self.net = Network(config.numports, "hub" if config.hub else "switch",
                            max_frame=config.max_frame)
-        self._tune_policy()
+        self.fstp.listeners.append(self.net.emit)   # fstp/* debug events to consoles
         self.dir: str | None = None
         self.listener: socket.socket | None = None
         self.endpoints: dict[int, _Endpoint] = {}
         self.senders = SenderTable()
         self._pending: dict[socket.socket, list] = {}   # ctl conn -> handshake timer
         self.started = time.monotonic()
-        self.macaddr = config.macaddr or b"\x00\xff" + os.urandom(4)
+        self._tune_policy()
         self.on_shutdown = loop.stop
         self._gc = None
 
@@ -121,6 +128,8 @@ class SwitchServer(ConsoleView):
             self.config.sock, self.mode, self.dirmode, self.config.gid)
         self.loop.add_reader(self.listener, self._on_accept)
         self._gc = self.loop.call_every(self.config.gcint, self.net.expire)
+        if self.config.fstp and not self.hub:
+            self.set_fstp(True)
 
     def close(self) -> None:
         """Close every endpoint and remove our files."""
@@ -130,6 +139,9 @@ class SwitchServer(ConsoleView):
             self._drop_pending(conn)
         if self._gc is not None:
             self.loop.cancel(self._gc)
+        if self._hello is not None:
+            self.loop.cancel(self._hello)
+            self._hello = None
         if self.listener is not None:
             self.loop.forget(self.listener)
             self.listener.close()
@@ -137,6 +149,8 @@ class SwitchServer(ConsoleView):
             ctldir.remove_ctl(self.dir, self.log)
 
     def set_hub(self, hub: bool) -> None:
+        if hub:                          # a hub has no spanning tree (2.3.2 stops it)
+            self.set_fstp(False)
         self.net.set_policy("hub" if hub else "switch")
         self._tune_policy()
 
@@ -145,6 +159,10 @@ class SwitchServer(ConsoleView):
         if hasattr(policy, "expire_after"):
             policy.expire_after = self.config.expire
             policy.min_persistence = self.config.minper
+        if hasattr(policy, "use_fstp"):
+            policy.use_fstp(self.fstp, self._send_bpdus)
+        else:
+            self.fstp.on_change = None
 
     # -- control connections -------------------------------------------------
     def _on_accept(self, now: float) -> None:
@@ -266,11 +284,12 @@ class SwitchServer(ConsoleView):
 
     def _attach(self, conn, data, path, port_no, req, user) -> None:
         ep_id = conn.fileno()
-        self.net.attach(ep_id, port_no, req.description, user=user)
-        port = self.net.ports[port_no]
-        ep = _Endpoint(ep_id, port_no, conn, data, path, Sender(data, port, self.loop))
-        self.endpoints[ep_id] = ep
-        self._rebuild_senders(port_no)
+        with self._holding_bpdus():
+            self.net.attach(ep_id, port_no, req.description, user=user)
+            port = self.net.ports[port_no]
+            ep = _Endpoint(ep_id, port_no, conn, data, path, Sender(data, port, self.loop))
+            self.endpoints[ep_id] = ep
+            self._rebuild_senders(port_no)
         self.loop.add_reader(data, make_reader(data, port_no, self.net, self.senders))
 
         def on_ctl(now: float) -> None:
@@ -297,11 +316,12 @@ class SwitchServer(ConsoleView):
         ep_id = -(len(self.endpoints) + 1000)
         while ep_id in self.endpoints:
             ep_id -= 1
-        self.net.attach(ep_id, port_no, description, module="local")
-        port = self.net.ports[port_no]
-        self.endpoints[ep_id] = _Endpoint(ep_id, port_no, None, ours, None,
-                                          Sender(ours, port, self.loop))
-        self._rebuild_senders(port_no)
+        with self._holding_bpdus():
+            self.net.attach(ep_id, port_no, description, module="local")
+            port = self.net.ports[port_no]
+            self.endpoints[ep_id] = _Endpoint(ep_id, port_no, None, ours, None,
+                                              Sender(ours, port, self.loop))
+            self._rebuild_senders(port_no)
         self.loop.add_reader(ours, make_reader(ours, port_no, self.net, self.senders))
         return theirs
 
