@@ -5,6 +5,9 @@ The tool to run is chosen by the name it was invoked under, so putting
 compat/ first on PATH swaps the C tools for ours.  Only the standard
 library is needed, so any python3 (3.9 or newer) can run the drop-ins,
 including when a guest such as User-Mode Linux spawns them from PATH.
+Optional packages (pyroute2, for grabbing interfaces) are also looked
+for in the repository's ``.venv`` (``make setup`` fills it), after
+everything else on sys.path, when its Python version is this one.
 """
 import os
 import sys
@@ -16,12 +19,20 @@ TOOLS = {
     "unixterm": "vde_ipn.cli.unixterm",
     "vdeterm": "vde_ipn.cli.vdeterm",
     "unixcmd": "vde_ipn.cli.unixcmd",
+    "vde_plug2tap": "vde_ipn.cli.plug2tap",
+    "vde_pcapplug": "vde_ipn.cli.pcapplug",
+    "vde_tunctl": "vde_ipn.cli.tunctl",
 }
 
 
 def _main() -> int:
     here = os.path.dirname(os.path.realpath(__file__))
-    sys.path.insert(0, os.path.dirname(here))
+    repo = os.path.dirname(here)
+    sys.path.insert(0, repo)
+    venv_site = os.path.join(repo, ".venv", "lib", "python%d.%d" % sys.version_info[:2],
+                             "site-packages")
+    if os.path.isdir(venv_site):
+        sys.path.append(venv_site)
     name = os.path.basename(sys.argv[0]).lstrip("-")
     module = TOOLS.get(name)
     if module is None:

@@ -34,9 +34,11 @@ LONGOPTS = (
     LongOpt("ethmax", 1, "ethmax"),     # ours; no 2.3.2 option starts with "e"
 )
 # short options as 2.3.2 derives them from the table (consecutive duplicates dropped)
-SHORTOPTS = "hxFvn:s:m:g:dp:f:M:D:t:"
+SHORTOPTS = "hxFvn:s:m:g:dp:f:M:D:t:G:"
 # the exact words meaning "no stdin console"; stand-ins that getopt sees as operands
 NOSTDIN_WORDS = {"-nostdin": "\0-nostdin", "--nostdin": "\0--nostdin"}
+# ours: -G IFACE, and --grab/-grab only as whole words ("--g", "-gr" stay --group)
+GRAB_WORDS = ("-grab", "--grab")
 
 USAGE = """\
 Usage: vde_switch [OPTIONS]
@@ -46,7 +48,7 @@ Runs a VDE switch (vde-ipn drop-in).
   -v, --version              Show the version and exit
   -n  --numports N           Number of ports, port 0 included (default 32)
   -x, --hub                  Behave as a hub instead of a learning switch
-  -F, --fstp                 Fast spanning tree (not available yet)
+  -F, --fstp                 Fast spanning tree (compatible with vde_switch -F)
       --macaddr MAC          Switch MAC address
       --priority N           FST priority
       --hashsize N           MAC table size shown by hash/showinfo
@@ -66,7 +68,9 @@ Runs a VDE switch (vde-ipn drop-in).
       --mgmtgroup GROUP      Group owner of the management socket
   -D, --debugclients N       Accepted, ignored (as in vde_switch 2.3.2)
 (opts from tuntap module)
-  -t, --tap TAP              Attach a TAP interface (not available yet)
+  -t, --tap TAP              Attach a TAP interface (created if missing)
+(opts of vde-ipn)
+  -G, --grab IFACE           Join an existing interface to the switch
 """
 
 VERSION_TEXT = """\
@@ -88,11 +92,12 @@ class Options:
         self.rcfile: str | None = None
         self.nostdin = False
         self.taps: list[str] = []
+        self.grabs: list[str] = []
 
 
 def parse(argv: list[str], log: Logger) -> Options:
     """Parse argv as vde_switch 2.3.2 does; raise SystemExit where it exits."""
-    words = [NOSTDIN_WORDS.get(w, w) for w in argv[1:]]
+    words = [NOSTDIN_WORDS.get(w, w) for w in _grab_words(argv[1:])]
     restore = {v: k for k, v in NOSTDIN_WORDS.items()}
     res = getopt_long_only([argv[0] if argv else "vde_switch"] + words, SHORTOPTS, LONGOPTS)
     errors = iter(res.errors)
@@ -162,7 +167,36 @@ def _apply(o: Options, key: str, val, log: Logger) -> None:
         c.mgmt_gid = _group(val)
     elif key == "t":
         o.taps.append(val)
+    elif key == "G":
+        o.grabs.append(val)
     # "D" (--debugclients) is accepted and ignored, as in 2.3.2
+
+
+def _grab_words(words: list[str]) -> list[str]:
+    """``--grab X``, ``--grab=X`` (and single-dash forms) as ``-G X``.
+
+    Whole words only, so that every prefix keeps its 2.3.2 meaning; the
+    word after an option that takes an argument is left alone, and so is
+    everything after ``--``.
+    """
+    out, i = [], 0
+    takes_arg = {"-" + c for c in "nsmgpfMDtG"}
+    while i < len(words):
+        w = words[i]
+        if w == "--":
+            return out + words[i:]
+        name, eq, val = w.partition("=")
+        if name in GRAB_WORDS:
+            out.append("-G")
+            if eq:
+                out.append(val)
+        else:
+            out.append(w)
+            if w in takes_arg and i + 1 < len(words):
+                i += 1
+                out.append(words[i])
+        i += 1
+    return out
 
 
 def _keep(new, old):

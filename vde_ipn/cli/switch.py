@@ -14,7 +14,10 @@ handles it, so messages come out in the same order.  Additions:
 
 ``-F``/``--fstp`` runs the fast spanning tree (``-x`` disables it, as in
 2.3.2), with ``--priority`` and ``--macaddr`` making the bridge id.
-Not available yet: ``-t``/``--tap``; it is reported and exits 1.
+``-t``/``--tap NAME`` attaches a tap interface (created if missing) and
+``-G``/``--grab IFACE`` (ours; whole words only) an existing interface,
+each on a port of its own; one that fails is reported and the switch
+runs on without it.
 """
 
 from __future__ import annotations
@@ -48,11 +51,6 @@ def main(argv: list[str] | None = None) -> int:
         log("The switch must have at least 1 port\n", LOG_ERR)
         return 1
     cfg.fstp = opts.fstp                 # -x after -F has already turned it off
-    missing = ["-t/--tap %s (tap interfaces)" % t for t in opts.taps]
-    for what in missing:
-        log("%s is not available yet in this version" % what, LOG_ERR)
-    if missing:
-        return 1
     return _run(opts, log)
 
 
@@ -64,6 +62,7 @@ def _run(opts: Options, log: Logger) -> int:
     rc = _start_ctl(server, log)
     if rc:
         return rc
+    _attach_interfaces(server, opts, log)
     if opts.daemon:
         log.to_syslog(syslog.LOG_USER)
         log("VDE_SWITCH started")
@@ -99,6 +98,27 @@ def _run(opts: Options, log: Logger) -> int:
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
     return 0
+
+
+def _attach_interfaces(server: SwitchServer, opts: Options, log: Logger) -> None:
+    """Each ``-t`` tap, then each ``-G`` grabbed interface, on a port of its own.
+
+    One that cannot be opened is reported and left out; the switch runs on.
+    """
+    from ..io.grab import GrabDevice
+    from ..io.tap import TapDevice
+    for kind, names in ((TapDevice, opts.taps), (GrabDevice, opts.grabs)):
+        for name in names:
+            try:
+                dev = kind(name)
+            except OSError as e:
+                log(e.strerror or str(e), LOG_ERR)
+                continue
+            try:
+                server.attach_device(dev, dev.name)
+            except Exception as e:
+                dev.close()
+                log("%s: no port for it: %s" % (name, e), LOG_ERR)
 
 
 def _start_ctl(server: SwitchServer, log: Logger) -> int:

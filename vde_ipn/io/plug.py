@@ -10,7 +10,9 @@ VNL as vdeplug4 does and returns a :class:`Plug` with ``send``, ``recv``,
 * ``null://``, ``seqpacket://FD``, ``ptp://PATH``: no switch involved
   (see :mod:`vde_ipn.io.endpoints`);
 * ``hub://PATH`` and ``switch://PATH``: a network hosted in this process
-  (needs the caller's event loop), reachable by other clients at PATH.
+  (needs the caller's event loop), reachable by other clients at PATH;
+* ``tap://NAME`` and ``grab://IFACE``: the kernel's network stack
+  (see :mod:`vde_ipn.io.tap` and :mod:`vde_ipn.io.grab`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from .._errors import ConnectError, RemoteProtocolError
 from ..wire import vde_ctl
 from ..wire.vnl import VnlError, parse_path_options, parse_vde
 from .endpoints import Plug, group_id, open_null, open_ptp, open_seqpacket
+from .grab import open_grab_plug
+from .tap import open_tap_plug
 from .vnl_resolve import default_switch_dirs, resolve, vde_description
 
 REPLY_TIMEOUT = 5.0
@@ -224,4 +228,6 @@ SCHEMES = {
     "hub": _open_node("hub"),
     "switch": _open_node("switch"),
     **__import__("vde_ipn.io.overlay", fromlist=["SCHEMES"]).SCHEMES,   # vxvde, vxlan, udp
+    "tap": open_tap_plug,
+    "grab": open_grab_plug,
 }

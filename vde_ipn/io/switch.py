@@ -325,6 +325,26 @@ class SwitchServer(ConsoleView, FstpIO):
         self.loop.add_reader(ours, make_reader(ours, port_no, self.net, self.senders))
         return theirs
 
+    def attach_device(self, dev, description: str | None, want: int | None = None) -> int:
+        """An endpoint on a device this process opened (a tap, a grabbed NIC).
+
+        ``dev`` has ``fileno()``, non-blocking ``recv(n)``/``send(frame)``
+        (one frame per call, OSError once broken), ``close()`` and the
+        ``module`` name ``port/print`` shows.  The switch owns it from now
+        on: a read error or :meth:`close_endpoint` closes it.  Returns the
+        endpoint id (the descriptor, as vde_switch numbers endpoints).
+        """
+        port_no = self.net.pick_port(want)
+        ep_id = dev.fileno()
+        self.net.attach(ep_id, port_no, description, module=dev.module)
+        port = self.net.ports[port_no]
+        self.endpoints[ep_id] = _Endpoint(ep_id, port_no, None, dev, None,
+                                          Sender(dev, port, self.loop))
+        self._rebuild_senders(port_no)
+        self.loop.add_reader(dev, make_reader(dev, port_no, self.net, self.senders,
+                                              lambda: self.close_endpoint(ep_id)))
+        return ep_id
+
     def close_endpoint(self, ep_id: int) -> bool:
         """Close one endpoint (client gone, or ``port/epclose``)."""
         ep = self.endpoints.pop(ep_id, None)
