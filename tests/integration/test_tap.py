@@ -16,7 +16,7 @@ import tempfile
 import pytest
 
 from guests import QemuGuest
-from netns import (NOBODY, NsSwitch, address, ifname, in_ns, link, namespaces,  # noqa: F401
+from ifaces import (NOBODY, NsSwitch, address, ifname, in_ns, link, namespaces,  # noqa: F401
                    ns_ping)
 from support import OURS, Processes, StreamPlug, require, wait_for
 
