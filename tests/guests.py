@@ -16,13 +16,16 @@ are added to the ``tree`` list the caller hands in.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import gzip
 import itertools
 import lzma
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -139,8 +142,9 @@ class _Cpio:
 _built: dict = {}
 
 
-def initramfs(workdir: str) -> tuple[str, str]:
-    """(kernel image, initramfs path); the initramfs is built once per run."""
+def initramfs() -> tuple[str, str]:
+    """(kernel image, initramfs path); the initramfs is built once per test
+    run, in a directory of its own removed when the run ends."""
     if "result" in _built:
         return _built["result"]
     image, moddir = kernel()
@@ -158,6 +162,8 @@ def initramfs(workdir: str) -> tuple[str, str]:
         cpio.add("lib/modules/" + name, 0o100644, _module_bytes(os.path.join(moddir, rel)))
         names.append(name)
     cpio.add("modules.order", 0o100644, ("\n".join(names) + "\n").encode())
+    workdir = tempfile.mkdtemp(prefix="vde-ipn-initramfs-")
+    atexit.register(shutil.rmtree, workdir, True)
     path = os.path.join(workdir, "initramfs.gz")
     with open(path, "wb") as f:
         f.write(gzip.compress(cpio.finish(), compresslevel=1))
@@ -249,7 +255,7 @@ class QemuGuest(Console):
     def __init__(self, procs, workdir: str, sock: str, mac: str, *, name="qemu",
                  nic="virtio-net-pci"):
         self.name = name
-        image, initrd = initramfs(workdir)
+        image, initrd = initramfs()
         argv = [require(QEMU), "-nodefaults", "-display", "none", "-machine", "pc",
                 "-accel", "tcg", "-m", "128M", "-no-reboot",
                 "-kernel", image, "-initrd", initrd,

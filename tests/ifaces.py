@@ -136,3 +136,15 @@ def address(name: str, ns: str, cidr: str) -> None:
     """Give link ``name`` in ``ns`` the address ``cidr`` and bring it up."""
     ip("addr", "add", cidr, "dev", name, ns=ns)
     ip("link", "set", name, "up", ns=ns)
+
+
+def still_serving(sw: NsSwitch, seconds: float = 0.5) -> bool:
+    """True when ``sw`` is alive after ``seconds`` and a plug gets a port on it."""
+    import time
+    from support import OURS
+    time.sleep(seconds)
+    if sw.proc.poll() is not None:
+        return False
+    res = subprocess.run([OURS["vde_plug"], sw.dir], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=10)
+    return res.returncode == 0 and sw.proc.poll() is None
