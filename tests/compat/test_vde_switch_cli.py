@@ -316,7 +316,7 @@ def test_c_reads_nostdin_as_numports(sides):
 
 
 @pytest.mark.parametrize("args, what", [
-    (["-t", "tap0"], "tap"), (["--tap=tap1"], "tap"), (["-F"], "fstp"), (["-fstp"], "fstp"),
+    (["-t", "tap0"], "tap"), (["--tap=tap1"], "tap"),
 ])
 def test_not_available_yet(sides, args, what):
     ours = sides["ours"]

@@ -57,7 +57,7 @@ def test_unknown_command_is_enosys_and_empty_lines_are_silent():
 
 
 def test_unavailable_commands_say_so():
-    res = execute(Ctx(), "fstp/setfstp 1")
+    res = execute(Ctx(), "plugin/add x")
     assert res.rc == errno.ENOSYS and "not available yet" in res.lines[0]
 
 
@@ -92,7 +92,7 @@ def test_port_stats_show_drops_by_cause():
     ctx.net.receive(1, b"\x01" * 5, 0)
     res = execute(ctx, "port/stats 1")
     assert res.lines == ["Port 0001 in 0/0 out 0/0 drops runt=1 oversize=0 vlan=0 "
-                         "queue_full=0 send_error=0"]
+                         "fstp=0 queue_full=0 send_error=0"]
     port = json.loads(execute(ctx, "json/ports 1").lines[0])[0]
     assert port["counters"]["drops"]["runt"] == 1 and port["endpoints"][0]["description"] == "a"
 

@@ -94,13 +94,16 @@ def _print_vlans(ctx, arg, include_inactive):
         vlans = [n]
     else:
         vlans = sorted(net.vlans)
+    fstp = getattr(ctx, "fstp", None)
     lines = []
     for vlan in vlans:
         lines.append("VLAN %04d" % vlan)
+        blocked = fstp.blocked.get(vlan, ()) if fstp is not None else ()
         for p, tagged in _members(net, vlan):
             if p.active:
-                lines.append(" -- Port %04d tagged=%d active=1 status=Forwarding"
-                             % (p.number, tagged))
+                lines.append(" -- Port %04d tagged=%d active=1 status=%s"
+                             % (p.number, tagged,
+                                "Discarding" if p.number in blocked else "Forwarding"))
             elif include_inactive:
                 lines.append(" -- Port %04d tagged=%d active=0 status=Learning"
                              % (p.number, tagged))
