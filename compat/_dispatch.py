@@ -19,6 +19,7 @@ TOOLS = {
     "unixterm": "vde_ipn.cli.unixterm",
     "vdeterm": "vde_ipn.cli.vdeterm",
     "unixcmd": "vde_ipn.cli.unixcmd",
+    "wirefilter": "vde_ipn.cli.wirefilter",
     "vde_plug2tap": "vde_ipn.cli.plug2tap",
     "vde_pcapplug": "vde_ipn.cli.pcapplug",
     "vde_tunctl": "vde_ipn.cli.tunctl",

@@ -1,0 +1,181 @@
+"""wirefilter side by side: ours and 2.3.2 on the same settings, between
+our switch (left) and the C switch (right), measured at frame level.
+
+Tolerances are generous (counts within a few standard deviations,
+medians for delays, rates within 30%) so a loaded machine does not
+make them flake; each check still fails if the setting is ignored.
+"""
+
+import os
+import socket
+import statistics
+import subprocess
+import time
+
+import pytest
+
+from support import (BROADCAST, COMPAT, C_TOOLS, OURS, StreamPlug, Switch, frame, mac,
+                     require, wait_for)
+
+WF = {"ours": os.path.join(COMPAT, "wirefilter"), "c": C_TOOLS["wirefilter"]}
+
+
+class Cable:
+    def __init__(self, procs, sockdir, kind, *opts):
+        self.left = Switch(procs, OURS["vde_switch"], os.path.join(sockdir, "L"), mgmt=False)
+        self.right = Switch(procs, C_TOOLS["vde_switch"], os.path.join(sockdir, "R"), mgmt=False)
+        self.mgmt = os.path.join(sockdir, "wf.mgmt")
+        self.wf = procs.start([require(WF[kind]), "-v", "%s:%s" % (self.left.dir, self.right.dir),
+                               "-M", self.mgmt] + list(opts),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        wait_for(lambda: os.path.exists(self.mgmt) or self.wf.poll() is not None,
+                 what="wirefilter mgmt socket")
+        assert self.wf.poll() is None, self.wf.stderr.read().decode()
+        self.a = StreamPlug(procs, OURS["vde_plug"], self.left.dir)
+        self.b = StreamPlug(procs, C_TOOLS["vde_plug"], self.right.dir)
+        time.sleep(0.3)
+        # teach both switches where the two stations are
+        self.b.send(frame(BROADCAST, mac(2)))
+        self.a.send(frame(BROADCAST, mac(1)))
+        time.sleep(0.5)
+        self.a.drain(0.1)
+        self.b.drain(0.1)
+
+    def console(self, *lines) -> str:
+        """The session transcript: banner, then each line's answer."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(self.mgmt)
+        out = b""
+        try:
+            for line in (None,) + lines:
+                if line is not None:
+                    s.sendall(line.encode() + b"\n")
+                want = out.count(b"\nVDEwf$ ") + 1
+                while out.count(b"\nVDEwf$ ") < want:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    out += chunk
+        finally:
+            s.close()
+        return out.decode()
+
+
+def send_paced(p, frames, batch=20, pause=0.02):
+    for i, f in enumerate(frames):
+        p.send(f)
+        if i % batch == batch - 1:
+            time.sleep(pause)
+
+
+def count(p, prefix: bytes, quiet=1.0) -> int:
+    n = 0
+    while True:
+        f = p.recv(quiet)
+        if f is None:
+            return n
+        n += f[14:14 + len(prefix)] == prefix
+
+
+KINDS = ["ours", "c"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_loss_is_per_direction(procs, sockdir, kind):
+    c = Cable(procs, sockdir, kind, "-l", "LR30")
+    send_paced(c.a, [frame(mac(2), mac(1), b"L%03d" % i) for i in range(400)])
+    got = count(c.b, b"L")
+    assert 220 <= got <= 340, "LR30: %d of 400 arrived (expected about 280)" % got
+    send_paced(c.b, [frame(mac(1), mac(2), b"R%03d" % i) for i in range(100)])
+    assert count(c.a, b"R") == 100
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_duplication(procs, sockdir, kind):
+    c = Cable(procs, sockdir, kind, "-D", "50")
+    send_paced(c.a, [frame(mac(2), mac(1), b"D%03d" % i) for i in range(200)])
+    got = count(c.b, b"D")
+    assert 320 <= got <= 500, "dup 50%%: %d copies of 200 (expected about 400)" % got
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_delay_median(procs, sockdir, kind):
+    c = Cable(procs, sockdir, kind, "-d", "LR150+20")
+    lat = []
+    for i in range(15):
+        t = time.monotonic()
+        c.a.send(frame(mac(2), mac(1), b"T%02d" % i))
+        assert c.b.recv_matching(lambda f: f[14:17] == b"T%02d" % i, 5)
+        lat.append(time.monotonic() - t)
+    back = []
+    for i in range(5):
+        t = time.monotonic()
+        c.b.send(frame(mac(1), mac(2), b"B%02d" % i))
+        assert c.a.recv_matching(lambda f: f[14:17] == b"B%02d" % i, 5)
+        back.append(time.monotonic() - t)
+    med = statistics.median(lat)
+    assert 0.13 <= med <= 0.45, "median LR latency %.3fs for 150+-20 ms" % med
+    assert statistics.median(back) < med - 0.08, "RL was delayed too"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bandwidth(procs, sockdir, kind):
+    c = Cable(procs, sockdir, kind, "-b", "40000")
+    t0 = time.monotonic()
+    for i in range(60):
+        c.a.send(frame(mac(2), mac(1), b"W%02d" % i, size=998))
+    last, n = None, 0
+    while True:
+        f = c.b.recv(1.5)
+        if f is None:
+            break
+        n += 1
+        last = time.monotonic()
+    assert n == 60
+    rate = n * 1000 / (last - t0)
+    assert 28000 <= rate <= 52000, "measured %.0f B/s for 40000" % rate
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_mtu(procs, sockdir, kind):
+    c = Cable(procs, sockdir, kind, "-m", "600")
+    for i in range(10):
+        c.a.send(frame(mac(2), mac(1), b"big", size=1000))
+        c.a.send(frame(mac(2), mac(1), b"sml", size=500))
+    got = c.b.drain(1.0)
+    assert sum(f[14:17] == b"sml" for f in got) == 10
+    assert not [f for f in got if f[14:17] == b"big"]
+
+
+SCRIPT = ["loss LR5+1", "delay 50+10N", "dup RL1", "bandwidth 128K", "speed 1M",
+          "chanbufsize 20000", "noise 10", "mtu 1500", "fifo 0", "lostburst 3",
+          "showinfo", "help", "nosuchcommand", "showcurrent"]
+
+
+def test_console_answers_as_2_3_2(procs, sockdir):
+    outs = {}
+    for kind in KINDS:
+        d = os.path.join(sockdir, kind)
+        os.mkdir(d)
+        c = Cable(procs, d, kind)
+        outs[kind] = [c.console(line) for line in [SCRIPT[0]]] + [c.console(*SCRIPT)]
+    assert "Loss   L->R 5+1U   R->L 0+0U" in outs["ours"][1]
+    assert outs["ours"] == outs["c"]
+
+
+def test_dpipe_stream_mode_between_switches(procs, sockdir, tree):
+    """dpipe vde_plug L = wirefilter = vde_plug R, every tool but ours from Debian."""
+    left = Switch(procs, C_TOOLS["vde_switch"], os.path.join(sockdir, "L"), mgmt=False)
+    right = Switch(procs, C_TOOLS["vde_switch"], os.path.join(sockdir, "R"), mgmt=False)
+    d = procs.start([require(C_TOOLS["dpipe"]), C_TOOLS["vde_plug"], left.dir, "=",
+                     WF["ours"], "-l", "RL100", "=", C_TOOLS["vde_plug"], right.dir])
+    a = StreamPlug(procs, OURS["vde_plug"], left.dir)
+    b = StreamPlug(procs, OURS["vde_plug"], right.dir)
+    time.sleep(1.0)
+    from support import descendants
+    tree.extend(descendants(d.pid))
+    a.send(frame(BROADCAST, mac(1), b"go"))
+    assert b.recv_matching(lambda f: f[14:16] == b"go", 5), "LR did not pass"
+    b.send(frame(BROADCAST, mac(2), b"no"))
+    assert a.recv_matching(lambda f: f[14:16] == b"no", 1.5) is None, "RL100 let a frame by"
