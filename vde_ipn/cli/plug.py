@@ -35,6 +35,7 @@ LONGOPTS = (
     LongOpt("iplog", 0, "L"), LongOpt("help", 0, "h"), LongOpt("group", 1, "g"),
     LongOpt("group2", 1, "G"), LongOpt("mod", 1, "m"), LongOpt("mod2", 1, "M"),
     LongOpt("port", 1, "port"), LongOpt("port2", 1, "port2"), LongOpt("descr", 1, "D"),
+    LongOpt("retry", 1, "retry"),
 )
 
 USAGE = """\
@@ -58,6 +59,8 @@ Options:
   -M MODE | --mod2 MODE       the same for the second VNL
   --port N, --port2 N         port of the first/second VNL (prefer VNL[N])
   -D DESCR | --descr DESCR    description of this connection (default "vdeplug:")
+  --retry SECS                reconnect SECS seconds after the switch, the other
+                              VNL or the command went away (not in vdeplug4)
 """
 
 BROKER = ("This is a Virtual Distributed Ethernet (vde) tunnel broker. \n"
@@ -77,6 +80,7 @@ class Options:
         self.port = [None, None]
         self.vnls: list[str] = []
         self.command: list[str] | None = None
+        self.retry: float | None = None     # reconnect after this many seconds
 
 
 def _usage_exit() -> None:
@@ -118,6 +122,14 @@ def parse(argv: list[str]) -> Options:
         elif key == "D":
             if val:
                 o.descr = val
+        elif key == "retry":
+            try:
+                o.retry = float(val)
+            except ValueError:
+                o.retry = -1.0
+            if not 0 < o.retry < 86400:
+                sys.stderr.write("%s: --retry wants seconds between 0 and 86400\n" % argv[0])
+                _usage_exit()
     ops = res.operands
     if "=" in ops:
         i = ops.index("=")
@@ -152,8 +164,11 @@ def _watch_ctl(loop: Loop, plug: Plug, on_close) -> None:
         loop.add_reader(plug.ctl, lambda now: on_close())
 
 
-def run_stream(loop: Loop, plug: Plug, fd_in: int, fd_out: int) -> None:
-    """Bridge a plug and a vdestream on (fd_in, fd_out) until either ends."""
+def run_stream(loop: Loop, plug: Plug, fd_in: int, fd_out: int, ended=None) -> None:
+    """Bridge a plug and a vdestream on (fd_in, fd_out) until either ends.
+
+    When the stream's input ends, "input" is appended to ``ended``.
+    """
     decoder = StreamDecoder(STREAM_MAX)
     recv = plug.recv
     hangup = plug.hangup_on_empty
@@ -164,6 +179,8 @@ def run_stream(loop: Loop, plug: Plug, fd_in: int, fd_out: int) -> None:
         except OSError:
             data = b""
         if not data:
+            if ended is not None:
+                ended.append("input")
             loop.stop()
             return
         _send_frames(plug, decoder.feed(data))
@@ -254,20 +271,51 @@ def main(argv: list[str] | None = None) -> int:
         daemonize()
     if o.log:
         log.to_syslog()
+    caught: list = []
+    pidfile_written = False
+    try:
+        while True:
+            status, ended, pidfile_written = _session(o, log, caught, pidfile_written)
+            # --retry: reconnect after the switch, the peer or the command went
+            # away; not after a signal or the end of our own input
+            if o.retry is None or caught or "input" in ended:
+                return status
+            if not _pause(o.retry, caught):
+                return 0
+    finally:
+        if pidfile_written:
+            try:
+                os.unlink(o.pidfile)
+            except OSError:
+                pass
+        if caught and caught[0] != signal.SIGTERM:
+            signal.signal(caught[0], signal.SIG_DFL)
+            os.killpg(os.getpgrp(), caught[0])
+
+
+def _session(o: Options, log, caught: list, pidfile_written: bool):
+    """Open the plugs, copy frames until something ends, close everything.
+
+    Returns (exit status, how the stream ended, whether the pid file exists).
+    """
     loop = Loop()
+    _handle_signals(loop, caught)
     plugs: list[Plug] = []
     child = None
-    caught = _handle_signals(loop)
+    ended: list = []
     try:
         for i in range(max(1, len(o.vnls))):
             try:
                 plugs.append(_open(o, i, loop))
             except ConnectError as e:
                 vnl = o.vnls[i] if i < len(o.vnls) else ""
-                sys.stderr.write("vde_open %s: %s\n" % (vnl or "default switch", os.strerror(e.errno)))
-                return 1
-        if o.pidfile and not write_pidfile(o.pidfile, log):
-            return 1
+                sys.stderr.write("vde_open %s: %s\n" % (vnl or "default switch",
+                                                          os.strerror(e.errno)))
+                return 1, ended, pidfile_written
+        if o.pidfile and not pidfile_written:
+            if not write_pidfile(o.pidfile, log):
+                return 1, ended, pidfile_written
+            pidfile_written = True
         if o.log:
             log("START %s" % " ".join(o.vnls))
         if len(plugs) == 2:
@@ -277,13 +325,16 @@ def main(argv: list[str] | None = None) -> int:
                                      restore_signals=False)
             run_stream(loop, plugs[0], child.stdout.fileno(), child.stdin.fileno())
         else:
-            run_stream(loop, plugs[0], 0, 1)
+            run_stream(loop, plugs[0], 0, 1, ended)
         loop.run()
-        return 0
+        return 0, ended, pidfile_written
     finally:
         if o.log:
             log("STOP")
         for p in plugs:
+            for sock in (p, p.ctl):
+                if sock is not None:
+                    loop.forget(sock)
             p.close()
         if child is not None:
             child.stdin.close()
@@ -292,15 +343,19 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-        if o.pidfile:
-            try:
-                os.unlink(o.pidfile)
-            except OSError:
-                pass
         loop.close()
-        if caught and caught[0] != signal.SIGTERM:
-            signal.signal(caught[0], signal.SIG_DFL)
-            os.killpg(os.getpgrp(), caught[0])
+
+
+def _pause(seconds: float, caught: list) -> bool:
+    """Wait before reconnecting; False if a signal asked us to stop."""
+    loop = Loop()
+    _handle_signals(loop, caught)
+    loop.call_later(seconds, lambda now: loop.stop())
+    try:
+        loop.run()
+    finally:
+        loop.close()
+    return not caught
 
 
 # Signals that would end the process and mean nothing to a plug.
@@ -308,13 +363,12 @@ _QUIET = ("SIGPIPE", "SIGALRM", "SIGUSR1", "SIGUSR2", "SIGPROF", "SIGVTALRM",
           "SIGPOLL", "SIGSTKFLT", "SIGIO", "SIGPWR")
 
 
-def _handle_signals(loop: Loop) -> list:
+def _handle_signals(loop: Loop, caught: list) -> list:
     """As vdeplug4's vde_plug: SIGTERM, SIGINT and SIGHUP end the plug
     after cleaning up (SIGTERM with status 0; the other two are then sent
     again to the whole process group); the quiet signals are ignored (the
     ``= cmd`` child inherits that).  Returns a list that receives the
     signal caught."""
-    caught: list = []
 
     def on_signal(signum: int) -> None:
         caught.append(signum)
