@@ -7,6 +7,7 @@ when the test fails; traffic stays inside them, on 10.77.x.0/24.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import subprocess
 import pytest
 
 IP = "/usr/bin/ip"
+_serial = itertools.count()
 SETPRIV = "/usr/bin/setpriv"
 BUSYBOX = "/usr/bin/busybox"
 NOBODY = 65534
@@ -55,7 +57,7 @@ class Namespaces:
         self.links: list[tuple[str, str]] = []
 
     def new(self, tag: str) -> str:
-        name = "vt%d-%s" % (os.getpid(), tag)
+        name = "vt%d-%s%d" % (os.getpid(), tag, next(_serial))
         ip("netns", "add", name)
         self.names.append(name)
         ip("link", "set", "lo", "up", ns=name)

@@ -1,13 +1,14 @@
 """vde_plug2tap and vde_pcapplug: one switch port bridged to one interface.
 
-Both parse the 2.3.2 command line (getopt_long)::
+Both parse the 2.3.2 command line (getopt_long_only)::
 
     vde_plug2tap [OPTION]... TAPNAME      a tap interface (created if missing)
     vde_pcapplug [OPTION]... IFACE        an existing interface, grabbed
 
 with ``-p/--port``, ``-g/--group``, ``-m/--mode``, ``-s/--sock``,
 ``-d/--daemon``, ``-P/--pidfile``, ``-h/--help`` (usage on stderr, exit
-255).  ``vde_plug2tap -s -`` has no switch: frames go over stdin/stdout
+255; also for a missing TAPNAME, or a missing IFACE once the switch is
+open; operands after the first are ignored).  ``vde_plug2tap -s -`` has no switch: frames go over stdin/stdout
 as a vdestream.  The switch is opened first, then the interface;
 either failing is one line on stderr and exit 1.  The process runs
 until the switch closes the port, the interface goes, or SIGTERM,
@@ -26,7 +27,7 @@ from ..io.endpoints import Plug
 from ..io.loop import Loop
 from ..io.plug import open_plug
 from ._cparse import scan_octal
-from ._getopt import LongOpt, getopt_long
+from ._getopt import LongOpt, getopt_long_only
 from ._logging import Logger
 from ._process import daemonize, write_pidfile
 
@@ -61,16 +62,18 @@ class Options:
         self.daemon = False
         self.pidfile = None
         self.iface = None
+        self.usage = None
 
 
 def parse(argv: list[str], kind: str) -> Options:
     name, operand = TOOLS[kind]
+    prog = argv[0] if argv else name
 
     def usage():
-        sys.stderr.write(USAGE % (name, operand))
+        sys.stderr.write(USAGE % (prog, operand))
         raise SystemExit(255)
 
-    res = getopt_long(list(argv), SHORTOPTS, LONGOPTS)
+    res = getopt_long_only(list(argv), SHORTOPTS, LONGOPTS)
     for line in res.errors:
         sys.stderr.write(line + "\n")
     o = Options()
@@ -92,9 +95,11 @@ def parse(argv: list[str], kind: str) -> Options:
             o.daemon = True
         elif key == "P":
             o.pidfile = os.path.abspath(val)
-    if len(res.operands) != 1:
+    if res.operands:
+        o.iface = res.operands[0]        # more operands are ignored, as in 2.3.2
+    elif kind == "tap":
         usage()
-    o.iface = res.operands[0]
+    o.usage = usage
     return o
 
 
@@ -123,6 +128,8 @@ def main(argv: list[str], kind: str) -> int:
             except ConnectError as e:
                 log("vde_open %s: %s" % (o.sock or "DEF_SWITCH", os.strerror(e.errno)))
                 return 1
+        if o.iface is None:              # vde_pcapplug checks only after the switch
+            o.usage()
         try:
             dev = open_interface(kind, o.iface)
         except OSError as e:

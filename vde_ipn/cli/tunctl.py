@@ -41,7 +41,7 @@ def _usage(prog: str) -> int:
     return 1
 
 
-def _id(text: str, lookup, what: str) -> int:
+def _id(text: str, lookup, what: str, prog: str) -> int:
     try:
         return lookup(text)
     except KeyError:
@@ -50,12 +50,12 @@ def _id(text: str, lookup, what: str) -> int:
         return int(text, 0)
     except ValueError:
         sys.stderr.write("'%s' is neither a %s.\n" % (text, what))
-        raise SystemExit(1)
+        raise SystemExit(_usage(prog))
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    prog = os.path.basename(argv[0]) if argv else "vde_tunctl"
+    prog = argv[0] if argv else "vde_tunctl"
     res = getopt_long(list(argv), "bd:f:t:u:g:n", ())
     for line in res.errors:
         sys.stderr.write(line + "\n")
@@ -77,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         elif key == "n":
             tun = True
         elif key == "u":
-            owner = _id(val, lambda t: pwd.getpwnam(t).pw_uid, "username nor a numeric uid")
+            owner = _id(val, lambda t: pwd.getpwnam(t).pw_uid, "username nor a numeric uid",
+                        prog)
         elif key == "g":
             group = _id(val, lambda t: grp.getgrnam(t).gr_gid,
-                        "groupname nor a numeric group")
+                        "groupname nor a numeric group", prog)
     try:
         if delete is not None:
             fd, real = tap.open_tun(delete, _flags(delete, tun), clone, nonblocking=False)
