@@ -96,14 +96,15 @@ def ifname(tag: str) -> str:
 
 
 class NsSwitch:
-    """Our vde_switch started inside namespace ``ns`` (stdin held open)."""
+    """A vde_switch (ours unless ``tool``) started inside namespace ``ns``
+    (stdin held open)."""
 
     def __init__(self, procs, ns: str, ctl_dir: str, *args: str, as_nobody: bool = False,
-                 mgmt: bool = True):
+                 mgmt: bool = True, tool: str | None = None):
         from support import OURS, require, wait_for
         self.dir = ctl_dir
         self.mgmt = ctl_dir + ".mgmt" if mgmt else None
-        argv = [require(OURS["vde_switch"]), "-s", ctl_dir] + (
+        argv = [require(tool or OURS["vde_switch"]), "-s", ctl_dir] + (
             ["-M", self.mgmt] if mgmt else []) + list(args)
         self.proc = procs.start(in_ns(ns, argv, as_nobody=as_nobody),
                                 stdin=subprocess.PIPE)

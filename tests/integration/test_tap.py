@@ -9,6 +9,7 @@ unprivileged user.  Non-persistent taps go when their process exits.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,7 +20,7 @@ from guests import QemuGuest
 from ifaces import (NOBODY, NsSwitch, address, ifname, in_ns, link, namespaces,  # noqa: F401
                     still_serving,
                    ns_ping)
-from support import OURS, Processes, StreamPlug, require, wait_for
+from support import C_TOOLS, OURS, Processes, StreamPlug, require, wait_for
 
 pytestmark = pytest.mark.real
 
@@ -130,6 +131,24 @@ def test_persistent_tap_for_a_user(lab, namespaces, procs):  # noqa: F811
     assert link(name, ns) is not None
     res = subprocess.run(in_ns(ns, [tunctl, "-d", name]), stdout=subprocess.PIPE, text=True)
     assert (res.returncode, res.stdout) == (0, "Set '%s' nonpersistent\n" % name)
+    assert link(name, ns) is None
+
+
+@pytest.mark.parametrize("kind", ["ours", "c"])
+def test_switch_tap_port_as_2_3_2(lab, namespaces, procs, kind):  # noqa: F811
+    ns = namespaces.new("pp" + kind)
+    name = ifname("pp" + kind[0])
+    namespaces.owned_link(name, ns)
+    sw = NsSwitch(procs, ns, os.path.join(lab.work, "pp" + kind), "-t", name,
+                  tool=None if kind == "ours" else C_TOOLS["vde_switch"])
+    text = sw.cmd("port/print")
+    assert re.search(r"\nPort 0001 untagged_vlan=0000 ACTIVE - Unnamed Allocatable\n"
+                     r" Current User: NONE Access Control: \(User: NONE - Group: NONE\)\n"
+                     r"(?: [^\n]*\n){2}  -- endpoint ID \d{4} module tuntap      : %s\n"
+                     % name, text), text
+    data = link(name, ns)["linkinfo"]["info_data"]
+    assert (data["type"], data["pi"], data["persist"]) == ("tap", False, False), data
+    sw.stop()
     assert link(name, ns) is None
 
 
