@@ -32,7 +32,7 @@ from ..engine.fstp import Fstp
 from ..wire import vde_ctl
 from . import ctldir
 from .console_view import ConsoleView
-from .datasock import Sender, make_reader
+from .datasock import Batcher, Sender, make_reader
 from .fstp_io import FstpIO
 from .senders import SenderTable
 
@@ -115,6 +115,7 @@ class SwitchServer(ConsoleView, FstpIO):
         self.listener: socket.socket | None = None
         self.endpoints: dict[int, _Endpoint] = {}
         self.senders = SenderTable()
+        self.batcher = Batcher.create()   # None: one system call per frame
         self._pending: dict[socket.socket, list] = {}   # ctl conn -> handshake timer
         self.started = time.monotonic()
         self._tune_policy()
@@ -287,10 +288,12 @@ class SwitchServer(ConsoleView, FstpIO):
         with self._holding_bpdus():
             self.net.attach(ep_id, port_no, req.description, user=user)
             port = self.net.ports[port_no]
-            ep = _Endpoint(ep_id, port_no, conn, data, path, Sender(data, port, self.loop))
+            sender = Sender(data, port, self.loop, batcher=self.batcher)
+            ep = _Endpoint(ep_id, port_no, conn, data, path, sender)
             self.endpoints[ep_id] = ep
             self._rebuild_senders(port_no)
-        self.loop.add_reader(data, make_reader(data, port_no, self.net, self.senders))
+        self.loop.add_reader(data, make_reader(data, port_no, self.net, self.senders,
+                                                batcher=self.batcher))
 
         def on_ctl(now: float) -> None:
             try:
@@ -320,9 +323,10 @@ class SwitchServer(ConsoleView, FstpIO):
             self.net.attach(ep_id, port_no, description, module="local")
             port = self.net.ports[port_no]
             self.endpoints[ep_id] = _Endpoint(ep_id, port_no, None, ours, None,
-                                              Sender(ours, port, self.loop))
+                                              Sender(ours, port, self.loop, batcher=self.batcher))
             self._rebuild_senders(port_no)
-        self.loop.add_reader(ours, make_reader(ours, port_no, self.net, self.senders))
+        self.loop.add_reader(ours, make_reader(ours, port_no, self.net, self.senders,
+                                                batcher=self.batcher))
         return theirs
 
     def attach_device(self, dev, description: str | None, want: int | None = None) -> int:
