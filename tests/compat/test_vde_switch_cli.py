@@ -315,17 +315,6 @@ def test_c_reads_nostdin_as_numports(sides):
         0, "", "PROG: EOF on stdin, cleaning up and exiting\n")
 
 
-@pytest.mark.parametrize("args, what", [
-    (["-t", "tap0"], "tap"), (["--tap=tap1"], "tap"),
-])
-def test_not_available_yet(sides, args, what):
-    ours = sides["ours"]
-    rc, out, err = ours.run(["-s", "{D}"] + args)
-    assert rc == 1 and out == ""
-    assert err.startswith("PROG: -") and "not available yet" in err and what in err
-    assert not os.path.exists(ours.dir)
-
-
 # -- runtime ---------------------------------------------------------------------
 
 def test_eof_on_stdin(sides):
