@@ -177,8 +177,8 @@ def test_clear_errors_without_privileges(lab, namespaces, procs):  # noqa: F811
     assert link(name, ns) is None
     for argv, want in (
             ([TOOL["vde_plug2tap"], "-s", "-", name], "tap %s needs CAP_NET_ADMIN" % name),
-            ([OURS["vde_plug"], "tap://" + name], "vde_open tap://%s: Operation not permitted"
-             % name)):
+            ([OURS["vde_plug"], "tap://" + name], "vde_open tap://%s: Operation not permitted "
+             "(tap %s needs CAP_NET_ADMIN" % (name, name))):
         res = subprocess.run(in_ns(ns, argv, as_nobody=True), stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert res.returncode == 1 and want in res.stderr and "Traceback" not in res.stderr, \

@@ -309,8 +309,10 @@ def _session(o: Options, log, caught: list, pidfile_written: bool):
                 plugs.append(_open(o, i, loop))
             except ConnectError as e:
                 vnl = o.vnls[i] if i < len(o.vnls) else ""
-                sys.stderr.write("vde_open %s: %s\n" % (vnl or "default switch",
-                                                          os.strerror(e.errno)))
+                why = os.strerror(e.errno)
+                if vnl.startswith(("tap://", "grab://")):
+                    why = "%s (%s)" % (why, e)     # say which privilege is missing
+                sys.stderr.write("vde_open %s: %s\n" % (vnl or "default switch", why))
                 return 1, ended, pidfile_written
         if o.pidfile and not pidfile_written:
             if not write_pidfile(o.pidfile, log):
