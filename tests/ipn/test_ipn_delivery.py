@@ -97,3 +97,17 @@ def test_the_channel_policy_delivers_by_channel_byte(agent, netdir):
     assert omni.ok("recv", count=3)["msgs"] == [note_on_3, note_on_5, clock]
     for m in (ch3, ch5, omni):
         assert m.ok("recv", nonblock=True)["status"] == "eagain"
+
+
+def test_messages_outlive_a_sender_that_left(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    listener, talker = agent(), agent()
+    listener.ok("new", shutdown=SHUT_WR)
+    listener.ok("bind", path=path)
+    listener.ok("connect")
+    listener.start("recv", count=3, timeout=30)          # asleep before any sender exists
+    talker.ok("new", shutdown=socket.SHUT_RD)
+    talker.ok("connect", path=path)
+    talker.ok("send", count=3)
+    talker.ok("close")                                   # gone before the listener reads
+    assert listener.result()["msgs"] == ["m0", "m1", "m2"]

@@ -22,8 +22,8 @@ import secrets
 import socket
 
 from ..engine.ipn_policy import NetView, policy_class
-from ..wire.ipn_registry import (CURSOR_ARM_W, CURSOR_PORT_W, CURSOR_WORDS, NODE_OOB,
-                                 NODE_READER, NODE_WRITER, cursor_slot, encode_node)
+from ..wire.ipn_registry import (CURSOR_PORT_W, CURSOR_WORDS, NODE_OOB, NODE_READER,
+                                 NODE_WRITER, RING_BORN_W, cursor_slot, encode_node)
 from .ipn_registry import Registry
 from .ipn_ring import RingReader, RingWriter, ring_capacity
 
@@ -78,6 +78,9 @@ class Member:
         self._readers: list[Peer] = []           # peers that receive
         self._rings: list[RingReader] = []       # rings this node reads
         self._joined_rings: dict[int, RingReader] = {}
+        self._draining: list[RingReader] = []    # rings of writers that left
+        self._finished: set[int] = set()         # ids of rings read to their end
+        self._join_gen = 0
         self._gen_seen = -1
         self._lossless = False
         self._mtu = 1514
@@ -117,11 +120,13 @@ class Member:
                 cap = ring_capacity(params.mtu, params.msgpool)
                 self._ring = RingWriter(os.path.join(reg.dir, "w", str(port)), cap,
                                         secrets.randbits(63), modes["ring"])
+                self._ring.hdr[RING_BORN_W] = reg.gen[0] + 1
             self._name = encode_node(port, flags)
             path = reg.node_path(self._name)
             self._sock.bind(path)
             os.chmod(path, modes["sock"] | 0o600)
             reg.bump()
+            self._join_gen = reg.gen[0]
             reg.notify_numnodes(self._sock)
         self._reg = reg
         self._policy = policy
@@ -180,7 +185,10 @@ class Member:
         for port in [p for p in self._peers if p not in nodes or nodes[p][1] != self._peers[p].name]:
             peer = self._peers.pop(port)
             policy.predelport(port)
-            if peer.ring is not None:
+            if peer.ring is not None and peer.ring.cursor < peer.ring.head():
+                self._draining.append(peer.ring)     # what it sent before leaving is ours
+                peer.ring = None
+            elif peer.ring is not None:
                 self._lost_gone += peer.ring.lost
             peer.close()
             if port not in nodes:
@@ -200,11 +208,49 @@ class Member:
             policy.postnewport(port)
         readers = [p for p in self._peers.values() if p.cursors is not None]
         self._readers = readers
-        self._rings = [p.ring for p in self._peers.values() if p.ring is not None]
+        if self._cursors is not None:
+            self._adopt_orphans(nodes)
+        draining = []
+        for ring in self._draining:
+            if ring.cursor < ring.head() and self._cursors is not None:
+                draining.append(ring)
+            else:
+                self._lost_gone += ring.lost
+                self._finished.add(ring.ring_id)
+                ring.close()
+        self._draining = draining
+        self._rings = [p.ring for p in self._peers.values() if p.ring is not None] + draining
         self._view.readers = tuple(sorted([p.port for p in readers]
                                           + ([self._port] if self._cursors is not None else [])))
         policy.members_changed()
         self._limit = 0                           # recompute room on next send
+
+    def _adopt_orphans(self, nodes: dict) -> None:
+        """Read what writers that left before we saw them had sent us."""
+        known = {r.ring_id for r in self._draining} | self._finished
+        known |= {p.ring.ring_id for p in self._peers.values() if p.ring is not None}
+        for name in os.listdir(os.path.join(self._reg.dir, "w")):
+            if not name.isdigit() or int(name) == self._port:
+                continue
+            port = int(name)
+            if port in nodes and NODE_WRITER in nodes[port][0]:
+                continue                              # alive: a peer ring
+            try:
+                ring = RingReader(os.path.join(self._reg.dir, "w", name), port)
+            except OSError:
+                continue
+            slot = cursor_slot(port)
+            if ring.ring_id in known:
+                ring.close()
+                continue
+            if self._cursors[slot] == ring.ring_id:
+                ring.cursor = self._cursors[slot + 1]
+                ring.next_seq = -1
+            elif ring.hdr[RING_BORN_W] <= self._join_gen:
+                self._finished.add(ring.ring_id)       # older than us: not ours
+                ring.close()
+                continue
+            self._draining.append(ring)
 
     def _find_ring(self, port: int):
         """The ring of writer ``port``: from the start unless seen at join."""
@@ -255,7 +301,7 @@ class Member:
         flags = self._flags()
         with reg.locked():
             if NODE_WRITER not in flags and self._ring is not None:
-                self._ring.close()
+                self._ring.close(unlink=False)        # readers may still drain it
                 self._ring = None
             if NODE_READER not in flags and self._cursors is not None:
                 self._drop_cursors()
@@ -282,7 +328,7 @@ class Member:
             self._policy.predelport(self._port)
             with reg.locked():
                 if self._ring is not None:
-                    self._ring.close()
+                    self._ring.close(unlink=False)    # readers may still drain it
                     self._ring = None
                 if self._cursors is not None:
                     self._drop_cursors()
@@ -293,8 +339,9 @@ class Member:
             self._policy.delnet()
         for peer in self._peers.values():
             peer.close()
-        for ring in self._joined_rings.values():
+        for ring in list(self._joined_rings.values()) + self._draining:
             ring.close()
+        self._draining = []
         self._joined_rings.clear()
         self._peers.clear()
         self._readers = []

@@ -230,8 +230,7 @@ class Registry:
         return changed
 
     def remove_node(self, port: int, name: str) -> None:
-        for p in (self.node_path(name), os.path.join(self.dir, "w", str(port)),
-                  os.path.join(self.dir, "c", str(port))):
+        for p in (self.node_path(name), os.path.join(self.dir, "c", str(port))):
             try:
                 os.unlink(p)
             except OSError:

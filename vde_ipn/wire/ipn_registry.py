@@ -7,7 +7,9 @@ companion directory ``.NAME.ipn`` next to the socket file and share:
 * ``gen``      one u64 bumped on every membership change (mmap'd by members);
 * ``n/P.F``    one AF_UNIX datagram socket per connected node: ``P`` is the
                port number, ``F`` the node flags (see :func:`encode_node`);
-* ``w/P``      the message ring of writer port ``P`` (:data:`RING_SLOTS`);
+* ``w/P``      the message ring of writer port ``P`` (:data:`RING_SLOTS`); it
+               stays after its writer left, so receivers can read what was
+               sent before, until a new writer takes the port;
 * ``c/P``      the read cursors of reader port ``P`` (:func:`cursor_slot`).
 
 Rings and cursor files are arrays of native u64 words so that members can
@@ -37,7 +39,8 @@ _FLAG_ORDER = (NODE_READER, NODE_WRITER, NODE_OOB)
 RING_MAGIC = 0x31474E4952504E49          # b"IPNRING1" little endian
 RING_MAGIC_W, RING_ID_W, RING_CAP_W, RING_RESERVE_W, RING_HEAD_W, RING_WAIT_W = range(6)
 RING_LAST_W, RING_COUNT_W = 6, 7         # start of the newest entry; messages written
-RING_SLOTS = 8
+RING_BORN_W = 8                          # the ``gen`` value when the ring was made
+RING_SLOTS = 16
 RING_DATA = RING_SLOTS * 8
 
 # entry header: length, kind, port (for KIND_ONE), sequence number, port mask
