@@ -23,6 +23,7 @@ TOOLS = {
     "vde_plug2tap": "vde_ipn.cli.plug2tap",
     "vde_pcapplug": "vde_ipn.cli.pcapplug",
     "vde_tunctl": "vde_ipn.cli.tunctl",
+    "kvde_switch": "vde_ipn.cli.kvde_switch",
 }
 
 

@@ -29,6 +29,16 @@ class VdeSwitch(IpnPolicy):
         self.expire_after = expire
         self._single: dict[int, tuple[int]] = {}
 
+    def share_table(self, other: "VdeSwitch") -> None:
+        """Learn into ``other``'s MAC table from now on (and forget ours).
+
+        Members living in one process (the ports a kvde_switch holds for
+        its VDE clients) then switch as one table, as the kernel's did:
+        what any of them received or sent teaches all of them.
+        """
+        self.table = other.table
+        self._macs = other._macs
+
     def members_changed(self) -> None:
         super().members_changed()
         self._single = {p: (p,) for p in self.net.readers}

@@ -220,6 +220,11 @@ class IpnSocket(DataPath):
     def gettimeout(self):
         return self._timeout
 
+    @property
+    def policy(self):
+        """This node's copy of the network's policy (None before bind/connect)."""
+        return self._policy
+
     def getsockname(self) -> str:
         if self._reg is None:
             raise _err(errno.ENOTCONN)
