@@ -43,7 +43,7 @@ def lab():
         lab.switch = procs.start([require(AS_NOBODY[0])] + AS_NOBODY[1:] + [
             require(PYTHON), require(os.path.join(COMPAT, "kvde_switch")), "-s", lab.dir],
             stdin=subprocess.PIPE)
-        wait_for(lambda: os.path.exists(os.path.join(lab.dir, "ctl"))
+        wait_for(lambda: os.path.exists(os.path.join(lab.dir, ".ctl.ipn", "live"))
                  or lab.switch.poll() is not None, what="kvde_switch")
         assert lab.switch.poll() is None, lab.switch.stderr.read().decode()
         lab.q1 = QemuGuest(procs, work, lab.dir, MACS["q1"], name="q1", wait=False)

@@ -33,7 +33,7 @@ def kvde_argv(*args, nobody=False):
 def start(procs, sock, *args, nobody=False, wrap=()):
     p = procs.start(list(wrap) + kvde_argv("-s", sock, *args, nobody=nobody),
                     stdin=subprocess.PIPE)
-    wait_for(lambda: os.path.exists(os.path.join(sock, "ctl")) or p.poll() is not None,
+    wait_for(lambda: os.path.exists(os.path.join(sock, ".ctl.ipn", "live")) or p.poll() is not None,
              what="kvde_switch to start")
     assert p.poll() is None, p.stderr.read().decode()
     return p

@@ -4,7 +4,9 @@
     ipn-cat send PATH [FILE...]    send each line of FILEs (or stdin)
 
 ``--create`` makes the network (``bind``) when PATH does not exist,
-with ``--mode``, ``--lossless``, ``--protocol`` and ``--ports``.
+with ``--mode`` (exactly: the umask does not apply), ``--group`` (name or number: the group the network's
+file and companion belong to), ``--lossless``, ``--protocol`` and
+``--ports``.
 Senders shut their reading side and listeners their writing side, so a
 listener never blocks a lossless network and producers do not count as
 readers.  ``--wait-readers`` holds a sender until someone listens
@@ -13,6 +15,7 @@ readers.  ``--wait-readers`` holds a sender until someone listens
 
 from __future__ import annotations
 
+import grp
 import os
 import socket
 import sys
@@ -25,7 +28,17 @@ PROTOCOLS = {"broadcast": ipn.IPN_BROADCAST, "vdeswitch": ipn.IPN_VDESWITCH,
              "channel": ipn.IPN_CHANNEL}
 
 
-def _open(path, shut, create, mode, lossless, protocol, ports, oob=False):
+def _gid(group):
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        if group.isdigit():
+            return int(group)
+        raise click.ClickException("no such group: %s" % group) from None
+
+
+def _open(path, shut, create, mode, lossless, protocol, ports, group=None, oob=False):
+    gid = None if group is None else _gid(group)
     s = ipn.socket(PROTOCOLS[protocol])
     s.shutdown(shut)
     if oob:
@@ -36,7 +49,13 @@ def _open(path, shut, create, mode, lossless, protocol, ports, oob=False):
             s.setsockopt(0, ipn.IPN_SO_MODE, int(mode, 8))
             s.setsockopt(0, ipn.IPN_SO_NUMNODES, ports)
             s.setsockopt(0, ipn.IPN_SO_FLAGS, ipn.IPN_FLAG_LOSSLESS if lossless else 0)
-            s.bind(path)
+            umask = os.umask(0)              # --mode is the mode, whatever the umask
+            try:
+                s.bind(path)
+            finally:
+                os.umask(umask)
+            if gid is not None:
+                ipn.set_network_group(path, gid)
             s.connect()
         else:
             s.connect(path)
@@ -50,6 +69,7 @@ _net_options = [
     click.argument("path", type=click.Path()),
     click.option("--create", is_flag=True, help="make the network if PATH is absent"),
     click.option("--mode", default="700", show_default=True, help="octal mode of a new network"),
+    click.option("--group", help="group of a new network (with --mode 770: its members)"),
     click.option("--lossless", is_flag=True, help="new network: senders wait for readers"),
     click.option("--protocol", type=click.Choice(sorted(PROTOCOLS)), default="broadcast",
                  show_default=True),
@@ -72,9 +92,9 @@ def cli():
 @net_options
 @click.option("--count", type=int, default=0, help="stop after this many messages")
 @click.option("--binary", is_flag=True, help="write messages raw, not one per line")
-def listen(path, create, mode, lossless, protocol, ports, count, binary):
+def listen(path, create, mode, group, lossless, protocol, ports, count, binary):
     """Print the messages of the network at PATH."""
-    s = _open(path, socket.SHUT_WR, create, mode, lossless, protocol, ports)
+    s = _open(path, socket.SHUT_WR, create, mode, lossless, protocol, ports, group)
     out = sys.stdout.buffer
     n = 0
     try:
@@ -95,9 +115,10 @@ def listen(path, create, mode, lossless, protocol, ports, count, binary):
               help="send SIZE-byte chunks instead of lines")
 @click.option("--wait-readers", is_flag=True, help="wait until at least one reader is there")
 @click.argument("files", type=click.File("rb"), nargs=-1)
-def send(path, create, mode, lossless, protocol, ports, binary, wait_readers, files):
+def send(path, create, mode, group, lossless, protocol, ports, binary, wait_readers, files):
     """Send each line of FILES (default stdin) to the network at PATH."""
-    s = _open(path, socket.SHUT_RD, create, mode, lossless, protocol, ports, oob=wait_readers)
+    s = _open(path, socket.SHUT_RD, create, mode, lossless, protocol, ports, group,
+              oob=wait_readers)
     try:
         if wait_readers:
             readers = 0

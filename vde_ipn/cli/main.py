@@ -60,6 +60,19 @@ def plug(args):
     sys.exit(drop_in.main(["vde_plug", *args]))
 
 
+from .ipn_cat import cli as _ipn_cat  # noqa: E402
+
+cli.add_command(_ipn_cat, name="ipn-cat")
+
+
+@cli.command(name="kvde-switch", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def kvde_switch(args):
+    """A switch that is an IPN network (kvde_switch arguments)."""
+    from . import kvde_switch as drop_in
+    sys.exit(drop_in.main(["kvde_switch", *args]))
+
+
 def main(argv=None):
     return cli.main(args=None if argv is None else list(argv[1:]), prog_name="vde-ipn")
 

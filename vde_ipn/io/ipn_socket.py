@@ -130,8 +130,12 @@ class IpnSocket(DataPath):
             if path is None:
                 raise _err(errno.EINVAL, "an unbound IPN socket needs an address")
             path = network_path(path)
-            if not os.path.lexists(path):
-                raise _err(errno.ENOENT, path)
+            try:
+                os.lstat(path)
+            except FileNotFoundError:
+                raise _err(errno.ENOENT, path) from None
+            except PermissionError:          # a directory on the way is closed to us
+                raise _err(errno.EACCES, path) from None
             self._shut_rd |= not _access(path, os.R_OK)
             self._shut_wr |= not _access(path, os.W_OK)
             if self._shut_rd and self._shut_wr and not self._handle_oob:
