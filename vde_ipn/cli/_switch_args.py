@@ -11,6 +11,7 @@ import grp
 import re
 import sys
 
+from ..engine.monitor import parse_selection
 from ..io.switch import SwitchConfig
 from ..wire.mgmt import VERSION
 from ._cparse import scan_int, scan_octal
@@ -39,6 +40,10 @@ SHORTOPTS = "hxFvn:s:m:g:dp:f:M:D:t:G:"
 NOSTDIN_WORDS = {"-nostdin": "\0-nostdin", "--nostdin": "\0--nostdin"}
 # ours: -G IFACE, and --grab/-grab only as whole words ("--g", "-gr" stay --group)
 GRAB_WORDS = ("-grab", "--grab")
+# ours, whole words only (no 2.3.2 option starts with "du" or "mon", and
+# "-du"/"--mon" keep 2.3.2's meaning): each becomes one stand-in operand
+EXTENSION_WORDS = {"-dump": "dump", "--dump": "dump", "-monitor": "monitor",
+                   "--monitor": "monitor"}
 
 USAGE = """\
 Usage: vde_switch [OPTIONS]
@@ -71,6 +76,8 @@ Runs a VDE switch (vde-ipn drop-in).
   -t, --tap TAP              Attach a TAP interface (created if missing)
 (opts of vde-ipn)
   -G, --grab IFACE           Join an existing interface to the switch
+      --monitor PORT[:PORTS[:VLANS]]  Copy traffic (of PORTS/VLANS) to PORT
+      --dump FILE            Write every frame to FILE (pcap)
 """
 
 VERSION_TEXT = """\
@@ -97,7 +104,7 @@ class Options:
 
 def parse(argv: list[str], log: Logger) -> Options:
     """Parse argv as vde_switch 2.3.2 does; raise SystemExit where it exits."""
-    words = [NOSTDIN_WORDS.get(w, w) for w in _grab_words(argv[1:])]
+    words = [NOSTDIN_WORDS.get(w, w) for w in _extension_words(_grab_words(argv[1:]))]
     restore = {v: k for k, v in NOSTDIN_WORDS.items()}
     res = getopt_long_only([argv[0] if argv else "vde_switch"] + words, SHORTOPTS, LONGOPTS)
     errors = iter(res.errors)
@@ -109,6 +116,16 @@ def parse(argv: list[str], log: Logger) -> Options:
             _apply(o, key, restore.get(val, val), log)
     operands = [w for w in res.operands if w not in restore]
     o.nostdin = len(operands) != len(res.operands)
+    for w in [w for w in operands if w.startswith("\0")]:
+        name, _, val = w[1:].partition("=")
+        setattr(o.config, name, val)
+        if name == "monitor":
+            try:
+                parse_selection(val, o.config.numports)
+            except ValueError as e:
+                log("Invalid monitor %s: %s" % (val, e), LOG_ERR)
+                _usage()
+    operands = [w for w in operands if not w.startswith("\0")]
     if operands:
         _usage()
     return o
@@ -190,6 +207,35 @@ def _grab_words(words: list[str]) -> list[str]:
             out.append("-G")
             if eq:
                 out.append(val)
+        else:
+            out.append(w)
+            if w in takes_arg and i + 1 < len(words):
+                i += 1
+                out.append(words[i])
+        i += 1
+    return out
+
+
+def _extension_words(words: list[str]) -> list[str]:
+    """``--dump FILE``, ``--monitor=SPEC``... (and single-dash forms) as
+    stand-in operands ``"\0dump=FILE"`` that getopt leaves alone.
+
+    Whole words only, skipping the argument of a short option that takes
+    one and everything after ``--``; a final ``--dump`` without its
+    argument is left for getopt to reject, as 2.3.2 does.
+    """
+    out, i = [], 0
+    takes_arg = {"-" + c for c in "nsmgpfMDtG"}
+    while i < len(words):
+        w = words[i]
+        if w == "--":
+            return out + words[i:]
+        name, eq, val = w.partition("=")
+        if name in EXTENSION_WORDS and (eq or i + 1 < len(words)):
+            if not eq:
+                i += 1
+                val = words[i]
+            out.append("\0%s=%s" % (EXTENSION_WORDS[name], val))
         else:
             out.append(w)
             if w in takes_arg and i + 1 < len(words):

@@ -11,6 +11,7 @@ import sys
 import click
 
 from .. import __version__
+from .sniff import inject, sniff
 
 
 @click.group()
@@ -31,7 +32,10 @@ def cli():
               help="Largest frame accepted (default 9234, jumbo frames).")
 @click.option("--console/--no-console", default=True, show_default=True,
               help="Use the terminal as a console.")
-def switch(directory, hub, ports, mgmt, mode, group, max_frame, console):
+@click.option("--monitor", metavar="PORT[:PORTS[:VLANS]]",
+              help="Copy traffic (of PORTS and VLANS, default all) to PORT.")
+@click.option("--dump", type=click.Path(dir_okay=False), help="Write every frame to FILE (pcap).")
+def switch(directory, hub, ports, mgmt, mode, group, max_frame, console, monitor, dump):
     """Run a switch on DIRECTORY (default: the standard VDE control directory)."""
     from . import switch as drop_in
     argv = ["vde_switch", "--numports", str(ports)]
@@ -49,6 +53,10 @@ def switch(directory, hub, ports, mgmt, mode, group, max_frame, console):
         argv += ["--ethmax", str(max_frame)]
     if not console:
         argv.append("--nostdin")
+    if monitor:
+        argv += ["--monitor", monitor]
+    if dump:
+        argv += ["--dump", dump]
     sys.exit(drop_in.main(argv))
 
 
@@ -58,6 +66,10 @@ def plug(args):
     """Connect networks or a network and stdin/stdout (vde_plug arguments)."""
     from . import plug as drop_in
     sys.exit(drop_in.main(["vde_plug", *args]))
+
+
+cli.add_command(sniff)                   # scapy is imported when they run
+cli.add_command(inject)
 
 
 from .ipn_cat import cli as _ipn_cat  # noqa: E402

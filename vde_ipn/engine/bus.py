@@ -28,6 +28,7 @@ OVERSIZE = "oversize"
 VLAN = "vlan"
 QUEUE_FULL = "queue_full"
 SEND_ERROR = "send_error"
+MONITOR = "monitor"                      # a copy the monitor port had no room for
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,9 @@ class Network:
         self.unroutable = 0              # frames from ports we do not know
         self.vlans: set[int] = {0}       # VLAN 0 always exists
         self.listeners: list = []        # f(category, message) for debug events
+        # f(in_port, frame, outs, now) for every accepted frame, or None (the
+        # monitor port and the capture, see io/monitor.py); one check per frame
+        self.observer = None
         self.policy = make_policy(policy, self, **policy_options)
 
     # -- control plane ---------------------------------------------------
@@ -227,4 +231,6 @@ class Network:
             p = ports[out & PORT_MASK]         # egress keys may carry a VLAN rewrite
             p.out_pkts += 1
             p.out_bytes += n
+        if self.observer is not None:
+            self.observer(port_no, frame, outs, now)
         return outs

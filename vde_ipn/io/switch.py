@@ -34,6 +34,7 @@ from . import ctldir
 from .console_view import ConsoleView
 from .datasock import Batcher, Sender, make_reader
 from .fstp_io import FstpIO
+from .monitor import MonitorIO
 from .senders import SenderTable
 
 HANDSHAKE_TIMEOUT = 5.0
@@ -86,6 +87,8 @@ class SwitchConfig:
     minper: float = 3.0
     priority: int = 0x8000
     fstp: bool = False
+    monitor: str | None = None           # "PORT [PORTS] [VLANS]" (io/monitor.py)
+    dump: str | None = None              # pcap file of all traffic
 
 
 class _Endpoint:
@@ -96,7 +99,7 @@ class _Endpoint:
         self.path, self.sender = path, sender
 
 
-class SwitchServer(ConsoleView, FstpIO):
+class SwitchServer(ConsoleView, FstpIO, MonitorIO):
     """Serve a :class:`Network` to VDE clients through a control directory."""
 
     def __init__(self, config: SwitchConfig, loop, log=lambda msg: None):
@@ -131,9 +134,11 @@ class SwitchServer(ConsoleView, FstpIO):
         self._gc = self.loop.call_every(self.config.gcint, self.net.expire)
         if self.config.fstp and not self.hub:
             self.set_fstp(True)
+        self.start_observing()
 
     def close(self) -> None:
         """Close every endpoint and remove our files."""
+        self.stop_observing()
         for ep_id in list(self.endpoints):
             self.close_endpoint(ep_id)
         for conn in list(self._pending):
