@@ -24,6 +24,7 @@ import lzma
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -249,23 +250,98 @@ def ping(guest: Console, address: str, count: int = 3, timeout: float = 40.0) ->
             "avg_ms": float(rtt.group(2)) if rtt else None}
 
 
-class QemuGuest(Console):
-    """QEMU (TCG, 128 MiB) with one NIC on the VDE address ``sock``."""
+def ping_series(guest: Console, address: str, count: int, interval: float = 0.2,
+                extra: float = 10.0) -> dict:
+    """Send ``count`` pings ``interval`` seconds apart from ``guest`` and
+    wait at most ``extra`` seconds more; whatever came back, measured:
+    ``sent``, ``received``, ``loss`` (a fraction), ``rtts`` (ms, one per
+    reply) and their ``median`` (None without replies)."""
+    deadline = int(count * interval + extra) + 1
+    rc, out = guest.run("ping -c %d -i %s -W %d -w %d %s"
+                        % (count, interval, extra, deadline, address), deadline + 30)
+    m = re.search(r"(\d+) packets transmitted, (\d+) packets received", out)
+    assert m, "%s: no ping summary (rc %d):\n%s" % (guest.name, rc, out)
+    sent, received = int(m.group(1)), int(m.group(2))
+    rtts = [float(t) for t in re.findall(r"seq=\d+ ttl=\d+ time=([\d.]+) ms", out)]
+    return {"sent": sent, "received": received,
+            "loss": 1.0 - received / sent if sent else 1.0,
+            "rtts": rtts, "median": statistics.median(rtts) if rtts else None}
 
-    def __init__(self, procs, workdir: str, sock: str, mac: str, *, name="qemu",
-                 nic="virtio-net-pci"):
+
+def unreachable(guest: Console, address: str, seconds: int = 2) -> bool:
+    """True when ``address`` does not answer one ping within ``seconds``."""
+    rc, _ = guest.run("ping -c 1 -W %d -w %d %s" % (seconds, seconds, address), seconds + 30)
+    return rc != 0
+
+
+def neighbour(guest: Console, address: str, mac: str) -> None:
+    """A permanent ARP entry in ``guest``: no ARP exchange for ``address``."""
+    guest.check("arp -i eth0 -s %s %s" % (address, mac))
+
+
+def tcp_transfer(tx: Console, rx: Console, address: str, size_kib: int, port: int,
+                 timeout: float = 120.0) -> float:
+    """Send ``size_kib`` KiB of zeros from ``tx`` to ``rx`` (at ``address``)
+    with busybox nc over TCP ``port``; fails unless every byte arrived.
+    The seconds from the first connection attempt to the sender's end
+    (which comes after the receiver closed, so after the last byte)."""
+    # the listener's stdin must stay open: at EOF busybox nc half-closes,
+    # and the sender's nc would stop at that FIN
+    rx.check("rm -f /tmp/rx%d; (sleep 600 | nc -l -p %d | wc -c > /tmp/rx%d) & sleep 1"
+             % (port, port, port))
+    t0 = time.monotonic()
+    tx.check("dd if=/dev/zero bs=1024 count=%d 2>/dev/null | nc %s %d"
+             % (size_kib, address, port), timeout=timeout)
+    seconds = time.monotonic() - t0
+    got = rx.check("(for i in $(seq 100); do [ -s /tmp/rx%d ] && break; sleep 0.2; done); "
+                   "cat /tmp/rx%d" % (port, port))
+    assert got.split() and int(got.split()[-1]) == size_kib * 1024, \
+        "%s -> %s: %s bytes of %d arrived" % (tx.name, rx.name, got.strip(), size_kib * 1024)
+    return seconds
+
+
+class QemuGuest(Console):
+    """QEMU (TCG, 128 MiB) with one NIC on the VDE address ``sock``.
+
+    ``netdev`` replaces the VDE backend with another QEMU ``-netdev``
+    (``"tap,ifname=NAME,script=no,downscript=no"``), ``wrap`` is put
+    before QEMU's argv (``["ip", "netns", "exec", NS]``: QEMU runs inside
+    that namespace, still with its own PID).  With ``wait=False`` the
+    constructor returns at once; :meth:`booted` (or :func:`boot_all`)
+    waits for the shell.
+    """
+
+    def __init__(self, procs, workdir: str, sock: str | None, mac: str, *, name="qemu",
+                 nic="virtio-net-pci", netdev: str | None = None, wrap=(), wait: bool = True):
         self.name = name
         image, initrd = initramfs()
-        argv = [require(QEMU), "-nodefaults", "-display", "none", "-machine", "pc",
+        kind, _, opts = (netdev or "vde,sock=%s" % sock).partition(",")
+        argv = list(wrap) + [
+                require(QEMU), "-nodefaults", "-display", "none", "-machine", "pc",
                 "-accel", "tcg", "-m", "128M", "-no-reboot",
                 "-kernel", image, "-initrd", initrd,
                 "-append", "console=ttyS0 quiet panic=-1",
                 "-serial", "stdio",
-                "-netdev", "vde,id=n0,sock=%s" % sock,
+                "-netdev", "%s,id=n0%s" % (kind, "," + opts if opts else ""),
                 "-device", "%s,netdev=n0,mac=%s" % (nic, mac)]
+        self.mac = mac
+        self.started = time.monotonic()
         super().__init__(procs.start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT))
-        self.boot_seconds = _boot(self)
+        if wait:
+            self.booted()
+
+    def booted(self) -> float:
+        """Wait for the guest's shell; the seconds since QEMU started."""
+        _boot(self)
+        self.boot_seconds = time.monotonic() - self.started
+        return self.boot_seconds
+
+
+def boot_all(guests) -> None:
+    """Wait until every guest (started with ``wait=False``) has booted."""
+    for g in guests:
+        g.booted()
 
 
 class UmlGuest(Console):
