@@ -27,6 +27,7 @@ from ..wire import pcap
 
 def _socket(vnl: str, port, filter_expr=None):
     try:
+        import scapy.all  # noqa: F401  (every layer, for dissecting and -e)
         from ..debug.scapy_socket import VDESocket
     except ImportError as e:
         raise click.ClickException("scapy is needed (pip install 'vde-ipn[scapy]'): %s" % e)
@@ -130,9 +131,10 @@ def inject(vnl, read_path, expr, count, interval, answers, verbose, port):
         frames = _frames_from(read_path, expr) * count
         if answers is not None:
             from scapy.layers.l2 import Ether
-            from scapy.sendrecv import srp
+
+            from ..debug.scapy_socket import srp
             ans, _unans = srp([Ether(f) if isinstance(f, bytes) else f for f in frames],
-                              socket=s, timeout=answers, inter=interval, verbose=False)
+                              s, timeout=answers, inter=interval)
             for sent, got in ans:
                 click.echo("%s ==> %s" % (sent.summary(), got.summary()))
             click.echo("%d frames sent, %d answered" % (len(frames), len(ans)), err=True)

@@ -191,3 +191,21 @@ class VDESocket(SuperSocket):
         if self._wake is not None:
             for s in self._wake:
                 s.close()
+
+
+def srp(x, socket: VDESocket, **kwargs):
+    """scapy's ``srp`` on an open :class:`VDESocket`: (answered, unanswered).
+
+    scapy's own ``srp`` opens a socket on an interface; this one takes
+    ``socket`` as ``sendp`` does.  Other arguments are ``srp``'s
+    (``timeout``, ``retry``, ``inter``, ``multi``, ``verbose``...).
+    """
+    from scapy.sendrecv import sndrcv
+    kwargs.setdefault("verbose", False)
+    return sndrcv(socket, x, **kwargs)
+
+
+def srp1(x, socket: VDESocket, **kwargs):
+    """The first answer :func:`srp` gets, or None."""
+    ans, _unans = srp(x, socket, **kwargs)
+    return ans[0][1] if ans else None
