@@ -218,8 +218,12 @@ class StreamPlug:
 
 def attached(switch: Switch, count: int, timeout: float = 5.0) -> None:
     """Wait until the switch's port/print shows ``count`` endpoints."""
-    wait_for(lambda: switch.cmd("port/print").count("-- endpoint ID") == count,
-             timeout, "%d endpoints on %s" % (count, switch.dir))
+    def shown():
+        try:
+            return switch.cmd("port/print").count("-- endpoint ID") == count
+        except ConnectionRefusedError:
+            return False          # a busy switch's accept queue is full: poll again
+    wait_for(shown, timeout, "%d endpoints on %s" % (count, switch.dir))
 
 
 PY = sys.executable

@@ -121,3 +121,25 @@ def test_debug_is_per_session(procs, sockdir, new_switch):
     assert _events(a, 1) == ["3021 port/+ 01"]
     assert "Numports" in b.cmd("port/showinfo")       # b got no event in between
     assert "3021" not in b.cmd("port/showinfo")
+
+
+def test_hash_events_match(procs, sockdir, new_switch):
+    """hash/+ when a MAC is learned and hash/- when its port goes, as 2.3.2."""
+    from support import BROADCAST, frame, mac
+    seen = {}
+    for kind in ("c", "ours"):
+        sw = new_switch(kind, os.path.join(sockdir, kind))
+        a = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+        b = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+        attached(sw, 2)
+        s = Session(sw.mgmt)
+        assert s.cmd("debug/add hash").endswith("1000 Success\n")
+        a.send(frame(BROADCAST, mac(5)))
+        assert b.recv() is not None
+        events = _events(s, 1)
+        a.close()
+        events += _events(s, 1)
+        seen[kind] = events
+        s.close()
+    assert seen["ours"] == seen["c"]
+    assert seen["ours"][0] == "3011 hash/+ 02:00:00:00:00:05 VLAN 00:00 Port 1"

@@ -6,10 +6,11 @@ match it.
 """
 
 import os
+import re
 
 import pytest
 
-from support import BROADCAST, C_TOOLS, OURS, StreamPlug, attached, frame, mac
+from support import BROADCAST, C_TOOLS, OURS, StreamPlug, attached, frame, mac, wait_for
 
 PAIRS = [("ours", "c"), ("c", "ours"), ("ours", "ours"), ("c", "c")]
 
@@ -113,6 +114,10 @@ def test_switch_exit_ends_the_plug(procs, sockdir, new_switch, pairing):
     sw = new_switch(sw_kind, os.path.join(sockdir, "sw"))
     p = StreamPlug(procs, plug_tool(plug_kind), sw.dir)
     attached(sw, 1)
+    # the switch lists a port as soon as it has replied; a frame it counted
+    # shows that the plug has finished connecting too
+    p.send(frame(BROADCAST, mac(1)))
+    wait_for(lambda: re.search(r"IN:  pkts +1 ", sw.cmd("port/print")), what="the frame")
     sw.stop()
     status = p.proc.wait(timeout=5)
     # ours always notices the closed control connection and exits 0; vdeplug4

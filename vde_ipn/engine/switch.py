@@ -45,19 +45,20 @@ class MacTable:
         e = self.vlans.get(vlan, {}).get(mac)
         return None if e is None else (e[0], e[1])
 
-    def forget_port(self, port: int) -> None:
-        for table in self.vlans.values():
-            for mac in [m for m, e in table.items() if e[0] == port]:
-                del table[mac]
+    def forget_port(self, port: int) -> list:
+        """Forget what was learned on ``port``; return [(vlan, mac, port)]."""
+        return self._forget(lambda e: e[0] == port)
 
-    def forget_older(self, deadline: float) -> int:
-        n = 0
-        for table in self.vlans.values():
-            old = [m for m, e in table.items() if e[1] < deadline]
-            for mac in old:
-                del table[mac]
-            n += len(old)
-        return n
+    def forget_older(self, deadline: float) -> list:
+        """Forget entries last seen before ``deadline``; return [(vlan, mac, port)]."""
+        return self._forget(lambda e: e[1] < deadline)
+
+    def _forget(self, old) -> list:
+        gone = []
+        for vlan, table in self.vlans.items():
+            for mac in [m for m, e in table.items() if old(e)]:
+                gone.append((vlan, mac, table.pop(mac)[0]))
+        return gone
 
     def clear(self) -> None:
         for table in self.vlans.values():
@@ -182,7 +183,7 @@ class LearningSwitch(Policy):
         self._rebuild()
 
     def port_down(self, port: int) -> None:
-        self.table.forget_port(port)
+        self._forgotten(self.table.forget_port(port))
         self._fstp_sync()
         self._rebuild()
 
@@ -190,12 +191,22 @@ class LearningSwitch(Policy):
         """Call after VLAN membership or FSTP settings changed; forgets
         that port's MACs."""
         if port is not None:
-            self.table.forget_port(port)
+            self._forgotten(self.table.forget_port(port))
         self._fstp_sync()
         self._rebuild()
 
     def expire(self, now: float) -> None:
-        self.table.forget_older(now - self.expire_after)
+        self._forgotten(self.table.forget_older(now - self.expire_after))
+
+    def _hash_event(self, category: str, vlan: int, mac: bytes, port: int) -> None:
+        # vde_switch prints the VLAN's two bytes low byte first
+        self.net.emit(category, "%s VLAN %02x:%02x Port %d"
+                      % (":".join("%02x" % b for b in mac), vlan & 0xFF, vlan >> 8, port))
+
+    def _forgotten(self, gone: list) -> None:
+        if self.net.listeners:
+            for vlan, mac, port in gone:
+                self._hash_event("hash/-", vlan, mac, port)
 
     def route(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
         if frame[12] == 0x81 and frame[13] == 0 and len(frame) >= 18:
@@ -208,6 +219,8 @@ class LearningSwitch(Policy):
             e = table.get(src)
             if e is None:
                 table[src] = [port, now]
+                if self.net.listeners:
+                    self._hash_event("hash/+", self.net.ports[port].vlan, src, port)
             elif e[0] == port:
                 e[1] = now
             elif now - e[1] > self.min_persistence:
@@ -226,7 +239,7 @@ class LearningSwitch(Policy):
             return self._drop(port)
         table = self.table.vlans[vlan]
         if not frame[6] & 1:
-            self.learn(table, frame[6:12], port, now)
+            self.learn(table, vlan, frame[6:12], port, now)
         if not frame[0] & 1:
             e = table.get(frame[0:6])
             if e is not None:
@@ -264,11 +277,13 @@ class LearningSwitch(Policy):
             self.transmit(out)
         return ()
 
-    def learn(self, table: dict, src: bytes, port: int, now: float) -> None:
+    def learn(self, table: dict, vlan: int, src: bytes, port: int, now: float) -> None:
         """Record ``src`` on ``port`` unless it moved within min_persistence."""
         e = table.get(src)
         if e is None:
             table[src] = [port, now]
+            if self.net.listeners:
+                self._hash_event("hash/+", vlan, src, port)
         elif e[0] == port:
             e[1] = now
         elif now - e[1] > self.min_persistence:

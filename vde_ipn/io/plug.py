@@ -62,6 +62,7 @@ def _open_vde(arg, *, descr, port, group, mode, timeout, loop) -> Plug:
     mode = addr.mode if addr.mode is not None else mode
     ctl, switch_dir = _connect_ctl(addr.path, addr.portgroup, port)
     data = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    own = None
     try:
         own = _bind_data(data, switch_dir)
         mode = _own_socket_perms(own, ctl_path=os.path.join(switch_dir, "ctl"),
@@ -92,9 +93,17 @@ def _open_vde(arg, *, descr, port, group, mode, timeout, loop) -> Plug:
             os.unlink(own)
         except OSError:
             pass
-    except BaseException:
+    except BaseException as e:
         data.close()
         ctl.close()
+        if own is not None:
+            try:
+                os.unlink(own)
+            except OSError:
+                pass
+        if isinstance(e, OSError):
+            # e.g. the switch went away between its reply and our connect
+            raise ConnectError(e.errno or errno.EIO, str(e)) from e
         raise
     ctl.settimeout(None)
     ctl.setblocking(False)
