@@ -33,6 +33,7 @@ from ..wire import pcap
 
 DUMP_BUFFER = 1 << 16
 DUMP_FLUSH_EVERY = 1.0
+SKIP_WHEN_FULL = 64                      # copies dropped unseen once a monitor is full
 
 
 class CopySender:
@@ -40,18 +41,26 @@ class CopySender:
 
     Duck-types the ``send``/``flush`` protocol of
     :class:`~vde_ipn.io.datasock.Sender` so a :class:`Batcher` can hold
-    and flush it, but has no queue and never registers for writability.
+    and flush it, but has no queue and never watches its socket (the
+    endpoint's own Sender may be doing so).  Once the receiver is full,
+    the next ``SKIP_WHEN_FULL`` copies are dropped without a system call.
     """
 
-    __slots__ = ("sock", "port", "batcher", "pending")
+    __slots__ = ("sock", "port", "batcher", "pending", "full")
 
     def __init__(self, sock, port, batcher=None):
         self.sock = sock
         self.port = port                 # the monitor's engine Port, for drops
         self.batcher = batcher
         self.pending: list = []
+        self.full = 0                    # copies still to drop unseen
 
     def send(self, frame: bytes) -> None:
+        if self.full:
+            self.full -= 1
+            drops = self.port.drops
+            drops[MONITOR] = drops.get(MONITOR, 0) + 1
+            return
         batcher = self.batcher
         if batcher is not None and batcher.holding:
             if not self.pending:
@@ -61,9 +70,13 @@ class CopySender:
         try:
             self.sock.send(frame)
         except BlockingIOError:
-            self.port.count_drop(MONITOR)
+            self._now_full(1)
+            return
         except OSError:
             self.port.count_drop(SEND_ERROR)
+            return
+        self.port.out_pkts += 1
+        self.port.out_bytes += len(frame)
 
     def flush(self) -> None:
         frames, self.pending = self.pending, []
@@ -86,10 +99,16 @@ class CopySender:
                     self.port.count_drop(SEND_ERROR)
                     n = 1
             if n == 0:                   # no room: the rest of this batch is lost
-                drops = self.port.drops
-                drops[MONITOR] = drops.get(MONITOR, 0) + total - i
-                return
+                self._now_full(total - i)
+                break
             i += n
+        self.port.out_pkts += i
+        self.port.out_bytes += sum(map(len, frames[:i]))
+
+    def _now_full(self, lost: int) -> None:
+        drops = self.port.drops
+        drops[MONITOR] = drops.get(MONITOR, 0) + lost
+        self.full = SKIP_WHEN_FULL
 
 
 class PcapDump:
@@ -128,8 +147,6 @@ class MonitorIO:
     _dump: PcapDump | None = None
     _dump_timer = None
     _reserved: int | None = None         # a port we made non-allocatable
-    _copy_key = None                     # the SenderTable entry copies were built for
-    _copy_sends: tuple = ()
     _copies = 0
 
     # -- monitor ---------------------------------------------------------------
@@ -152,7 +169,6 @@ class MonitorIO:
             self._reserved = selection.port
         self.monitor = selection
         self._copies = 0
-        self._copy_key = None
         self._update_observer()
 
     def monitor_off(self) -> bool:
@@ -164,8 +180,6 @@ class MonitorIO:
             port.allocatable = True
         self.monitor = None
         self._reserved = None
-        self._copy_key = None
-        self._copy_sends = ()
         self._update_observer()
         return True
 
@@ -176,36 +190,32 @@ class MonitorIO:
                 "dropped": 0 if port is None else port.drops.get(MONITOR, 0)}
 
     def _copy_senders(self, mon: int) -> tuple:
-        key = self.senders.get(mon)
-        if key is not self._copy_key:    # the port's endpoints changed
-            port = self.net.ports.get(mon)
-            self._copy_sends = tuple(
-                CopySender(ep.data, port, ep.sender.batcher).send
-                for ep in self.endpoints.values() if ep.port == mon) if port else ()
-            self._copy_key = key
-        return self._copy_sends
+        """A CopySender ``send`` for every endpoint on the monitor port."""
+        port = self.net.ports.get(mon)
+        if port is None:
+            return ()
+        return tuple(CopySender(ep.data, port, ep.sender.batcher).send
+                     for ep in self.endpoints.values() if ep.port == mon)
 
     def _monitor_observer(self, sel: MonitorSelection):
         mon, wants, ports = sel.port, sel.wants, self.net.ports
         everything = sel.ports is None and sel.vlans is None
+        current = self.senders.get
+        cache = [object(), ()]           # (SenderTable entry, copy senders)
 
         def observe(in_port: int, frame: bytes, outs: tuple, now: float) -> None:
             if everything:
                 if in_port == mon or mon in outs:
                     return
-                for out in outs:         # a VLAN rewrite key for the monitor port
-                    if out & 0xFFFF == mon:
-                        return
+                if outs and outs[0] > 0xFFFF and any(o & 0xFFFF == mon for o in outs):
+                    return               # a VLAN rewrite key for the monitor port
             elif not wants(in_port, frame, outs, ports[in_port].vlan):
                 return
-            sends = self._copy_senders(mon)
-            if sends:
-                self._copies += 1
-                p = ports.get(mon)
-                p.out_pkts += 1
-                p.out_bytes += len(frame)
-                for send in sends:
-                    send(frame)
+            if current(mon) is not cache[0]:     # the monitor's endpoints changed
+                cache[0], cache[1] = current(mon), self._copy_senders(mon)
+            self._copies += 1
+            for send in cache[1]:
+                send(frame)
         return observe
 
     # -- capture ---------------------------------------------------------------
