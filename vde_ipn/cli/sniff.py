@@ -27,7 +27,6 @@ from ..wire import pcap
 
 def _socket(vnl: str, port, filter_expr=None):
     try:
-        import scapy.all  # noqa: F401  (every layer, for dissecting and -e)
         from ..debug.scapy_socket import VDESocket
     except ImportError as e:
         raise click.ClickException("scapy is needed (pip install 'vde-ipn[scapy]'): %s" % e)
@@ -67,24 +66,19 @@ def sniff(vnl, filter_expr, count, timeout, write_path, verbose, quiet, port):
         out = open(write_path, "wb")
         out.write(pcap.encode_file_header())
     seen = [0]
+    from ..debug import tools
 
     def on_frame(pkt) -> None:
         seen[0] += 1
         if out is not None:
             out.write(pcap.encode_record(float(pkt.time), bytes(pkt)))
-        if quiet:
-            return
-        if verbose:
-            click.echo(pkt.show(dump=True))
-        else:
-            stamp = time.strftime("%H:%M:%S", time.localtime(float(pkt.time)))
-            click.echo("%s.%06d %s" % (stamp, int(float(pkt.time) % 1 * 1e6), pkt.summary()))
-        sys.stdout.flush()
+        if not quiet:
+            click.echo(tools.describe(pkt, verbose))
+            sys.stdout.flush()
 
-    from scapy.sendrecv import sniff as scapy_sniff
     _stop_on_sigterm()
     try:
-        scapy_sniff(opened_socket=s, prn=on_frame, store=False, count=count, timeout=timeout)
+        tools.capture(s, on_frame, count, timeout)
     except KeyboardInterrupt:
         pass
     finally:
@@ -102,12 +96,11 @@ def _frames_from(read_path, expr):
                 return [r.data for r in records]
             except RemoteProtocolError as e:
                 raise click.ClickException("%s: %s" % (read_path, e))
-    import scapy.all as namespace
+    from ..debug import tools
     try:
-        built = eval(expr, vars(namespace).copy())   # the user's own expression
-    except Exception as e:
+        return tools.build(expr)
+    except Exception as e:                # the user's expression: any error
         raise click.ClickException("cannot build %r: %s" % (expr, e))
-    return list(built) if not isinstance(built, (bytes, bytearray)) else [bytes(built)]
 
 
 @click.command()
@@ -130,13 +123,10 @@ def inject(vnl, read_path, expr, count, interval, answers, verbose, port):
     try:
         frames = _frames_from(read_path, expr) * count
         if answers is not None:
-            from scapy.layers.l2 import Ether
-
-            from ..debug.scapy_socket import srp
-            ans, _unans = srp([Ether(f) if isinstance(f, bytes) else f for f in frames],
-                              s, timeout=answers, inter=interval)
+            from ..debug import tools
+            ans = tools.ask(frames, s, answers, interval)
             for sent, got in ans:
-                click.echo("%s ==> %s" % (sent.summary(), got.summary()))
+                click.echo("%s ==> %s" % (sent, got))
             click.echo("%d frames sent, %d answered" % (len(frames), len(ans)), err=True)
             return
         for i, frame in enumerate(frames):
