@@ -164,6 +164,87 @@ def test_console_answers_as_2_3_2(procs, sockdir):
     assert outs["ours"] == outs["c"]
 
 
+# Every step below is deterministic: a node steps away only when its
+# outgoing weights make the draw irrelevant (0 or 100), or the period
+# (1e6 ms) keeps it from stepping at all during the session.
+MARKOV_SCRIPT = [
+    "markov-numnodes 3", "markov-time 1000000", "showcurrent", "showinfo 2",
+    "markov-name 0,good", "markov-name 1,bad", "markov-name  2 , far away",
+    "setedge 2,0,30", "setedge 2,1,25.5", "showedges 2", "setedge 0,3,1",
+    "markov-numnodes 2", "showedges 1", "showinfo 2", "markov-numnodes 3",
+    "showedges 2", "showcurrent", "markov-numnodes 2",
+    "setedge 0,1,10", "setedge 1,1,40", "loss 100[1]", "delay LR20+5N [1]",
+    "bandwidth RL1M[1]", "dup 2", "loss 3[2]", "showinfo 1", "showinfo",
+    "showedges", "showedges 1", "showedges 2", "showcurrent",
+    "markov-setnode 1", "showcurrent", "showinfo", "markov-setnode 2",
+    "markov-setnode 0", "showcurrent", "markov-debug 1", "setedge 0,1,0",
+    "setedge 1,0,100", "markov-setnode 1", "markov-time 100", "showcurrent",
+    "showinfo 0", "markov-numnodes 1", "showinfo", "showedges", "showcurrent",
+]
+
+
+def test_markov_console_answers_as_2_3_2(procs, sockdir):
+    outs = {}
+    for kind in KINDS:
+        d = os.path.join(sockdir, kind)
+        os.mkdir(d)
+        c = Cable(procs, d, kind)
+        outs[kind] = c.console(*MARKOV_SCRIPT)
+    ours = outs["ours"]
+    assert 'Edge 0 ->1  "good"->"bad" weigth 10' in ours
+    assert 'Node 1 "bad" (0,..,1) Markov-time 1e+06' in ours
+    assert '3800 Node 1 "bad" -> 0 "good"' in ours
+    assert ours.splitlines() == outs["c"].splitlines()
+    assert ours == outs["c"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_markov_node_switch_changes_the_cable(procs, sockdir, kind):
+    c = Cable(procs, sockdir, kind)
+    assert c.console("markov-numnodes 2", "loss 100[1]").endswith(
+        "1000 Success\n\nVDEwf$ ")
+
+    def through(tag: bytes) -> int:
+        send_paced(c.a, [frame(mac(2), mac(1), tag + b"%02d" % i) for i in range(30)])
+        return count(c.b, tag, quiet=0.7)
+
+    assert through(b"A") == 30
+    assert c.console("markov-setnode 1").endswith("1000 Success\n\nVDEwf$ ")
+    assert through(b"B") == 0
+    send_paced(c.b, [frame(mac(1), mac(2), b"C%02d" % i) for i in range(30)])
+    assert count(c.a, b"C", quiet=0.7) == 0, "RL passed node 1's 100% loss"
+    assert c.console("markov-setnode 0").endswith("1000 Success\n\nVDEwf$ ")
+    assert through(b"D") == 30
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_markov_steps_on_time_and_debug_reports_them(procs, sockdir, kind):
+    """A flip-flop (0->1 and 1->0 weigh 100) changes node every period;
+    a console with markov-debug 1 is told of each change."""
+    c = Cable(procs, sockdir, kind)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(c.mgmt)
+    try:
+        for line in ("markov-debug 1", "markov-numnodes 2", "markov-name 1,b",
+                     "setedge 0,1,100", "setedge 1,0,100", "markov-time 200"):
+            s.sendall(line.encode() + b"\n")
+            time.sleep(0.05)
+        out, t0 = b"", time.monotonic()
+        s.settimeout(0.2)
+        while time.monotonic() - t0 < 2.0:
+            try:
+                out += s.recv(65536)
+            except socket.timeout:
+                pass
+    finally:
+        s.close()
+    text = out.decode()
+    ups, downs = text.count('3801 Node 0 "" -> 1 "b"\n'), text.count('3800 Node 1 "b" -> 0 ""\n')
+    assert 6 <= ups + downs <= 14, "%d changes in 2 s at 200 ms:\n%s" % (ups + downs, text)
+    assert abs(ups - downs) <= 1
+
+
 def test_dpipe_stream_mode_between_switches(procs, sockdir, tree):
     """dpipe vde_plug L = wirefilter = vde_plug R, every tool but ours from Debian."""
     left = Switch(procs, C_TOOLS["vde_switch"], os.path.join(sockdir, "L"), mgmt=False)

@@ -12,9 +12,12 @@ Forms, as the C tool::
 LR is the direction from left to right.  With two plugs and no
 ``--daemon`` stdin is a console (``VDEwf$`` prompt); ``-M PATH`` opens
 the same console on a unix socket.  The cable model is
-:mod:`vde_ipn.engine.wirechannel`; the commands are
-:mod:`vde_ipn.engine.wirecommands`.  The process exits 0 when an input
-stream ends, when a switch closes a plug, on ``shutdown`` or SIGTERM.
+:mod:`vde_ipn.engine.wirechannel` (Markov mode:
+:mod:`vde_ipn.engine.wiremarkov`, stepped by a timer here); the commands
+are :mod:`vde_ipn.engine.wirecommands`.  Node changes are written to the
+consoles whose ``markov-debug`` level is above 0.  The process exits 0
+when an input stream ends, when a switch closes a plug, on ``shutdown``
+or SIGTERM.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ import sys
 
 from .._errors import ConnectError
 from ..engine.wirechannel import LR, RL, Channel, ValueError_
-from ..engine.wirecommands import BANNER, PROMPT, run_command
+from ..engine.wirecommands import LINE_MAX, run_command
 from ..io.loop import Loop
 from ..io.plug import open_plug
 from ..wire.stream import STREAM_MAX, StreamDecoder, encode
 from ._getopt import LongOpt, getopt_long
 from ._process import daemonize, write_pidfile
 from ._logging import Logger
+from ._wireconsole import Session, write_all
 
 SHORTOPTS = "hNl:n:d:M:D:m:b:s:c:v:L:f:"
 LONGOPTS = tuple(LongOpt(n, a, k) for n, a, k in (
@@ -79,7 +83,9 @@ class Wirefilter:
         self.mgmt_mode = 0o700
         self.blink = None
         self._timer = None
+        self._markov_timer = None
         self._paused = [None, None]
+        self.sessions = []
 
     # -- setup ------------------------------------------------------------
     def open_ends(self, vnls) -> None:
@@ -128,7 +134,32 @@ class Wirefilter:
         if self.mgmt_path:
             self._open_mgmt()
         if console_on_stdin:
-            _Session(self, 0, 1)
+            Session(self, 0, 1)
+        self._markov_arm(self.loop.clock())
+
+    # -- Markov mode ------------------------------------------------------
+    def _markov_arm(self, now: float) -> None:
+        if self._markov_timer is not None:
+            self.loop.cancel(self._markov_timer)
+            self._markov_timer = None
+        due = self.ch.markov.next_due()
+        if due is not None:
+            self._markov_timer = self.loop.call_later(max(0.0, due / 1000.0 - now),
+                                                      self._markov_tick)
+
+    def _markov_tick(self, now: float) -> None:
+        self._markov_timer = None
+        self._report(self.ch.markov.advance(now * 1000.0))
+        self._markov_arm(now)
+
+    def _report(self, transitions) -> None:
+        if not transitions:
+            return
+        text = "".join(self.ch.markov.transition_line(i, k)[:LINE_MAX - 1] + "\n"
+                       for i, k in transitions)
+        for sess in self.sessions:
+            if sess.debug > 0:
+                sess.write(text)
 
     def _watch(self, d: int) -> None:
         src = self.inputs[d]
@@ -186,7 +217,7 @@ class Wirefilter:
                 pass
         try:
             if isinstance(dst, int):
-                _write_all(dst, encode(f))
+                write_all(dst, encode(f))
             elif dst is not None:
                 dst.send(f)
         except BlockingIOError:
@@ -209,13 +240,19 @@ class Wirefilter:
                 c, _ = s.accept()
             except OSError:
                 return
-            _Session(self, c.fileno(), c.fileno(), c)
+            Session(self, c.fileno(), c.fileno(), c)
         self.loop.add_reader(s, accept)
 
-    def command(self, line: str, interactive: bool = True):
+    def command(self, line: str, interactive: bool = True, session=None):
         title = "WireFilter: %sdirectional" % ("bi" if self.ch.ndirs == 2 else "mono")
-        return run_command(line, self.ch, read_file=_read_file, title=title,
-                           interactive=interactive)
+        now = self.loop.clock()
+        reply = run_command(line, self.ch, read_file=_read_file, title=title,
+                            interactive=interactive, now=now * 1000.0)
+        if session is not None and reply.debug is not None:
+            session.debug = reply.debug
+        self._report(reply.transitions)
+        self._markov_arm(now)
+        return reply
 
     def close(self) -> None:
         for p in self.plugs:
@@ -225,49 +262,6 @@ class Wirefilter:
                 os.unlink(self.mgmt_path)
             except OSError:
                 pass
-
-
-class _Session:
-    """One console: banner, prompt, one command per line."""
-
-    def __init__(self, wf: Wirefilter, rfd: int, wfd: int, sock=None):
-        self.wf, self.rfd, self.wfd, self.sock = wf, rfd, wfd, sock
-        self.buf = b""
-        self.write(BANNER + PROMPT)
-        wf.loop.add_reader(rfd, self.readable)
-
-    def write(self, text: str) -> None:
-        try:
-            _write_all(self.wfd, text.encode())
-        except OSError:
-            pass
-
-    def readable(self, now: float) -> None:
-        try:
-            data = os.read(self.rfd, 4096)
-        except OSError:
-            data = b""
-        if not data:
-            self.end(stdin=True)
-            return
-        self.buf += data
-        while b"\n" in self.buf:
-            line, self.buf = self.buf.split(b"\n", 1)
-            reply = self.wf.command(line.decode("utf-8", "replace"))
-            if reply.shutdown:
-                self.wf.loop.stop()
-                return
-            if reply.logout:
-                self.end()
-                return
-            self.write(reply.text + PROMPT)
-
-    def end(self, stdin: bool = False) -> None:
-        self.wf.loop.remove_reader(self.rfd)
-        if self.sock is not None:
-            self.sock.close()
-        elif stdin:
-            self.wf.loop.stop()
 
 
 def _valid_fd(fd: int) -> bool:
@@ -281,12 +275,6 @@ def _valid_fd(fd: int) -> bool:
 def _read_file(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def main(argv=None) -> int:

@@ -14,6 +14,10 @@ frames due at time ``now`` come out of :meth:`Channel.due`, with noise
 (bit flips per megabyte) applied on the way out.  FIFO order is kept
 unless ``fifo`` is off, as in 2.3.2.
 
+The parameters belong to the current Markov node
+(:mod:`vde_ipn.engine.wiremarkov`, :attr:`Channel.markov`); a value
+string ending in ``[n]`` sets node n's.
+
 Time is in milliseconds and always passed in; randomness comes from
 ``rng`` (a :class:`random.Random`, seedable for tests).  Sizes count the
 2-byte record header, as wirefilter does.
@@ -27,6 +31,8 @@ import random
 import re
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
+
+from .wiremarkov import Markov
 
 LR, RL = 0, 1
 PARAMS = ("loss", "lostburst", "delay", "dup", "band", "speed", "chanbufsize",
@@ -73,20 +79,27 @@ class ValueError_(ValueError):
     """A value naming a Markov node that does not exist (EINVAL)."""
 
 
+def split_node(text: str) -> Tuple[int, str]:
+    """Split the trailing ``[node]`` off a value string: (node, rest).
+    No suffix, or one that does not start with a number, means node 0.
+    Blanks before ``[`` stay in ``rest``, so (as in 2.3.2) ``20N [1]``
+    loses its N and ``1M [1]`` its M."""
+    s = text.rstrip(" \t\n")
+    m = re.search(r"\[\s*([-+]?\d+)?[^\]]*\]$", s)
+    if not m:
+        return 0, s
+    node = int(m.group(1)) if m.group(1) else 0
+    return node, s[:m.start()]
+
+
 def parse_value(text: str) -> Tuple[Tuple[int, ...], Optional[WireValue]]:
-    """Parse ``[LR|RL]NUM[+NUM][K|M|G][U|N][ [node] ]``.
+    """Parse ``[LR|RL]NUM[+NUM][K|M|G][U|N][ [node] ]`` (the node is
+    ignored here: see :func:`split_node`).
 
     Returns (directions, value); value None when no number could be read
-    (2.3.2 then changes nothing and still reports success).  A node other
-    than 0 raises :class:`ValueError_` (one state only).
+    (2.3.2 then changes nothing and still reports success).
     """
-    s = text.rstrip(" \t\n")
-    m = re.search(r"\[\s*(-?\d*)[^\]]*\]$", s)
-    if m:
-        node = int(m.group(1)) if m.group(1) not in ("", "-") else 0
-        if node != 0:
-            raise ValueError_(text)
-        s = s[:m.start()].rstrip(" \t")
+    s = split_node(text)[1]
     alg = UNIFORM
     if s[-1:] in ("u", "U", "n", "N"):
         alg = s[-1].upper()
@@ -104,13 +117,18 @@ def parse_value(text: str) -> Tuple[Tuple[int, ...], Optional[WireValue]]:
     return dirs, WireValue(float(m.group(1)) * mult, plus * mult, alg)
 
 
+def new_params() -> dict:
+    """A parameter table with every value 0."""
+    return {p: [WireValue(), WireValue()] for p in PARAMS}
+
+
 class Channel:
     """Both directions of one cable; see the module doc."""
 
     def __init__(self, rng: Optional[random.Random] = None, ndirs: int = 2):
         self.rng = rng or random.Random()
         self.ndirs = ndirs
-        self.params = {p: [WireValue(), WireValue()] for p in PARAMS}
+        self.markov = Markov(self.rng, new_params)
         self.fifo = True
         self.queued_bytes = [0, 0]
         self.dropped = {"mtu": 0, "loss": 0, "capacity": 0}
@@ -124,13 +142,22 @@ class Channel:
         self._nextband = [0.0, 0.0]
         self._nextspeed = [0.0, 0.0]
 
+    @property
+    def params(self) -> dict:
+        """The parameter table of the current Markov node."""
+        return self.markov.nodes[self.markov.current].params
+
     def set(self, name: str, text: str) -> None:
-        """Apply a value string to parameter ``name`` (ValueError_ = EINVAL)."""
+        """Apply a value string to parameter ``name`` of the node it names
+        (node 0 without ``[n]``); ValueError_ (EINVAL) for a missing node."""
+        node = split_node(text)[0]
+        if not 0 <= node < self.markov.count:
+            raise ValueError_(text)
         dirs, wv = parse_value(text)
         if wv is None:
             return
         for d in dirs:
-            self.params[name][d] = WireValue(wv.value, wv.plus, wv.alg)
+            self.markov.nodes[node].params[name][d] = WireValue(wv.value, wv.plus, wv.alg)
 
     def _draw(self, name: str, d: int) -> float:
         return self.params[name][d].draw(self.rng)
@@ -260,13 +287,16 @@ class Channel:
             buf[bit >> 3] ^= 1 << (bit & 7)
         return bytes(buf)
 
-    def info_lines(self, delay_queue_sizes: bool = True) -> List[str]:
-        """``showinfo``'s lines after the first (as 2.3.2 prints them)."""
-        p = self.params
+    def info_lines(self, node: Optional[int] = None) -> List[str]:
+        """``showinfo``'s lines after the first (as 2.3.2 prints them), for
+        Markov node ``node`` (default: the current one)."""
+        mk = self.markov
+        node = mk.current if node is None else node
+        p = mk.nodes[node].params
+        lines = [mk.node_line(node)] if mk.count > 1 else []
         rows = [("Loss  ", "loss"), ("Lburst", "lostburst"), ("Delay ", "delay"),
                 ("Dup   ", "dup"), ("Bandw ", "band"), ("Speed ", "speed"),
                 ("Noise ", "noise")]
-        lines = []
         if self.ndirs == 2:
             for label, key in rows:
                 lines.append("%s L->R %s   R->L %s" % (label, p[key][LR], p[key][RL]))

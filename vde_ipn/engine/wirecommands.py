@@ -7,8 +7,14 @@ A line is matched against the command table in 2.3.2's order and must
 *start with* a command name (``bandwidth 1000`` and ``band 1000`` both
 set the bandwidth); empty lines and ``#`` comments do nothing and print
 nothing.  Unknown commands answer ``1038 Function not implemented``.
-Only one Markov state exists: ``markov-*`` commands other than
-``markov-numnodes 1``/``markov-setnode 0`` answer EINVAL or ENOSYS.
+Markov mode (:mod:`vde_ipn.engine.wiremarkov`): ``markov-numnodes``,
+``markov-setnode``, ``markov-name``, ``markov-time``, ``setedge``,
+``showinfo n``, ``showedges [n]``, ``showcurrent`` and ``markov-debug``
+(the session's debug level, kept by the io layer: :attr:`Reply.debug`).
+Node changes caused by a command (``markov-numnodes`` and
+``markov-time`` take a step at once) are returned in
+:attr:`Reply.transitions` for the io layer to report to the sessions
+whose debug level is above 0, before the command's own answer.
 
 ``load PATH`` reads a file through the ``read_file`` callable given by
 the io layer and echoes each line after the prompt, as 2.3.2 does.
@@ -18,8 +24,9 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
-from typing import Callable, List, Optional
+import re
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Tuple
 
 from .wirechannel import Channel, ValueError_
 
@@ -64,10 +71,10 @@ TABLE = [
     ("speed", "speed", False), ("chanbufsize", "chanbufsize", False),
     ("capacity", "chanbufsize", False), ("noise", "noise", False), ("mtu", "mtu", False),
     ("fifo", "fifo", False), ("markov-numnodes", "numnodes", False),
-    ("markov-setnode", "setnode", False), ("markov-name", "nosys", False),
-    ("markov-time", "nosys", False), ("setedge", "nosys", False),
+    ("markov-setnode", "setnode", False), ("markov-name", "name", False),
+    ("markov-time", "time", False), ("setedge", "setedge", False),
     ("showedges", "showedges", True), ("showcurrent", "showcurrent", True),
-    ("markov-debug", "nosys", False), ("logout", "logout", False),
+    ("markov-debug", "debug", False), ("logout", "logout", False),
     ("shutdown", "shutdown", False),
 ]
 _PARAMS = {"delay", "loss", "lostburst", "dup", "band", "speed", "chanbufsize", "noise", "mtu"}
@@ -79,6 +86,8 @@ class Reply:
     logout: bool = False
     shutdown: bool = False
     rc: Optional[int] = None
+    debug: Optional[int] = None           # new debug level of the session
+    transitions: List[Tuple[int, int]] = field(default_factory=list)
 
 
 def _atoi(s: str) -> int:
@@ -94,16 +103,39 @@ def _atoi(s: str) -> int:
         return 0
 
 
+def _scan_float(s: str) -> Optional[float]:
+    m = re.match(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf(?:inity)?|[-+]?nan)",
+                 s, re.IGNORECASE)
+    return float(m.group(1)) if m else None
+
+
+def _name_arg(arg: str) -> Tuple[int, str]:
+    """``markov-name``'s ``n,name``: the number, then the rest after the
+    digits, blanks and one comma."""
+    n = _atoi(arg)
+    rest = arg.lstrip(" \t")
+    rest = rest[len(rest) - len(rest.lstrip("0123456789")):].lstrip(" \t")
+    return n, rest[1:] if rest.startswith(",") else rest
+
+
+def _edge_arg(arg: str) -> Optional[Tuple[int, int, float]]:
+    m = re.match(r"\s*([-+]?\d+),\s*([-+]?\d+),(.*)$", arg)
+    if not m:
+        return None
+    w = _scan_float(m.group(3))
+    return int(m.group(1)), int(m.group(2)), 0.0 if w is None else w
+
+
 def status(rc: int) -> str:
     return "1000 Success\n" if rc == 0 else "1%03d %s\n" % (rc, os.strerror(rc))
 
 
 def run_command(line: str, ch: Channel, *, read_file: Callable[[str], bytes],
-                title: str, interactive: bool = True) -> Reply:
+                title: str, interactive: bool = True, now: float = 0.0) -> Reply:
     """Run one console line (see the module doc).  ``title`` is the first
     line of ``showinfo`` (``WireFilter: bidirectional``).  With
     ``interactive`` false (an rc file) nothing is printed: ``rc`` says
-    how the command went."""
+    how the command went.  ``now`` (ms) restarts the Markov clock."""
     s = line.lstrip(" \t\n").rstrip(" \t\n")
     if not s or s.startswith("#"):
         return Reply()
@@ -116,6 +148,9 @@ def run_command(line: str, ch: Channel, *, read_file: Callable[[str], bytes],
     out: List[str] = []
     extra = ""
     rc = 0
+    mk = ch.markov
+    moved: List[Tuple[int, int]] = []
+    debug = None
     if key in _PARAMS:
         try:
             ch.set(key, arg)
@@ -125,21 +160,40 @@ def run_command(line: str, ch: Channel, *, read_file: Callable[[str], bytes],
         ch.fifo = _atoi(arg) != 0
     elif key == "help":
         out = list(HELP)
-    elif key == "showinfo":
-        if arg and _atoi(arg) != 0:
+    elif key in ("showinfo", "showedges"):
+        node = _atoi(arg) if arg else mk.current
+        if not 0 <= node < mk.count:
             rc = errno.EINVAL
+        elif key == "showinfo":
+            out = [title] + ch.info_lines(node)
         else:
-            out = [title] + ch.info_lines()
-    elif key == "showedges":
-        rc = errno.EINVAL if arg and _atoi(arg) != 0 else 0
+            out = mk.edge_lines(node)
     elif key == "showcurrent":
-        out = ['Current Markov Node 0 "" (0,..,0)']
+        out = [mk.current_line()]
     elif key == "numnodes":
-        rc = 0 if _atoi(arg) == 1 else (errno.EINVAL if _atoi(arg) <= 0 else errno.ENOSYS)
+        n = _atoi(arg)
+        if n > 0:
+            moved = mk.resize(n, now)
+        else:
+            rc = errno.EINVAL
     elif key == "setnode":
-        rc = 0 if _atoi(arg) == 0 and arg.strip()[:1].isdigit() else errno.EINVAL
-    elif key == "nosys":
-        rc = errno.ENOSYS
+        rc = 0 if mk.set_current(_atoi(arg)) else errno.EINVAL
+    elif key == "name":
+        n, name = _name_arg(arg)
+        rc = 0 if mk.set_name(n, name) else errno.EINVAL
+    elif key == "time":
+        ms = _scan_float(arg)
+        if ms is not None and ms > 0:
+            moved = mk.set_period(ms, now)
+        else:
+            rc = errno.EINVAL
+    elif key == "setedge":
+        edge = _edge_arg(arg)
+        rc = 0 if edge and mk.set_edge(*edge) else errno.EINVAL
+    elif key == "debug":
+        debug = _atoi(arg)
+        if not interactive or debug < 0:
+            rc, debug = errno.EINVAL, None
     elif key == "logout":
         return Reply(logout=True, rc=0)
     elif key == "shutdown":
@@ -155,15 +209,17 @@ def run_command(line: str, ch: Channel, *, read_file: Callable[[str], bytes],
                 if interactive:
                     extra += "%s (%s) %s\n" % (PROMPT, arg, text)
                 sub = run_command(text, ch, read_file=read_file, title=title,
-                                  interactive=interactive)
+                                  interactive=interactive, now=now)
                 extra += sub.text
+                moved += sub.transitions
+                debug = sub.debug if sub.debug is not None else debug
     if not interactive:
-        return Reply(rc=rc)
+        return Reply(rc=rc, transitions=moved)
     body = ""
     if block:
         body = "0000 DATA END WITH '.'\n" + extra + "".join(
             ln[:LINE_MAX - 1] + "\n" for ln in out) + ".\n"
-    return Reply(body + status(rc), rc=rc)
+    return Reply(body + status(rc), rc=rc, debug=debug, transitions=moved)
 
 
 def _fgets_lines(data: bytes):
