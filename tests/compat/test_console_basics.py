@@ -109,7 +109,7 @@ def test_banner_and_prompt(pair):
 
 
 # Console commands of our own, listed by ``help`` after all of 2.3.2's rows.
-EXTENSIONS = re.compile(rb"(port/stats|json|json/\S+) ")
+EXTENSIONS = re.compile(rb"(port/stats|json|json/\S+|monitor|monitor/\S+|dump|dump/\S+) ")
 
 
 def without_extensions(answer: bytes) -> bytes:

@@ -41,7 +41,7 @@ SCRIPT = [
 
 
 # rows our help adds for commands 2.3.2 does not have (documented in the README)
-EXTRA_HELP_ROWS = re.compile(r"^(json|json/\S+|port/stats) .*\n", re.M)
+EXTRA_HELP_ROWS = re.compile(r"^(json|json/\S+|port/stats|monitor|monitor/\S+|dump|dump/\S+) .*\n", re.M)
 
 
 def normalise(text: str) -> str:
