@@ -124,7 +124,9 @@ def test_debug_is_per_session(procs, sockdir, new_switch):
 
 
 def test_hash_events_match(procs, sockdir, new_switch):
-    """hash/+ when a MAC is learned and hash/- when its port goes, as 2.3.2."""
+    """hash/+ when a MAC is learned, as 2.3.2 prints it; hash/- when its port
+    goes and when it expires (2.3.2 also reports the first, but its ghost
+    endpoints make that unreliable to compare, see test_switching.py)."""
     from support import BROADCAST, frame, mac
     seen = {}
     for kind in ("c", "ours"):
@@ -136,10 +138,15 @@ def test_hash_events_match(procs, sockdir, new_switch):
         assert s.cmd("debug/add hash").endswith("1000 Success\n")
         a.send(frame(BROADCAST, mac(5)))
         assert b.recv() is not None
-        events = _events(s, 1)
-        a.close()
-        events += _events(s, 1)
-        seen[kind] = events
+        seen[kind] = _events(s, 1)
+        if kind == "ours":
+            a.close()
+            assert _events(s, 1) == ["3012 hash/- 02:00:00:00:00:05 VLAN 00:00 Port 1"]
+            for line in ("hash/setgcint 1", "hash/setexpire 1"):
+                assert s.cmd(line).endswith("1000 Success\n")
+            b.send(frame(BROADCAST, mac(6)))
+            assert _events(s, 2, timeout=10) == [
+                "3011 hash/+ 02:00:00:00:00:06 VLAN 00:00 Port 2",
+                "3012 hash/- 02:00:00:00:00:06 VLAN 00:00 Port 2"]
         s.close()
-    assert seen["ours"] == seen["c"]
-    assert seen["ours"][0] == "3011 hash/+ 02:00:00:00:00:05 VLAN 00:00 Port 1"
+    assert seen["ours"] == seen["c"] == ["3011 hash/+ 02:00:00:00:00:05 VLAN 00:00 Port 1"]
