@@ -132,6 +132,7 @@ def test_hash_events_match(procs, sockdir, new_switch):
     for kind in ("c", "ours"):
         sw = new_switch(kind, os.path.join(sockdir, kind))
         a = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+        attached(sw, 1)                        # a on port 1, b on port 2
         b = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
         attached(sw, 2)
         s = Session(sw.mgmt)

@@ -85,6 +85,14 @@ def wait_for(predicate, what):
         time.sleep(0.02)
 
 
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def lines(text):
     return sorted(text.splitlines())
 
@@ -174,6 +182,9 @@ def test_sigterm_removes_pidfile_and_stops_last(both):
         wait_for(lambda: last.exists() and last.read_text().strip()
                  and (proc.work / "pid").exists(), "dpipe to start")
         lastpid = int(last.read_text())
+        # signal dpipe only once the last command has become "sleep", so the
+        # check below does not depend on where the shell was when it arrived
+        wait_for(lambda: _cmdline(lastpid).startswith(b"sleep"), "last command to exec")
         os.kill(proc.pid, signal.SIGTERM)
         rc, out, err = both.finish(proc)
         wait_for(lambda: not os.path.exists("/proc/%d" % lastpid)
