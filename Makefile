@@ -8,7 +8,7 @@ DEBS   := vde2 vdeplug qemu-system-x86 user-mode-linux iproute2 tcpdump \
           python3
 ARGS   ?=
 
-.PHONY: setup debs run test bench clean
+.PHONY: setup debs run test check test-parallel bench clean
 
 setup: debs $(VENV)/.installed
 
@@ -32,6 +32,15 @@ run:
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the sans-IO core, codecs and the IPN emulation: seconds, for every edit
+check: setup
+	$(PY) -m pytest -q tests/unit tests/ipn $(PYTEST_ARGS)
+
+# the full suite over JOBS workers (pytest-xdist), one test file per worker at a time
+JOBS   ?= auto
+test-parallel: setup
+	$(PY) -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/switch_forwarding.py

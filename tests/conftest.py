@@ -20,7 +20,8 @@ def procs():
 @pytest.fixture
 def tree(procs):
     """PIDs of helper processes a test found (a dpipe's or UML's children,
-    see ``support.descendants``); killed at teardown, after ``procs``."""
+    see ``support.descendants``, or a daemon's from its pid file); killed
+    at teardown, after ``procs``."""
     pids = []
     yield pids
     for pid in pids:

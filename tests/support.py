@@ -48,8 +48,11 @@ def mac(n: int) -> bytes:
 
 
 def frame(dst: bytes, src: bytes, payload: bytes = b"", ethertype: int = 0x88B5,
-          size: int = 60) -> bytes:
-    body = dst + src + struct.pack("!H", ethertype) + payload
+          size: int = 60, tag: int | None = None) -> bytes:
+    """An Ethernet frame padded with zeros to ``size``; ``tag`` is an 802.1Q
+    TCI (the VLAN id with priority bits) put before the ethertype."""
+    vlan = struct.pack("!HH", 0x8100, tag) if tag is not None else b""
+    body = dst + src + vlan + struct.pack("!H", ethertype) + payload
     return body + b"\0" * max(0, size - len(body))
 
 
@@ -134,6 +137,81 @@ class Switch:
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=5)
+
+
+PROMPT = b"\nvde$ "
+END_OF_SESSION = b"9999 END OF SESSION"
+
+
+class Session:
+    """A management console connection kept open (``-M`` of vde_switch,
+    wirefilter, ...): commands, and the asynchronous ``debug/*`` lines.
+
+    ``greeting`` is the banner with its prompt, as sent.  ``cmd`` gives the
+    text of an answer up to the prompt; ``ask`` the raw bytes including the
+    prompt (or the end-of-session line); ``until`` whatever comes before a
+    marker.  A read that times out gives what had arrived, so the assertion
+    on it fails showing that.
+    """
+
+    def __init__(self, path: str, timeout: float = 5.0):
+        self.timeout = timeout
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        wait_for(lambda: self.sock.connect_ex(path) == 0, timeout, "mgmt socket %s" % path)
+        self.buf = b""
+        self.greeting = self._take(self._fill((PROMPT,), timeout))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _fill(self, markers, timeout: float) -> int:
+        """Read until one of ``markers`` is in the buffer: the end of the
+        first one found (the whole buffer on timeout or EOF)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ends = [self.buf.find(m) + len(m) for m in markers if m in self.buf]
+            if ends:
+                return min(ends)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return len(self.buf)
+            self.sock.settimeout(max(0.01, left))
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                return len(self.buf)
+            if not chunk:
+                return len(self.buf)
+            self.buf += chunk
+
+    def _take(self, end: int) -> bytes:
+        got, self.buf = self.buf[:end], self.buf[end:]
+        return got
+
+    def until(self, marker: bytes, timeout: float | None = None) -> str:
+        """The text before ``marker`` (the marker itself is consumed)."""
+        got = self._take(self._fill((marker,), self.timeout if timeout is None else timeout))
+        return (got[:-len(marker)] if got.endswith(marker) else got).decode()
+
+    def cmd(self, line: str, timeout: float | None = None) -> str:
+        self.sock.sendall(line.encode() + b"\n")
+        return self.until(PROMPT, timeout)
+
+    def ask(self, line: str, timeout: float | None = None) -> bytes:
+        """Send one command; everything up to and including the prompt."""
+        self.sock.sendall(line.encode() + b"\n")
+        return self._take(self._fill((PROMPT, END_OF_SESSION),
+                                     self.timeout if timeout is None else timeout))
+
+    def at_eof(self) -> bool:
+        return not self.buf and self.sock.recv(100) == b""
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def console_command(path: str, line: str, timeout: float = 5.0) -> str:

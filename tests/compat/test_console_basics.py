@@ -8,15 +8,13 @@ the uptime and the per-implementation directory.
 
 import os
 import re
-import socket
 import subprocess
 
 import pytest
 
-from support import C_TOOLS, OURS, require, wait_for
+from support import C_TOOLS, OURS, PROMPT, Session, require, wait_for
+from support import END_OF_SESSION as EOS
 
-PROMPT = b"\nvde$ "
-EOS = b"9999 END OF SESSION"
 BANNER = (b"VDE switch V.2.3.2\n(C) Virtual Square Team (coord. R. Davoli) "
           b"2005,2006,2007 - GPLv2\n")
 
@@ -54,37 +52,6 @@ class Running:
         self.proc.stdin = None
         _, err = self.proc.communicate(timeout=5)
         return self.proc.returncode, err.replace(self.tool.encode(), b"PROG")
-
-
-class Session:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(5)
-        wait_for(lambda: self.sock.connect_ex(path) == 0, what="mgmt socket")
-        self.greeting = self.read_until(PROMPT)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.sock.close()
-
-    def read_until(self, marker, also=None):
-        buf = b""
-        while not buf.endswith(marker) and not (also and buf.endswith(also)):
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        return buf
-
-    def ask(self, line: str) -> bytes:
-        """Send one command; everything up to and including the prompt."""
-        self.sock.sendall(line.encode() + b"\n")
-        return self.read_until(PROMPT, also=EOS)
-
-    def at_eof(self) -> bool:
-        return self.sock.recv(100) == b""
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from support import C_TOOLS, StreamPlug, attached, console_command
+from support import BROADCAST, C_TOOLS, StreamPlug, attached, console_command, frame, mac
 
 SCRIPT = [
     "vlan/create 10", "vlan/create 10", "vlan/create 0", "vlan/create 4094", "vlan/create 4093",
@@ -127,7 +127,7 @@ def test_garbage_on_the_console_is_answered_and_harmless(procs, sockdir, new_swi
     reply = _answer(s)
     assert b"Numports=32" in reply and reply.rstrip().endswith(b"vde$")
     s.close()
-    f = b"\xff" * 6 + b"\x02\0\0\0\0\x01" + b"\x88\xb5" + bytes(46)
+    f = frame(BROADCAST, mac(1))
     a.send(f)
     assert b.recv() == f                                           # still switching
 
@@ -157,7 +157,7 @@ def test_a_console_client_that_does_not_read_blocks_nobody(procs, sockdir, new_s
             sent += s.send(b"help\n" * 2000)
         except BlockingIOError:
             time.sleep(0.01)
-    f = b"\xff" * 6 + b"\x02\0\0\0\0\x01" + b"\x88\xb5" + bytes(46)
+    f = frame(BROADCAST, mac(1))
     a.send(f)
     assert b.recv(timeout=5) == f
     assert "Numports=32" in sw.cmd("port/showinfo")

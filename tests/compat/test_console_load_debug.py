@@ -2,12 +2,11 @@
 
 import os
 import re
-import socket
 import time
 
 import pytest
 
-from support import C_TOOLS, StreamPlug, attached, wait_for
+from support import C_TOOLS, Session, StreamPlug, attached
 
 SCRIPT = (b"# comment line\n"
           b"port/create 12\n"
@@ -18,33 +17,6 @@ SCRIPT = (b"# comment line\n"
           b"port/setvlan 12 20\n"
           b"port/allprint 12\n"
           b"vlan/print 20")                    # no final newline
-
-
-class Session:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(5)
-        self.s.connect(path)
-        self.buf = b""
-        self.until(b"$ ")
-
-    def until(self, marker, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while marker not in self.buf:
-            self.s.settimeout(max(0.01, deadline - time.monotonic()))
-            chunk = self.s.recv(65536)
-            if not chunk:
-                break
-            self.buf += chunk
-        head, _, self.buf = self.buf.partition(marker)
-        return head.decode()
-
-    def cmd(self, line):
-        self.s.sendall(line.encode() + b"\n")
-        return self.until(b"\nvde$ ")
-
-    def close(self):
-        self.s.close()
 
 
 def normalise(text):

@@ -405,26 +405,14 @@ def test_pidfile_in_missing_dir(sides):
     assert_same(res)
 
 
-@pytest.fixture
-def daemons():
-    """Pids read from daemons' pid files; killed at teardown."""
-    pids = []
-    yield pids
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def test_daemon(sides, daemons):
+def test_daemon(sides, tree):
     res = {}
     for kind, side in sides.items():
         rc, out, err = side.run(["-s", "{D}", "-M", "{M}", "-d", "-p", "{P}"])
         wait_for(lambda: os.path.exists(side.pidfile) and os.path.exists(side.mgmt),
                  what="daemon files")
         pid = int(open(side.pidfile).read())
-        daemons.append(pid)
+        tree.append(pid)
         assert pid != side.proc.pid
         assert os.path.exists(os.path.join(side.dir, "ctl"))
         info = showinfo_norm(side.cmd("showinfo"))

@@ -19,12 +19,11 @@ tools for B-C.
 import os
 import re
 import signal
-import socket
 import time
 
 import pytest
 
-from support import (BROADCAST, C_TOOLS, OURS, StreamPlug, attached, descendants, frame,
+from support import (BROADCAST, C_TOOLS, OURS, Session, StreamPlug, attached, descendants, frame,
                      mac, require, wait_for)
 from vde_ipn.wire import fstp_bpdu as wire
 
@@ -132,37 +131,6 @@ def test_loop_of_three_blocks_one_link_and_heals_when_cut(loop3):
         assert max(got.values()) <= 1, got
     assert got == {"b": 1, "c": 1}
     assert data_copies(plugs["a"], g, 0.2) == 0
-
-
-class Session:
-    """A mgmt connection kept open, for debug notifications."""
-
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.connect(path)
-        self.buf = b""
-        self.until(b"$ ")
-
-    def until(self, marker, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while marker not in self.buf and time.monotonic() < deadline:
-            self.s.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                chunk = self.s.recv(65536)
-            except socket.timeout:
-                break
-            if not chunk:
-                break
-            self.buf += chunk
-        head, _, self.buf = self.buf.partition(marker)
-        return head.decode()
-
-    def cmd(self, line):
-        self.s.sendall(line.encode() + b"\n")
-        return self.until(b"\nvde$ ")
-
-    def close(self):
-        self.s.close()
 
 
 ME = b"\x02\x00\x00\x00\x00\x0a"

@@ -8,8 +8,7 @@ from support import BROADCAST, C_TOOLS, OURS, StreamPlug, attached, frame, mac
 
 
 def tagged(dst, src, vid, payload=b""):
-    body = dst + src + bytes((0x81, 0x00, vid >> 8, vid & 0xFF)) + b"\x88\xb5" + payload
-    return body + b"\0" * max(0, 64 - len(body))
+    return frame(dst, src, payload, size=64, tag=vid)
 
 
 def untag(f):

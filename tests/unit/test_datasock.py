@@ -19,6 +19,8 @@ from vde_ipn.io.datasock import Batcher, Sender
 from vde_ipn.io.loop import Loop
 from vde_ipn.io.switch import SwitchConfig, SwitchServer
 
+from support import frame
+
 needs_mmsg = pytest.mark.skipif(not _mmsg.AVAILABLE, reason="no recvmmsg/sendmmsg in libc")
 PATHS = [pytest.param("batched", marks=needs_mmsg), "plain"]
 
@@ -27,8 +29,7 @@ BROADCAST = b"\xff" * 6
 
 
 def numbered(i: int, size: int = 60) -> bytes:
-    body = BROADCAST + SRC + b"\x88\xb5" + struct.pack("!I", i)
-    return body + bytes(size - len(body))
+    return frame(BROADCAST, SRC, struct.pack("!I", i), size=size)
 
 
 def number(frame: bytes) -> int:

@@ -6,16 +6,9 @@ from vde_ipn._errors import NoFreePort, PortInUse
 from vde_ipn.engine.bus import Network
 from vde_ipn.testing import FakeClock
 
-BCAST = b"\xff" * 6
-
-
-def mac(n):
-    return bytes([2, 0, 0, 0, 0, n])
-
-
-def eth(dst, src, size=60):
-    f = dst + src + b"\x88\xb5"
-    return f + b"\0" * (size - len(f))
+from support import BROADCAST as BCAST
+from support import frame as eth
+from support import mac
 
 
 def net_with(policy, n_ports=3, numports=32, **kw):
@@ -51,8 +44,8 @@ def test_detached_port_gets_nothing(policy):
 def test_runts_and_oversize_are_dropped_and_counted(policy):
     net = net_with(policy, 2, max_frame=1518)
     assert net.receive(1, b"\x01" * 13, 0) == ()
-    assert net.receive(1, eth(BCAST, mac(1), 1519), 0) == ()
-    assert net.receive(1, eth(BCAST, mac(1), 1518), 0) == (2,)
+    assert net.receive(1, eth(BCAST, mac(1), size=1519), 0) == ()
+    assert net.receive(1, eth(BCAST, mac(1), size=1518), 0) == (2,)
     p = net.ports[1]
     assert p.drops == {"runt": 1, "oversize": 1}
     assert (p.in_pkts, p.in_bytes) == (1, 1518)
@@ -208,8 +201,7 @@ def vlan_net():
 
 
 def tagged(dst, src, vid, size=64):
-    f = dst + src + bytes((0x81, 0, vid >> 8, vid & 0xFF)) + b"\x88\xb5"
-    return f + b"\0" * (size - len(f))
+    return eth(dst, src, size=size, tag=vid)
 
 
 def test_untagged_frame_is_tagged_towards_a_trunk():

@@ -18,13 +18,10 @@ from vde_ipn.engine.fstp import DEFAULT_COST, DISCARDING, FORWARDING, Fstp
 from vde_ipn.testing import FakeClock
 from vde_ipn.wire import fstp_bpdu as wire
 
+from support import frame as eth
+
 BCAST = b"\xff" * 6
 STORM = 2000                     # deliveries after which a flood counts as endless
-
-
-def eth(dst, src, payload=b"", size=60):
-    f = dst + src + b"\x88\xb5" + payload
-    return f + b"\0" * (size - len(f))
 
 
 class Sw:

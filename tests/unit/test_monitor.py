@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+import support
 from support import require
 from vde_ipn.engine import console
 from vde_ipn.engine.bus import MONITOR
@@ -33,10 +34,9 @@ TCPDUMP = next((p for p in ("/usr/bin/tcpdump", "/usr/sbin/tcpdump") if os.path.
                "/usr/bin/tcpdump")
 
 
-def frame(dst, src, n=0, size=60, tag=None):
-    body = dst + src + (struct.pack("!HH", 0x8100, tag) if tag is not None else b"")
-    body += b"\x88\xb5" + struct.pack("!I", n)
-    return body + bytes(size - len(body))
+def frame(dst, src, n=0, tag=None):
+    """Frame number ``n`` (in its first payload bytes)."""
+    return support.frame(dst, src, struct.pack("!I", n), tag=tag)
 
 
 def turn(loop):

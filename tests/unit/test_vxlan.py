@@ -5,15 +5,9 @@ import pytest
 from vde_ipn.engine.overlay import PeerTable
 from vde_ipn.wire import vxlan as vx
 
-BCAST = b"\xff" * 6
-
-
-def eth(dst: bytes, src: bytes) -> bytes:
-    return dst + src + b"\x88\xb5" + b"\0" * 46
-
-
-def m(n):
-    return bytes((2, 0, 0, 0, 0, n))
+from support import BROADCAST as BCAST
+from support import frame as eth
+from support import mac as m
 
 
 def test_header_layout():
