@@ -294,6 +294,13 @@ class StreamPlug:
         return self.proc.wait(timeout=5)
 
 
+def in_pkts(switch: Switch, port: int) -> int:
+    """How many frames the switch has read from ``port`` (its ``port/print``)."""
+    text = switch.cmd("port/print %d" % port)
+    line = next(ln for ln in text.splitlines() if ln.startswith(" IN:"))
+    return int(line.split()[2])
+
+
 def attached(switch: Switch, count: int, timeout: float = 5.0) -> None:
     """Wait until the switch's port/print shows ``count`` endpoints."""
     def shown():

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from support import (BROADCAST, C_TOOLS, OURS, StreamPlug, attached, frame, mac,
+from support import (BROADCAST, C_TOOLS, OURS, StreamPlug, attached, frame, in_pkts, mac,
                      require, wait_for)
 
 MAGIC = 0xFEEDFACE
@@ -127,12 +127,6 @@ def data_files(sw) -> list:
 
 def fd_count(proc) -> int:
     return len(os.listdir("/proc/%d/fd" % proc.pid))
-
-
-def in_pkts(sw, port: int) -> int:
-    text = sw.cmd("port/print %d" % port)
-    line = next(ln for ln in text.splitlines() if ln.startswith(" IN:"))
-    return int(line.split()[2])
 
 
 def port_of(text: str, descr: str) -> int:
