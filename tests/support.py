@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import shutil
@@ -294,11 +295,30 @@ class StreamPlug:
         return self.proc.wait(timeout=5)
 
 
-def in_pkts(switch: Switch, port: int) -> int:
-    """How many frames the switch has read from ``port`` (its ``port/print``)."""
+def in_pkts(switch: Switch, port: int, direction: str = "IN") -> int:
+    """How many frames the switch has read from ``port`` (its ``port/print``);
+    with ``direction="OUT"``, how many it has handed to the port."""
     text = switch.cmd("port/print %d" % port)
-    line = next(ln for ln in text.splitlines() if ln.startswith(" IN:"))
+    line = next(ln for ln in text.splitlines() if ln.startswith(" %s:" % direction))
     return int(line.split()[2])
+
+
+def out_pkts(switch: Switch, port: int) -> int:
+    return in_pkts(switch, port, "OUT")
+
+
+def all_joined(sender: "StreamPlug", receivers, timeout: float = 10.0) -> None:
+    """Where no console tells who is attached: broadcast numbered probes
+    from ``sender`` until one reaches every receiver (which then hold no
+    earlier probe: a switch keeps one sender's frames in order)."""
+    deadline = time.monotonic() + timeout
+    for n in itertools.count():
+        probe = frame(BROADCAST, mac(0xfe), b"join probe %d" % n)
+        sender.send(probe)
+        if all(r.recv_matching(lambda f: f == probe, 0.2) is not None for r in receivers):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("no probe crossed to every receiver in %.1fs" % timeout)
 
 
 def attached(switch: Switch, count: int, timeout: float = 5.0) -> None:

@@ -10,11 +10,14 @@ switch that never answers cannot stall the suite.
 
 from __future__ import annotations
 
+import array
+import fcntl
 import os
 import signal
 import socket
 import struct
 import subprocess
+import termios
 import time
 
 import pytest
@@ -54,6 +57,13 @@ class RawClient:
         if connect:
             self.ctl.connect(os.path.join(sw.dir, "ctl"))
         self.remote = None
+
+    def read_by_peer(self) -> bool:
+        """Whether the switch has read everything sent on ctl so far (a unix
+        stream socket counts what its peer has not read yet, TIOCOUTQ)."""
+        unread = array.array("i", [0])
+        fcntl.ioctl(self.ctl.fileno(), termios.TIOCOUTQ, unread)
+        return unread[0] == 0
 
     def outcome(self, timeout: float = 3.0) -> str:
         """"reply" (110 bytes), "closed" (EOF) or "timeout"; keeps the reply."""
@@ -208,7 +218,7 @@ def test_request_in_two_writes(procs, new_switch, raw, sockdir, kind):
     c = raw(sw, "split-request-client")
     req = v3_request(c.addr, descr=b"split in two")
     c.ctl.sendall(req[:30])                     # the path is cut after 16 of its bytes
-    time.sleep(0.3)                             # two reads on the switch side
+    wait_for(c.read_by_peer, what="the switch to read the first part alone")
     try:
         c.ctl.sendall(req[30:])
     except (BrokenPipeError, ConnectionResetError):
@@ -236,7 +246,7 @@ def test_garbage_on_ctl_after_handshake(procs, new_switch, raw, sockdir, kind):
     assert "chatty" in sw.cmd("port/print")
     mine = os.path.basename(c.remote)
     c.ctl.sendall(b"garbage on ctl " * 8)
-    time.sleep(0.2)
+    wait_for(c.read_by_peer, what="the switch to read the garbage")
     if kind == "ours":                          # ignored while the client stays
         assert port_of(sw.cmd("port/print"), "chatty") == 1
     c.close()

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from support import (BROADCAST, C_TOOLS, OURS, StreamPlug, frame, mac, require,
-                     wait_for)
+from support import (BROADCAST, C_TOOLS, OURS, StreamPlug, all_joined, attached, frame,
+                     in_pkts, mac, out_pkts, require, wait_for)
 
 KINDS = ("ours", "c")
 
@@ -82,12 +82,24 @@ def test_ptp_replaces_a_stale_socket(procs, sockdir, kind):
 
 # -- null:// -----------------------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
-def test_null_swallows_and_stays(procs, kind):
+def test_null_swallows_and_stays(procs, sockdir, new_switch, kind):
     p = StreamPlug(procs, plug_tool(kind), "null://")
     p.send(frame(BROADCAST, mac(1)))
     assert p.drain(0.3) == []
     assert p.proc.poll() is None
     assert p.close() == 0
+    # cabled to a switch, null:// is a port that takes every frame and sends none
+    sw = new_switch("c", os.path.join(sockdir, "sw"))
+    cable = procs.start([plug_tool(kind), "null://", sw.dir])
+    attached(sw, 1)
+    peer = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    attached(sw, 2)
+    peer.send(frame(BROADCAST, mac(2), b"into the void"))
+    wait_for(lambda: out_pkts(sw, 1) == 1, what="the frame handed to the null port")
+    assert in_pkts(sw, 1) == 0 and peer.drain(0.3) == []
+    assert cable.poll() is None
+    cable.terminate()
+    attached(sw, 1)                               # its port is freed when it goes
 
 
 # -- hub:// and switch:// ----------------------------------------------------
@@ -104,7 +116,7 @@ def node(procs, sockdir, kind):
 def test_in_process_network_serves_c_plugs(procs, sockdir, kind):
     p, path = node(procs, sockdir, kind)
     a, b, c = (StreamPlug(procs, C_TOOLS["vde_plug"], path) for _ in range(3))
-    time.sleep(0.3)
+    all_joined(a, (b, c))
     f = frame(BROADCAST, mac(1), b"hello")
     a.send(f)
     assert b.recv() == f and c.recv() == f
