@@ -70,6 +70,21 @@ def test_duplication_mean():
     assert 1.9 < got / 5000 < 2.1
 
 
+def test_rates_hold_for_any_seed_and_only_one_way():
+    """Over 20000 frames the loss and duplication rates are within about
+    five standard deviations of their setting, whatever the seed; the other
+    direction keeps every frame once."""
+    for seed in range(5):
+        c = Channel(random.Random(seed))
+        c.set("loss", "LR30")
+        c.set("dup", "LR50")
+        got = len(run(c, 20000))
+        # kept 70%, each kept frame 2 copies on average (1 + 0.5 + 0.25 ...)
+        assert abs(got / 20000 - 0.7 * 2) < 0.05, (seed, got)
+        assert c.dropped["loss"] == 20000 - (got - c.duplicated)
+        assert len(run(c, 2000, RL)) == 2000
+
+
 def test_delay_with_uniform_jitter_and_fifo():
     c = chan(delay="100+20")
     c.fifo = False
