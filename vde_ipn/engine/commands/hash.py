@@ -44,12 +44,20 @@ command("hash/setexpire", "N", "change hash entries expire time")(_setter("expir
 command("hash/setminper", "N", "minimum persistence time")(_setter("minper"))
 
 
+_MASK64 = (1 << 64) - 1
+
+
 def bucket(mac: bytes, vlan: int, size: int) -> int:
-    """A stable bucket number for display (the table itself is a dict)."""
-    x = vlan
-    for b in mac:
-        x = ((x << 3) ^ (x >> 13) ^ b) & 0xFFFF
-    return x % size
+    """The bucket 2.3.2 files a MAC and VLAN under in a table of ``size``
+    (a power of two): the MAC read as a little-endian number with the VLAN
+    above it in bits 48-63, through two xor-shift-multiply rounds.  Only
+    shown by hash/print and hash/find (our table itself is a dict)."""
+    x = (int.from_bytes(mac, "little") + (vlan << 48)) & _MASK64
+    x ^= x >> 33
+    x = (x * 0xFF51AFD7ED558CCD) & _MASK64
+    x ^= x >> 33
+    x = (x * 0xC4CEB9FE1A85EC53) & _MASK64
+    return x & (size - 1)
 
 
 def _row(ctx, b, mac, vlan, port, seen):
@@ -63,9 +71,11 @@ def _print(ctx, arg):
     if table is None:
         return [], OK
     size = ctx.hash_settings["size"]
-    rows = sorted((bucket(mac, vlan, size), mac, vlan, port, seen)
-                  for vlan, mac, port, seen in table.entries())
-    return [_row(ctx, *r) for r in rows], OK
+    # bucket by bucket, as 2.3.2 walks its table; in a bucket the entry
+    # learned last comes first (2.3.2 chains new entries at the head)
+    rows = sorted((bucket(mac, vlan, size), -i, mac, vlan, port, seen)
+                  for i, (vlan, mac, port, seen) in enumerate(table.entries()))
+    return [_row(ctx, b, *r) for b, _, *r in rows], OK
 
 
 @command("hash/find", "MAC [VLAN]", "MAC lookup", data=True)
