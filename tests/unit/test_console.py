@@ -56,9 +56,16 @@ def test_unknown_command_is_enosys_and_empty_lines_are_silent():
     assert execute(ctx, "") is None and execute(ctx, "# note") is None
 
 
-def test_unavailable_commands_say_so():
-    res = execute(Ctx(), "plugin/add x")
-    assert res.rc == errno.ENOSYS and "not available yet" in res.lines[0]
+def test_plugin_add_knows_only_the_built_in_plugins():
+    ctx = Ctx()
+    ctx.plugins = {}
+    assert execute(ctx, "plugin/add x").rc == errno.ENOENT
+    assert execute(ctx, "plugin/add").rc == errno.EINVAL
+    assert execute(ctx, "plugin/add dump.so").rc == errno.ENOENT      # as 2.3.2's dlopen
+    added = []
+    ctx.plugin_add = added.append
+    assert execute(ctx, "plugin/add /usr/lib/vde2/plugins/iplog.so").rc == 0
+    assert added == ["iplog"]
 
 
 def test_help_layout():

@@ -51,7 +51,8 @@ Options:
   -d | --daemon               run in the background
   -p FILE | --pidfile FILE    write the pid to FILE
   -l | --log                  log start and stop on syslog
-  -L | --iplog                same as -l (IP address logging is not provided)
+  -L | --iplog                -l, and log on syslog each IP address seen
+                              on the stream (or on the second VNL)
   -h | --help                 this summary
   -g GROUP | --group GROUP    group of the data socket (vde://)
   -G GROUP | --group2 GROUP   the same for the second VNL
@@ -66,6 +67,7 @@ Options:
 BROKER = ("This is a Virtual Distributed Ethernet (vde) tunnel broker. \n"
           "This is not a login shell, only vde_plug can be executed\n")
 SEND_TIMEOUT = 1.0
+IPLOG_GROUP = "vdeplug_iplog"           # -c vde_plug logs addresses for its members
 ETH_HLEN = 14
 
 
@@ -81,6 +83,7 @@ class Options:
         self.vnls: list[str] = []
         self.command: list[str] | None = None
         self.retry: float | None = None     # reconnect after this many seconds
+        self.iplog = False                  # -L: log the source addresses seen
 
 
 def _usage_exit() -> None:
@@ -101,12 +104,14 @@ def parse(argv: list[str]) -> Options:
                 sys.stderr.write(BROKER)
                 raise SystemExit(255)
             o.log = True
+            o.iplog = _in_group(os.getuid(), IPLOG_GROUP)
         elif key == "d":
             o.daemon = True
         elif key == "p":
             o.pidfile = os.path.abspath(val)
         elif key in ("l", "L"):
             o.log = True
+            o.iplog = o.iplog or key == "L"
         elif key in ("g", "G"):
             o.group[key == "G"] = val
         elif key in ("m", "M"):
@@ -143,6 +148,55 @@ def parse(argv: list[str]) -> Options:
     return o
 
 
+def _in_group(uid: int, group: str) -> bool:
+    """Whether the user ``uid`` belongs to ``group`` (primary or supplementary)."""
+    import grp
+    import pwd
+    try:
+        pw = pwd.getpwuid(uid)
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        return False
+    return gid in os.getgrouplist(pw.pw_name, pw.pw_gid)
+
+
+class SessionLog:
+    """-l/-L on syslog as vdeplug4 writes it (ident ``vde_plug``, facility
+    user): ``START: user U IP H``, ``STOP: ...`` and, with -L, each new
+    source address: ``user U Real-IP H has got VDE-IP4 A on vlan V``.
+    H is the client address of an ssh session ($SSH_CLIENT)."""
+
+    def __init__(self, iplog: bool):
+        import pwd
+        import syslog
+        self.syslog = syslog
+        try:
+            self.user = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            self.user = str(os.getuid())
+        client = os.environ.get("SSH_CLIENT")
+        self.host = client.split()[0][:255] if client and client.split() else "UNKNOWN_IP_ADDRESS"
+        self.seen = None
+        if iplog:
+            from ..engine.iplog import SeenAddresses
+            self.seen = SeenAddresses()
+        syslog.openlog("vde_plug", 0, syslog.LOG_USER)
+
+    def event(self, what: str) -> None:
+        self.syslog.syslog(self.syslog.LOG_INFO, "%s: user %s IP %s" % (what, self.user, self.host))
+
+    def frames(self, frames):
+        """Log the new addresses among ``frames``; yield them all on."""
+        check = self.seen.check
+        for f in frames:
+            new = check(f)
+            if new is not None:
+                self.syslog.syslog(self.syslog.LOG_INFO,
+                                   "user %s Real-IP %s has got VDE-IP%d %s on vlan %d"
+                                   % (self.user, self.host, new[0], new[1], new[2]))
+            yield f
+
+
 def _send_frames(plug: Plug, frames) -> None:
     """Send; on a full receiver wait a little (back-pressure), then drop."""
     send = plug.send
@@ -164,7 +218,8 @@ def _watch_ctl(loop: Loop, plug: Plug, on_close) -> None:
         loop.add_reader(plug.ctl, lambda now: on_close())
 
 
-def run_stream(loop: Loop, plug: Plug, fd_in: int, fd_out: int, ended=None) -> None:
+def run_stream(loop: Loop, plug: Plug, fd_in: int, fd_out: int, ended=None,
+               inspect=None) -> None:
     """Bridge a plug and a vdestream on (fd_in, fd_out) until either ends.
 
     When the stream's input ends, "input" is appended to ``ended``.
@@ -183,7 +238,8 @@ def run_stream(loop: Loop, plug: Plug, fd_in: int, fd_out: int, ended=None) -> N
                 ended.append("input")
             loop.stop()
             return
-        _send_frames(plug, decoder.feed(data))
+        frames = decoder.feed(data)
+        _send_frames(plug, inspect(frames) if inspect is not None else frames)
 
     def from_plug(now: float) -> None:
         out = []
@@ -219,9 +275,9 @@ def run_stream(loop: Loop, plug: Plug, fd_in: int, fd_out: int, ended=None) -> N
     _watch_ctl(loop, plug, loop.stop)
 
 
-def run_cable(loop: Loop, a: Plug, b: Plug) -> None:
-    """Copy frames both ways between two plugs."""
-    def pump(src: Plug, dst: Plug):
+def run_cable(loop: Loop, a: Plug, b: Plug, inspect=None) -> None:
+    """Copy frames both ways between two plugs (``inspect`` sees b's)."""
+    def pump(src: Plug, dst: Plug, inspect=None):
         recv, hangup = src.recv, src.hangup_on_empty
 
         def on_readable(now: float) -> None:
@@ -234,14 +290,14 @@ def run_cable(loop: Loop, a: Plug, b: Plug) -> None:
                     loop.stop()
                     return
                 if len(frame) >= ETH_HLEN:
-                    _send_frames(dst, (frame,))
+                    _send_frames(dst, inspect((frame,)) if inspect is not None else (frame,))
                 elif not frame and hangup:
                     loop.stop()
                     return
         return on_readable
 
     loop.add_reader(a, pump(a, b))
-    loop.add_reader(b, pump(b, a))
+    loop.add_reader(b, pump(b, a, inspect))
     _watch_ctl(loop, a, loop.stop)
     _watch_ctl(loop, b, loop.stop)
 
@@ -269,13 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     log = Logger(prog, syslog_ident="vde_plug")
     if o.daemon:
         daemonize()
-    if o.log:
-        log.to_syslog()
+    session_log = SessionLog(o.iplog) if o.log else None
+    if session_log is not None:
+        session_log.event("START")
     caught: list = []
     pidfile_written = False
     try:
         while True:
-            status, ended, pidfile_written = _session(o, log, caught, pidfile_written)
+            status, ended, pidfile_written = _session(o, log, caught, pidfile_written,
+                                                      session_log)
             # --retry: reconnect after the switch, the peer or the command went
             # away; not after a signal or the end of our own input
             if o.retry is None or caught or "input" in ended:
@@ -283,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             if not _pause(o.retry, caught):
                 return 0
     finally:
+        if session_log is not None:
+            session_log.event("STOP")
         if pidfile_written:
             try:
                 os.unlink(o.pidfile)
@@ -293,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             os.killpg(os.getpgrp(), caught[0])
 
 
-def _session(o: Options, log, caught: list, pidfile_written: bool):
+def _session(o: Options, log, caught: list, pidfile_written: bool, session_log=None):
     """Open the plugs, copy frames until something ends, close everything.
 
     Returns (exit status, how the stream ended, whether the pid file exists).
@@ -318,21 +378,19 @@ def _session(o: Options, log, caught: list, pidfile_written: bool):
             if not write_pidfile(o.pidfile, log):
                 return 1, ended, pidfile_written
             pidfile_written = True
-        if o.log:
-            log("START %s" % " ".join(o.vnls))
+        inspect = session_log.frames if session_log is not None and session_log.seen else None
         if len(plugs) == 2:
-            run_cable(loop, plugs[0], plugs[1])
+            run_cable(loop, plugs[0], plugs[1], inspect)
         elif o.command is not None:
             child = subprocess.Popen(o.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      restore_signals=False)
-            run_stream(loop, plugs[0], child.stdout.fileno(), child.stdin.fileno())
+            run_stream(loop, plugs[0], child.stdout.fileno(), child.stdin.fileno(),
+                       inspect=inspect)
         else:
-            run_stream(loop, plugs[0], 0, 1, ended)
+            run_stream(loop, plugs[0], 0, 1, ended, inspect)
         loop.run()
         return 0, ended, pidfile_written
     finally:
-        if o.log:
-            log("STOP")
         for p in plugs:
             for sock in (p, p.ctl):
                 if sock is not None:

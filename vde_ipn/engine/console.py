@@ -66,8 +66,23 @@ def unavailable(path: str, syntax: str, help: str) -> None:
     TABLE.append(Command(path, syntax, help))
 
 
-def find(line: str) -> Optional[Command]:
-    for cmd in TABLE:
+#: index in TABLE of the first command 2.3.2 does not have (set by
+#: engine/commands/__init__.py); loaded plugins' rows go before it
+EXTENSIONS_START = None
+
+
+def _table(ctx=None) -> list:
+    """TABLE with the rows of the plugins ``ctx`` has loaded (2.3.2 lists
+    them after its own rows, so they come before our extensions)."""
+    extra = ctx.plugin_commands() if hasattr(ctx, "plugin_commands") else ()
+    if not extra:
+        return TABLE
+    cut = len(TABLE) if EXTENSIONS_START is None else EXTENSIONS_START
+    return TABLE[:cut] + list(extra) + TABLE[cut:]
+
+
+def find(line: str, ctx=None) -> Optional[Command]:
+    for cmd in _table(ctx):
         if not cmd.menu and line.startswith(cmd.path):
             return cmd
     return None
@@ -77,7 +92,7 @@ def execute(ctx, line: str) -> Optional[Result]:
     """Run one console line; None for an empty or comment line."""
     if not line or line.startswith("#"):
         return None
-    cmd = find(line)
+    cmd = find(line, ctx)
     if cmd is None:
         return Result(None, errno.ENOSYS)
     if cmd.handler is None:
@@ -91,10 +106,15 @@ def execute(ctx, line: str) -> Optional[Result]:
     return Result(lines, rc, cmd.action)
 
 
-def help_lines(prefix: str = "") -> list[str]:
+def help_lines(prefix: str = "", ctx=None) -> list[str]:
     rows = ["%-18s %-15s %s" % ("COMMAND PATH", "SYNTAX", "HELP"),
             "%-18s %-15s %s" % ("------------", "--------------", "------------")]
-    for cmd in TABLE:
+    menus = set()
+    for cmd in _table(ctx):
+        if cmd.menu:
+            if cmd.path in menus:
+                continue                 # our dump/* after the dump plugin's menu
+            menus.add(cmd.path)
         if cmd.path.startswith(prefix):
             rows.append("%-18s %-15s %s" % (cmd.path, cmd.syntax, cmd.help))
     return rows

@@ -288,14 +288,22 @@ class MonitorIO:
             parts.append(self._monitor_observer(self.monitor))
         if self._dump is not None:
             parts.append(self._dump_observer(self._dump))
+        plugin_observers = getattr(self, "plugin_observers", None)
+        if plugin_observers is not None:
+            parts.extend(plugin_observers())
         if not parts:
             self.net.observer = None
         elif len(parts) == 1:
             self.net.observer = parts[0]
-        else:
+        elif len(parts) == 2:
             first, second = parts
 
             def both(in_port: int, frame: bytes, outs: tuple, now: float) -> None:
                 first(in_port, frame, outs, now)
                 second(in_port, frame, outs, now)
             self.net.observer = both
+        else:
+            def each(in_port: int, frame: bytes, outs: tuple, now: float) -> None:
+                for part in parts:
+                    part(in_port, frame, outs, now)
+            self.net.observer = each

@@ -35,6 +35,7 @@ from .console_view import ConsoleView
 from .datasock import Batcher, Sender, make_reader
 from .fstp_io import FstpIO
 from .monitor import MonitorIO
+from .plugins import PluginIO
 from .senders import SenderTable
 
 HANDSHAKE_TIMEOUT = 5.0
@@ -99,7 +100,7 @@ class _Endpoint:
         self.path, self.sender = path, sender
 
 
-class SwitchServer(ConsoleView, FstpIO, MonitorIO):
+class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
     """Serve a :class:`Network` to VDE clients through a control directory."""
 
     def __init__(self, config: SwitchConfig, loop, log=lambda msg: None):
@@ -124,6 +125,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO):
         self._tune_policy()
         self.on_shutdown = loop.stop
         self._gc = None
+        self.plugins = {}                # built-in 2.3.2 plugins loaded (io/plugins.py)
 
     # -- life cycle ------------------------------------------------------------
     def start(self) -> None:
@@ -139,6 +141,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO):
     def close(self) -> None:
         """Close every endpoint and remove our files."""
         self.stop_observing()
+        self.close_plugins()
         for ep_id in list(self.endpoints):
             self.close_endpoint(ep_id)
         for conn in list(self._pending):

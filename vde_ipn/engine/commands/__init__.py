@@ -9,4 +9,9 @@ size, gcint, expire, minper) and ``set_hash(name, value)``,
 ``lookup_user(text)`` and ``lookup_group(text)`` (id or None).
 """
 
-from . import general, hash, fstp, port, vlan, status  # noqa: F401  (order = help order)
+from .. import console
+from . import general, hash, fstp, port, vlan  # noqa: F401  (order = help order)
+
+console.EXTENSIONS_START = len(console.TABLE)   # what follows is not in 2.3.2
+
+from . import status  # noqa: F401,E402

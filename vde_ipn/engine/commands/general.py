@@ -6,7 +6,8 @@ import errno
 
 from ...wire.ethernet import mac_str
 from ...wire.mgmt import BANNER, response, script_lines
-from ..console import LOGOUT, SHUTDOWN, Text, command, execute, help_lines, menu, unavailable
+from ..console import LOGOUT, SHUTDOWN, Text, command, execute, help_lines, menu
+from . import plugins
 
 OK = 0
 
@@ -20,7 +21,7 @@ def _ds_showinfo(ctx, arg):
 
 @command("help", "[arg]", "Help (limited to arg when specified)", data=True)
 def _help(ctx, arg):
-    return help_lines(arg.strip()), OK
+    return help_lines(arg.strip(), ctx), OK
 
 
 @command("logout", "", "logout from this mgmt terminal", action=LOGOUT)
@@ -91,7 +92,7 @@ menu("debug", "DEBUG MENU")
 @command("debug/list", "", "list debug categories", data=True)
 def _debug_list(ctx, arg):
     prefix = arg.strip()
-    rows = [(p, t, h) for p, t, h in DEBUG_CATEGORIES if p.startswith(prefix)]
+    rows = [(p, t, h) for p, t, h in _categories(ctx) if p.startswith(prefix)]
     subs = getattr(ctx, "debug_subscriptions", ())
     lines = ["%-22s %-3s %-6s %s" % ("CATEGORY", "TAG", "STATUS", "HELP"),
              "%-22s %-3s %-6s %s" % ("------------", "---", "------", "----")]
@@ -100,16 +101,22 @@ def _debug_list(ctx, arg):
 
 
 TAGS = {path: tag for path, tag, _help in DEBUG_CATEGORIES}
+TAGS.update(plugins.TAGS)
 
 
-def _matching(arg):
+def _categories(ctx):
+    """The switch's debug categories, then those of the loaded plugins."""
+    return list(DEBUG_CATEGORIES) + plugins.debug_categories(ctx)
+
+
+def _matching(ctx, arg):
     prefix = arg.strip()
-    return [p for p, _t, _h in DEBUG_CATEGORIES if p.startswith(prefix)]
+    return [p for p, _t, _h in _categories(ctx) if p.startswith(prefix)]
 
 
 @command("debug/add", "dbgpath", "enable debug info for a given category")
 def _debug_add(ctx, arg):
-    paths = _matching(arg)
+    paths = _matching(ctx, arg)
     if not paths:
         return None, errno.EINVAL
     subs = ctx.debug_subscriptions
@@ -122,7 +129,7 @@ def _debug_add(ctx, arg):
 
 @command("debug/del", "dbgpath", "disable debug info for a given category")
 def _debug_del(ctx, arg):
-    paths = _matching(arg)
+    paths = _matching(ctx, arg)
     if not paths:
         return None, errno.EINVAL
     subs = ctx.debug_subscriptions
@@ -138,9 +145,34 @@ menu("plugin", "PLUGINS MENU")
 
 @command("plugin/list", "", "list plugins", data=True)
 def _plugin_list(ctx, arg):
-    # no loadable plugins: the header and "none", as a switch without plugins
-    return ["%-22s %s" % ("NAME", "HELP"), "%-22s %s" % ("------------", "----")], errno.ENOENT
+    prefix = arg.strip()
+    lines = ["%-22s %s" % ("NAME", "HELP"), "%-22s %s" % ("------------", "----")]
+    rc = errno.ENOENT
+    for name in getattr(ctx, "plugins", ()):
+        if name.startswith(prefix):
+            lines.append("%-22s %s" % (name, plugins.PLUGINS[name].help))
+            rc = OK
+    return lines, rc
 
 
-unavailable("plugin/add", "library", "load a plugin")
-unavailable("plugin/del", "name", "unload a plugin")
+@command("plugin/add", "library", "load a plugin")
+def _plugin_add(ctx, arg):
+    if not arg.strip():
+        return None, errno.EINVAL        # dlopen("") is the switch itself: no plugin in it
+    name = plugins.plugin_name(arg)
+    if name is None:
+        return None, errno.ENOENT
+    if name in ctx.plugins:
+        return None, errno.EEXIST
+    ctx.plugin_add(name)
+    return None, OK
+
+
+@command("plugin/del", "name", "unload a plugin")
+def _plugin_del(ctx, arg):
+    prefix = arg.strip()
+    for name in list(getattr(ctx, "plugins", ())):
+        if name.startswith(prefix):
+            ctx.plugin_del(name)
+            return None, OK
+    return None, errno.ENOENT
