@@ -14,6 +14,7 @@ an in-process ``switch://`` removes its files).
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import signal
@@ -68,6 +69,8 @@ BROKER = ("This is a Virtual Distributed Ethernet (vde) tunnel broker. \n"
           "This is not a login shell, only vde_plug can be executed\n")
 SEND_TIMEOUT = 1.0
 IPLOG_GROUP = "vdeplug_iplog"           # -c vde_plug logs addresses for its members
+# open errors told with their reason (the others read as vdeplug4's)
+_EXPLAINED = ("tap://", "grab://", "pcap://", "agno://", "tee://", "cmd://")
 ETH_HLEN = 14
 
 
@@ -370,8 +373,8 @@ def _session(o: Options, log, caught: list, pidfile_written: bool, session_log=N
             except ConnectError as e:
                 vnl = o.vnls[i] if i < len(o.vnls) else ""
                 why = os.strerror(e.errno)
-                if vnl.startswith(("tap://", "grab://")):
-                    why = "%s (%s)" % (why, e)     # say which privilege is missing
+                if vnl.startswith(_EXPLAINED) or e.errno == errno.EPROTONOSUPPORT:
+                    why = "%s (%s)" % (why, e)     # which privilege, file or plugin is missing
                 sys.stderr.write("vde_open %s: %s\n" % (vnl or "default switch", why))
                 return 1, ended, pidfile_written
         if o.pidfile and not pidfile_written:

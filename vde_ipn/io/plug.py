@@ -12,7 +12,15 @@ VNL as vdeplug4 does and returns a :class:`Plug` with ``send``, ``recv``,
 * ``hub://PATH`` and ``switch://PATH``: a network hosted in this process
   (needs the caller's event loop), reachable by other clients at PATH;
 * ``tap://NAME`` and ``grab://IFACE``: the kernel's network stack
-  (see :mod:`vde_ipn.io.tap` and :mod:`vde_ipn.io.grab`).
+  (see :mod:`vde_ipn.io.tap` and :mod:`vde_ipn.io.grab`);
+* ``multi://PATH`` and ``bonding://PATH``: vdeplug4's multilink nodes,
+  hosted in this process like ``hub://`` (see :mod:`vde_ipn.engine.netnode`);
+* ``cmd://COMMAND``: a command's stdin/stdout (:mod:`vde_ipn.io.cmd_plug`);
+* ``vlan://``, ``agno://`` and ``tee://`` around a nested ``{VNL}``
+  (:mod:`vde_ipn.io.nested`); ``pcap://IFACE`` (:mod:`vde_ipn.io.pcap_plug`);
+  ``ipn://PATH``, a node of an IPN network (:mod:`vde_ipn.io.ipn_plug`);
+* any other scheme: vdeplug4's plugin for it, if the machine has one
+  (:mod:`vde_ipn.io.cplugin`), else EPROTONOSUPPORT naming the scheme.
 """
 
 from __future__ import annotations
@@ -24,8 +32,13 @@ import socket
 from .._errors import ConnectError, RemoteProtocolError
 from ..wire import vde_ctl
 from ..wire.vnl import VnlError, parse_path_options, parse_vde
+from . import nested
+from .cmd_plug import open_cmd_plug
+from .cplugin import open_c_plugin
 from .endpoints import Plug, group_id, open_null, open_ptp, open_seqpacket
 from .grab import open_grab_plug
+from .ipn_plug import open_ipn_plug
+from .pcap_plug import open_pcap_plug
 from .tap import open_tap_plug
 from .vnl_resolve import default_switch_dirs, resolve, vde_description
 
@@ -45,7 +58,8 @@ def open_plug(vnl: str | None, descr: str = "vdeplug:", *, port: int | None = No
     scheme, arg = resolve(vnl)
     opener = SCHEMES.get(scheme)
     if opener is None:
-        raise ConnectError(errno.ENOENT, "unknown VNL scheme %r" % scheme)
+        return open_c_plugin(scheme, "%s://%s" % (scheme, arg), descr=descr, port=port,
+                             group=group, mode=mode)
     try:
         return opener(arg, descr=descr, port=port, group=group, mode=mode,
                       timeout=timeout, loop=loop)
@@ -193,6 +207,7 @@ def _own_socket_perms(path: str, *, ctl_path: str, group, mode: int) -> int:
 
 
 # -- in-process networks ----------------------------------------------------
+_HOST_PORT = 1                           # the opener's own port on the node
 _NODE_KEYS = ("mode", "dirmode", "grp", "hashsize", "hashseed", "expiretime")
 
 
@@ -205,7 +220,7 @@ def _open_node(kind: str):
         if not path:
             import pwd
             path = "/tmp/vdenode_%s" % pwd.getpwuid(os.geteuid()).pw_name
-        cfg = SwitchConfig(sock=path, hub=(kind == "hub"))
+        cfg = SwitchConfig(sock=path, hub=(kind != "switch"))
         try:
             if "mode" in opts:
                 cfg.mode = int(opts["mode"], 8)
@@ -223,7 +238,9 @@ def _open_node(kind: str):
         except OSError as e:
             raise ConnectError(e.errno or errno.EADDRINUSE, "%s://%s: %s"
                                % (kind, path, e.strerror or e)) from e
-        sock = server.attach_local(vde_description(descr))
+        sock = server.attach_local(vde_description(descr), want=_HOST_PORT)
+        if kind in ("multi", "bonding"):
+            server.net.set_policy(kind, host=_HOST_PORT)
         sock.setblocking(False)
         return Plug(sock, None, scheme=kind, owner=server)
     return opener
@@ -236,7 +253,14 @@ SCHEMES = {
     "ptp": open_ptp,
     "hub": _open_node("hub"),
     "switch": _open_node("switch"),
+    "multi": _open_node("multi"),
+    "bonding": _open_node("bonding"),
+    "cmd": open_cmd_plug,
     **__import__("vde_ipn.io.overlay", fromlist=["SCHEMES"]).SCHEMES,   # vxvde, vxlan, udp
     "tap": open_tap_plug,
     "grab": open_grab_plug,
+    "pcap": open_pcap_plug,
+    "ipn": open_ipn_plug,
 }
+SCHEMES.update(vlan=nested.open_vlan(open_plug), agno=nested.open_agno(open_plug),
+               tee=nested.open_tee(open_plug))

@@ -24,7 +24,7 @@ from vde_ipn._errors import VdeIpnError
 __all__ = [
     "VnlError", "UnknownKeyError", "VdeAddress", "VDE_KEYS",
     "unquote", "split_scheme", "parse_vde", "parse_options",
-    "parse_path_options", "parse_head_options",
+    "parse_path_options", "parse_head_options", "split_nested",
 ]
 
 Keys = Union[Mapping[str, str], Iterable[str]]
@@ -242,6 +242,51 @@ def parse_head_options(arg: str, keys: Keys) -> Tuple[str, Dict[str, str]]:
     result: Dict[str, str] = {}
     _apply(tokens[1:], _key_table(keys), None, result)
     return _decode(tokens[0]), result
+
+
+def _unquoted_braces(data: bytes, start: int, delim: int, last: bool) -> Optional[int]:
+    """Index of the first (or last) ``delim`` outside quotes and escapes."""
+    found = None
+    state = _CHAR
+    for i in range(start, len(data)):
+        c = data[i]
+        if state == _IN_QUOTE:
+            if c == _QUOTE:
+                state = _CHAR
+        elif state == _IN_DQUOTE:
+            if c == _DQUOTE:
+                state = _CHAR
+        elif state == _AFTER_ESC:
+            state = _CHAR
+        elif c == _QUOTE:
+            state = _IN_QUOTE
+        elif c == _DQUOTE:
+            state = _IN_DQUOTE
+        elif c == _ESC:
+            state = _AFTER_ESC
+        elif c == delim:
+            if not last:
+                return i
+            found = i
+    return found
+
+
+def split_nested(arg: str) -> Tuple[str, Optional[str]]:
+    """Split ``HEAD{NESTED}`` (``vlan://``, ``agno://``, ``tee://``).
+
+    HEAD ends at the first ``{`` outside quotes; NESTED runs to the last
+    ``}`` outside quotes after it (or to the end).  Both are returned raw
+    (still quoted: NESTED is a VNL of its own, HEAD is parsed by the
+    scheme).  No ``{`` at all: ``(arg, None)``, which vdeplug4 opens as
+    the default switch.
+    """
+    data = _encode(arg)
+    brace = _unquoted_braces(data, 0, ord("{"), last=False)
+    if brace is None:
+        return _decode(data), None
+    end = _unquoted_braces(data, brace + 1, ord("}"), last=True)
+    nested = data[brace + 1:] if end is None else data[brace + 1:end]
+    return _decode(data[:brace]), _decode(nested)
 
 
 def _strtol(text: str, base: int) -> int:
