@@ -12,7 +12,9 @@ VNL as vdeplug4 does and returns a :class:`Plug` with ``send``, ``recv``,
 * ``hub://PATH`` and ``switch://PATH``: a network hosted in this process
   (needs the caller's event loop), reachable by other clients at PATH;
 * ``tap://NAME`` and ``grab://IFACE``: the kernel's network stack
-  (see :mod:`vde_ipn.io.tap` and :mod:`vde_ipn.io.grab`).
+  (see :mod:`vde_ipn.io.tap` and :mod:`vde_ipn.io.grab`);
+* ``slirp://[/OPTION...]``: a user-mode NAT router with DHCP and DNS,
+  run by the caller's event loop (see :mod:`vde_ipn.io.slirp`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ..wire import vde_ctl
 from ..wire.vnl import VnlError, parse_path_options, parse_vde
 from .endpoints import Plug, group_id, open_null, open_ptp, open_seqpacket
 from .grab import open_grab_plug
+from .slirp import open_slirp_plug
 from .tap import open_tap_plug
 from .vnl_resolve import default_switch_dirs, resolve, vde_description
 
@@ -239,4 +242,5 @@ SCHEMES = {
     **__import__("vde_ipn.io.overlay", fromlist=["SCHEMES"]).SCHEMES,   # vxvde, vxlan, udp
     "tap": open_tap_plug,
     "grab": open_grab_plug,
+    "slirp": open_slirp_plug,
 }
