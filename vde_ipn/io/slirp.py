@@ -161,15 +161,14 @@ class SlirpRouter:
         :class:`SlirpError` when the port cannot be had."""
         probe = _probe_port(f)
         if probe is not None:
-            raise SlirpError(probe, "%s: %s: host port %s:%d %s" % (
-                "udpfwd" if f.udp else "tcpfwd", os.strerror(probe), f.host_addr,
-                f.host_port, "is busy" if probe == errno.EADDRINUSE else "refused"))
+            raise SlirpError(probe, "cannot forward %s host port %s:%d: %s" % (
+                "udp" if f.udp else "tcp", f.host_addr, f.host_port, os.strerror(probe)))
         rc = self.lib.slirp_add_hostfwd(self._slirp, int(f.udp), L.InAddr.of(f.host_addr),
                                         f.host_port, L.InAddr.of(f.guest_addr),
                                         f.guest_port)
         if rc < 0:
-            raise SlirpError(errno.EADDRINUSE, "%s: host port %s:%d cannot be forwarded"
-                             % ("udpfwd" if f.udp else "tcpfwd", f.host_addr, f.host_port))
+            raise SlirpError(errno.EADDRINUSE, "cannot forward %s host port %s:%d"
+                             % ("udp" if f.udp else "tcp", f.host_addr, f.host_port))
 
     # -- frames ------------------------------------------------------------------
     def _from_guests(self, now: float) -> None:
