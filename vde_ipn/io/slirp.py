@@ -65,7 +65,7 @@ class SlirpRouter:
         self._next_timer = 1
         self._busy = False
         self._again = False
-        self.inside, self.outside = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.inside, self.outside = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         for s in (self.inside, self.outside):
             s.setblocking(False)
             for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
@@ -200,8 +200,11 @@ class SlirpRouter:
         return len(self._polled) - 1
 
     def _cb_get_revents(self, idx, opaque) -> int:
+        # only what was asked for: a socket still connecting asks for OUT
+        # alone, and reporting it readable (data came with the connection)
+        # would make libslirp read before it knows it is connected
         try:
-            return self._ready.get(self._polled[idx], 0)
+            return self._ready.get(self._polled[idx], 0) & self._events[idx]
         except IndexError:
             return 0
 
@@ -247,8 +250,7 @@ class SlirpRouter:
                 del self._watched[fd]
                 loop.forget(fd)
         for fd, ev in wanted.items():
-            mask = (ev & (L.POLL_IN | L.POLL_PRI | L.POLL_HUP | L.POLL_ERR) and 1) | (
-                ev & L.POLL_OUT and 2)
+            mask = (1 if ev & (L.POLL_IN | L.POLL_PRI) else 0) | (2 if ev & L.POLL_OUT else 0)
             if self._watched.get(fd) == mask:
                 continue
             self._watched[fd] = mask
@@ -270,7 +272,7 @@ class SlirpRouter:
 
     def _reader(self, fd: int):
         def ready(now: float) -> None:
-            self._ready[fd] = self._ready.get(fd, 0) | L.POLL_IN | L.POLL_HUP
+            self._ready[fd] = self._ready.get(fd, 0) | L.POLL_IN
             self._cycle(True)
         return ready
 
@@ -382,4 +384,4 @@ def open_slirp_plug(arg, *, loop=None, settings: SlirpSettings | None = None, **
                            str(e)) from e
     if settings.verbose:
         sys.stderr.write("SLIRP configuration\n" + settings.table())
-    return Plug(router.inside, None, scheme="slirp", owner=router)
+    return Plug(router.inside, None, scheme="slirp", owner=router, hangup_on_empty=True)
