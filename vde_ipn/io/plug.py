@@ -21,6 +21,8 @@ VNL as vdeplug4 does and returns a :class:`Plug` with ``send``, ``recv``,
   ``ipn://PATH``, a node of an IPN network (:mod:`vde_ipn.io.ipn_plug`);
 * any other scheme: vdeplug4's plugin for it, if the machine has one
   (:mod:`vde_ipn.io.cplugin`), else EPROTONOSUPPORT naming the scheme.
+* ``slirp://[/OPTION...]``: a user-mode NAT router with DHCP and DNS,
+  run by the caller's event loop (see :mod:`vde_ipn.io.slirp`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from .endpoints import Plug, group_id, open_null, open_ptp, open_seqpacket
 from .grab import open_grab_plug
 from .ipn_plug import open_ipn_plug
 from .pcap_plug import open_pcap_plug
+from .slirp import open_slirp_plug
 from .tap import open_tap_plug
 from .vnl_resolve import default_switch_dirs, resolve, vde_description
 
@@ -261,6 +264,7 @@ SCHEMES = {
     "grab": open_grab_plug,
     "pcap": open_pcap_plug,
     "ipn": open_ipn_plug,
+    "slirp": open_slirp_plug,
 }
 SCHEMES.update(vlan=nested.open_vlan(open_plug), agno=nested.open_agno(open_plug),
                tee=nested.open_tee(open_plug))
