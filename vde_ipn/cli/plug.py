@@ -310,7 +310,7 @@ def _session(o: Options, log, caught: list, pidfile_written: bool):
             except ConnectError as e:
                 vnl = o.vnls[i] if i < len(o.vnls) else ""
                 why = os.strerror(e.errno)
-                if vnl.startswith(("tap://", "grab://")):
+                if vnl.startswith(("tap://", "grab://", "passt://", "qemu-")):
                     why = "%s (%s)" % (why, e)     # say which privilege is missing
                 sys.stderr.write("vde_open %s: %s\n" % (vnl or "default switch", why))
                 return 1, ended, pidfile_written

@@ -12,7 +12,9 @@ VNL as vdeplug4 does and returns a :class:`Plug` with ``send``, ``recv``,
 * ``hub://PATH`` and ``switch://PATH``: a network hosted in this process
   (needs the caller's event loop), reachable by other clients at PATH;
 * ``tap://NAME`` and ``grab://IFACE``: the kernel's network stack
-  (see :mod:`vde_ipn.io.tap` and :mod:`vde_ipn.io.grab`).
+  (see :mod:`vde_ipn.io.tap` and :mod:`vde_ipn.io.grab`);
+* ``qemu-stream://PATH``, ``qemu-dgram://PATH`` and ``passt://``: QEMU's
+  own netdevs and passt (see :mod:`vde_ipn.io.qemu_plug`).
 """
 
 from __future__ import annotations
@@ -239,4 +241,5 @@ SCHEMES = {
     **__import__("vde_ipn.io.overlay", fromlist=["SCHEMES"]).SCHEMES,   # vxvde, vxlan, udp
     "tap": open_tap_plug,
     "grab": open_grab_plug,
+    **__import__("vde_ipn.io.qemu_plug", fromlist=["SCHEMES"]).SCHEMES,  # qemu-*, passt
 }
