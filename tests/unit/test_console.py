@@ -99,7 +99,7 @@ def test_port_stats_show_drops_by_cause():
     ctx.net.receive(1, b"\x01" * 5, 0)
     res = execute(ctx, "port/stats 1")
     assert res.lines == ["Port 0001 in 0/0 out 0/0 drops runt=1 oversize=0 vlan=0 "
-                         "fstp=0 queue_full=0 send_error=0"]
+                         "fstp=0 queue_full=0 send_error=0 framing=0 truncated=0"]
     port = json.loads(execute(ctx, "json/ports 1").lines[0])[0]
     assert port["counters"]["drops"]["runt"] == 1 and port["endpoints"][0]["description"] == "a"
 

@@ -43,7 +43,13 @@ GRAB_WORDS = ("-grab", "--grab")
 # ours, whole words only (no 2.3.2 option starts with "du" or "mon", and
 # "-du"/"--mon" keep 2.3.2's meaning): each becomes one stand-in operand
 EXTENSION_WORDS = {"-dump": "dump", "--dump": "dump", "-monitor": "monitor",
-                   "--monitor": "monitor"}
+                   "--monitor": "monitor",
+                   # QEMU's -netdev stream/dgram clients (io/qemu_sock.py); no
+                   # 2.3.2 option starts with "q", whole words all the same
+                   "-qemu-stream": "qemu_stream", "--qemu-stream": "qemu_stream",
+                   "-qemu-dgram": "qemu_dgram", "--qemu-dgram": "qemu_dgram"}
+# extension words kept on Options rather than on the switch's config
+OPTION_WORDS = ("qemu_stream", "qemu_dgram")
 
 USAGE = """\
 Usage: vde_switch [OPTIONS]
@@ -78,6 +84,9 @@ Runs a VDE switch (vde-ipn drop-in).
   -G, --grab IFACE           Join an existing interface to the switch
       --monitor PORT[:PORTS[:VLANS]]  Copy traffic (of PORTS/VLANS) to PORT
       --dump FILE            Write every frame to FILE (pcap)
+      --qemu-stream PATH     Unix stream socket for QEMU -netdev stream clients
+      --qemu-dgram PATH      Unix datagram socket for QEMU -netdev dgram clients
+                             (both get the mode and group of -m and -g)
 """
 
 VERSION_TEXT = """\
@@ -100,6 +109,8 @@ class Options:
         self.nostdin = False
         self.taps: list[str] = []
         self.grabs: list[str] = []
+        self.qemu_stream: str | None = None
+        self.qemu_dgram: str | None = None
 
 
 def parse(argv: list[str], log: Logger) -> Options:
@@ -118,7 +129,7 @@ def parse(argv: list[str], log: Logger) -> Options:
     o.nostdin = len(operands) != len(res.operands)
     for w in [w for w in operands if w.startswith("\0")]:
         name, _, val = w[1:].partition("=")
-        setattr(o.config, name, val)
+        setattr(o if name in OPTION_WORDS else o.config, name, val)
         if name == "monitor":
             try:
                 parse_selection(val, o.config.numports)

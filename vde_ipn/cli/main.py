@@ -35,7 +35,12 @@ def cli():
 @click.option("--monitor", metavar="PORT[:PORTS[:VLANS]]",
               help="Copy traffic (of PORTS and VLANS, default all) to PORT.")
 @click.option("--dump", type=click.Path(dir_okay=False), help="Write every frame to FILE (pcap).")
-def switch(directory, hub, ports, mgmt, mode, group, max_frame, console, monitor, dump):
+@click.option("--qemu-stream", type=click.Path(), metavar="PATH",
+              help="Socket for QEMU -netdev stream clients.")
+@click.option("--qemu-dgram", type=click.Path(), metavar="PATH",
+              help="Socket for QEMU -netdev dgram clients.")
+def switch(directory, hub, ports, mgmt, mode, group, max_frame, console, monitor, dump,
+           qemu_stream, qemu_dgram):
     """Run a switch on DIRECTORY (default: the standard VDE control directory)."""
     from . import switch as drop_in
     argv = ["vde_switch", "--numports", str(ports)]
@@ -57,6 +62,10 @@ def switch(directory, hub, ports, mgmt, mode, group, max_frame, console, monitor
         argv += ["--monitor", monitor]
     if dump:
         argv += ["--dump", dump]
+    if qemu_stream:
+        argv += ["--qemu-stream", qemu_stream]
+    if qemu_dgram:
+        argv += ["--qemu-dgram", qemu_dgram]
     sys.exit(drop_in.main(argv))
 
 

@@ -70,7 +70,7 @@ BROKER = ("This is a Virtual Distributed Ethernet (vde) tunnel broker. \n"
 SEND_TIMEOUT = 1.0
 IPLOG_GROUP = "vdeplug_iplog"           # -c vde_plug logs addresses for its members
 # open errors told with their reason (the others read as vdeplug4's)
-_EXPLAINED = ("tap://", "grab://", "pcap://", "agno://", "tee://", "cmd://", "slirp://")
+_EXPLAINED = ("tap://", "grab://", "pcap://", "agno://", "tee://", "cmd://", "slirp://", "passt://", "qemu-")
 ETH_HLEN = 14
 
 

@@ -14,6 +14,9 @@ handles it, so messages come out in the same order.  Additions:
 * ``--monitor PORT[:PORTS[:VLANS]]``: a monitor port (copies of the
   traffic of PORTS and VLANS, default all) and ``--dump FILE``: a pcap
   capture of every frame; whole words only, like ``--nostdin``.
+* ``--qemu-stream PATH`` and ``--qemu-dgram PATH``: sockets where QEMU's
+  own ``-netdev stream`` and ``-netdev dgram`` clients join the switch
+  (see :mod:`vde_ipn.io.qemu_sock`); whole words only.
 
 ``-F``/``--fstp`` runs the fast spanning tree (``-x`` disables it, as in
 2.3.2), with ``--priority`` and ``--macaddr`` making the bridge id.
@@ -66,6 +69,10 @@ def _run(opts: Options, log: Logger) -> int:
     if rc:
         return rc
     _attach_interfaces(server, opts, log)
+    qemu = _start_qemu_sockets(server, opts, log)
+    if qemu is None:
+        server.close()
+        return 1
     if opts.daemon:
         log.to_syslog(syslog.LOG_USER)
         log("VDE_SWITCH started")
@@ -92,6 +99,8 @@ def _run(opts: Options, log: Logger) -> int:
     finally:
         if mgmt is not None:
             mgmt.close()
+        for listener in qemu:
+            listener.close()
         server.close()
         if pidpath:
             remove_pidfile(pidpath, opts.pidfile, lambda m: log(m, LOG_WARNING))
@@ -122,6 +131,24 @@ def _attach_interfaces(server: SwitchServer, opts: Options, log: Logger) -> None
             except Exception as e:
                 dev.close()
                 log("%s: no port for it: %s" % (name, e), LOG_ERR)
+
+
+def _start_qemu_sockets(server: SwitchServer, opts: Options, log: Logger):
+    """The ``--qemu-stream`` and ``--qemu-dgram`` sockets; None (after
+    saying why) when one cannot be made."""
+    from ..io.qemu_sock import DgramListener, StreamListener
+    made = []
+    for kind, path in ((StreamListener, opts.qemu_stream), (DgramListener, opts.qemu_dgram)):
+        if not path:
+            continue
+        try:
+            made.append(kind(server, path, lambda m: log(m, LOG_WARNING)))
+        except OSError as e:
+            log("Could not bind to socket '%s': %s" % (path, e.strerror or e), LOG_ERR)
+            for listener in made:
+                listener.close()
+            return None
+    return made
 
 
 def _start_ctl(server: SwitchServer, log: Logger) -> int:

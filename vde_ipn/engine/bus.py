@@ -29,6 +29,8 @@ VLAN = "vlan"
 QUEUE_FULL = "queue_full"
 SEND_ERROR = "send_error"
 MONITOR = "monitor"                      # a copy the monitor port had no room for
+FRAMING = "framing"                      # a stream record no peer sends (client dropped)
+TRUNCATED = "truncated"                  # a stream that ended inside a record
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,12 @@ VNL as vdeplug4 does and returns a :class:`Plug` with ``send``, ``recv``,
 * ``vlan://``, ``agno://`` and ``tee://`` around a nested ``{VNL}``
   (:mod:`vde_ipn.io.nested`); ``pcap://IFACE`` (:mod:`vde_ipn.io.pcap_plug`);
   ``ipn://PATH``, a node of an IPN network (:mod:`vde_ipn.io.ipn_plug`);
+* ``slirp://[/OPTION...]``: a user-mode NAT router with DHCP and DNS,
+  run by the caller's event loop (see :mod:`vde_ipn.io.slirp`);
+* ``qemu-stream://PATH``, ``qemu-dgram://PATH`` and ``passt://``: QEMU's
+  own netdevs and passt (see :mod:`vde_ipn.io.qemu_plug`);
 * any other scheme: vdeplug4's plugin for it, if the machine has one
   (:mod:`vde_ipn.io.cplugin`), else EPROTONOSUPPORT naming the scheme.
-* ``slirp://[/OPTION...]``: a user-mode NAT router with DHCP and DNS,
-  run by the caller's event loop (see :mod:`vde_ipn.io.slirp`).
 """
 
 from __future__ import annotations
@@ -265,6 +267,7 @@ SCHEMES = {
     "pcap": open_pcap_plug,
     "ipn": open_ipn_plug,
     "slirp": open_slirp_plug,
+    **__import__("vde_ipn.io.qemu_plug", fromlist=["SCHEMES"]).SCHEMES,  # qemu-*, passt
 }
 SCHEMES.update(vlan=nested.open_vlan(open_plug), agno=nested.open_agno(open_plug),
                tee=nested.open_tee(open_plug))

@@ -337,7 +337,8 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
                                                 batcher=self.batcher))
         return theirs
 
-    def attach_device(self, dev, description: str | None, want: int | None = None) -> int:
+    def attach_device(self, dev, description: str | None, want: int | None = None,
+                      *, user: int = NO_USER) -> int:
         """An endpoint on a device this process opened (a tap, a grabbed NIC).
 
         ``dev`` has ``fileno()``, non-blocking ``recv(n)``/``send(frame)``
@@ -346,9 +347,9 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         on: a read error or :meth:`close_endpoint` closes it.  Returns the
         endpoint id (the descriptor, as vde_switch numbers endpoints).
         """
-        port_no = self.net.pick_port(want)
+        port_no = self.net.pick_port(want, user)     # user: shown, and checked by ACLs
         ep_id = dev.fileno()
-        self.net.attach(ep_id, port_no, description, module=dev.module)
+        self.net.attach(ep_id, port_no, description, module=dev.module, user=user)
         port = self.net.ports[port_no]
         self.endpoints[ep_id] = _Endpoint(ep_id, port_no, None, dev, None,
                                           Sender(dev, port, self.loop))

@@ -12,13 +12,13 @@ import errno
 import json
 
 from ...wire.ethernet import mac_str
-from ..bus import NO_USER, OVERSIZE, QUEUE_FULL, RUNT, SEND_ERROR, VLAN
+from ..bus import FRAMING, NO_USER, OVERSIZE, QUEUE_FULL, RUNT, SEND_ERROR, TRUNCATED, VLAN
 from ..fstp import BLOCKED
 from ..console import command, menu
 from ._args import atoi
 
 OK = 0
-DROP_CAUSES = (RUNT, OVERSIZE, VLAN, BLOCKED, QUEUE_FULL, SEND_ERROR)
+DROP_CAUSES = (RUNT, OVERSIZE, VLAN, BLOCKED, QUEUE_FULL, SEND_ERROR, FRAMING, TRUNCATED)
 
 
 def _dumps(obj) -> list[str]:
