@@ -168,3 +168,57 @@ def test_nobody_refused_by_default_modes(procs, new_switch, sockdir, sw_kind, pl
     err = p.stderr.read().decode()
     assert rc == 1 and err.startswith("vde_open ") and "Permission denied" in err
     assert "-- endpoint" not in sw.cmd("port/print")
+
+
+# -- port access control: port/setuser and port/setgroup ---------------------------------
+@pytest.fixture
+def nobody_in_group(group):
+    """The test's group with ``nobody`` listed as a member."""
+    name, gid = group
+    subprocess.run([require("/usr/bin/gpasswd"), "-a", "nobody", name], check=True,
+                   stdout=subprocess.DEVNULL)
+    return name, gid
+
+
+def plug_on_port(procs, sw, port, as_nobody, descr):
+    argv = ([require(SETPRIV)] + AS_NOBODY if as_nobody else []) + [
+        require(C_TOOLS["vde_plug"]), "--descr", descr, "%s[%d]" % (sw.dir, port)]
+    return procs.start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_port_acl_decides_who_takes_a_port(procs, new_switch, sockdir, nobody_in_group, kind):
+    """2.3.2's rules: the port's user, a member of its group, or root; else refused.
+
+    Ours refuses by closing ctl (the plug fails at once); 2.3.2 leaves the
+    refused client waiting without a port.
+    """
+    name, _gid = nobody_in_group
+    os.chmod(sockdir, 0o755)
+    sw = new_switch(kind, os.path.join(sockdir, "sw"), "-m", "666")
+    setup = ["port/create 5", "port/setuser 5 daemon",
+             "port/create 6", "port/setgroup 6 users",
+             "port/create 7", "port/setgroup 7 %s" % name,
+             "port/create 8", "port/setuser 8 nobody",
+             "port/create 9", "port/setuser 9 daemon", "port/setgroup 9 nogroup"]
+    for line in setup:
+        assert sw.cmd(line).rstrip().endswith("1000 Success"), line
+    refused = {p: plug_on_port(procs, sw, p, True, "refused%d" % p) for p in (5, 6)}
+    allowed = {7: plug_on_port(procs, sw, 7, True, "member"),
+               8: plug_on_port(procs, sw, 8, True, "owner"),
+               9: plug_on_port(procs, sw, 9, True, "primary group"),
+               5: plug_on_port(procs, sw, 5, False, "root")}
+    attached(sw, 4, timeout=10)
+    if kind == "ours":
+        for p, proc in refused.items():
+            assert proc.wait(timeout=5) == 1, p
+            assert "vde_open" in proc.stderr.read().decode()
+    else:
+        time.sleep(1)
+        assert all(proc.poll() is None for proc in refused.values())
+    text = sw.cmd("port/print")
+    assert "refused" not in text
+    for p, who in ((7, "nobody"), (8, "nobody"), (9, "nobody"), (5, "root")):
+        record = sw.cmd("port/print %d" % p)
+        assert "Current User: %s " % who in record, record
+    assert all(proc.poll() is None for proc in allowed.values())

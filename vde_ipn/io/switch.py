@@ -6,7 +6,8 @@ this server is stricter and stays compatible:
 
 * a request it cannot serve closes the control connection (2.3.2 leaves
   the client waiting forever); so does a client that has not completed
-  its request within ``HANDSHAKE_TIMEOUT``;
+  its request within ``HANDSHAKE_TIMEOUT``, and one that ``port/setuser``
+  or ``port/setgroup`` does not admit to the port it asked for;
 * a request split across writes is reassembled; one that can no longer
   become valid is refused as soon as that is known;
 * bytes written on ``ctl`` after the handshake are ignored, and never
@@ -36,6 +37,7 @@ from .datasock import Batcher, Sender, make_reader
 from .fstp_io import FstpIO
 from .monitor import MonitorIO
 from .plugins import PluginIO
+from .port_access import may_take
 from .senders import SenderTable
 
 HANDSHAKE_TIMEOUT = 5.0
@@ -242,6 +244,10 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
     def _serve(self, conn: socket.socket, req) -> None:
         user = self._client_user(req)
         port_no = self.net.pick_port(req.port, user)
+        port = self.net.ports.get(port_no)
+        if port is not None and not port.endpoints and not may_take(port, user):
+            raise PermissionError(errno.EPERM, "port %d: refused by its access control"
+                                  % port_no)
         data = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         path = None
         try:
