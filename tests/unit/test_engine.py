@@ -196,7 +196,8 @@ def vlan_net():
         net.ports[p].vlan = 10
     net.ports[3].vlan = 4095
     net.ports[3].tagged.add(10)
-    net.policy.config_changed(1)
+    for p in (1, 2, 3):                  # once per reconfigured port, as the console does
+        net.policy.config_changed(p)
     return net
 
 

@@ -12,6 +12,7 @@ management port, so ``-n 32`` gives client ports 1..31.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 from .._errors import NoFreePort, PortInUse
@@ -47,20 +48,32 @@ class Endpoint:
 class Port:
     """Configuration, endpoints and counters of one port."""
 
-    __slots__ = ("number", "endpoints", "allocatable", "curuser", "acl_user",
+    __slots__ = ("number", "endpoints", "_allocatable", "curuser", "acl_user",
                  "acl_group", "vlan", "tagged", "in_pkts", "in_bytes",
-                 "out_pkts", "out_bytes", "drops")
+                 "out_pkts", "out_bytes", "drops", "on_free")
 
-    def __init__(self, number: int, allocatable: bool = True):
+    def __init__(self, number: int, allocatable: bool = True, on_free=None):
         self.number = number
         self.endpoints: dict[int, Endpoint] = {}
-        self.allocatable = allocatable
+        self._allocatable = allocatable
+        self.on_free = on_free           # f(number) when it may have become free
         self.curuser = NO_USER
         self.acl_user = NO_USER
         self.acl_group = NO_USER
         self.vlan = 0                    # untagged VLAN (4095 = none)
         self.tagged: set[int] = set()    # VLANs this port carries tagged
         self.reset_counters()
+
+    @property
+    def allocatable(self) -> bool:
+        """May a client asking for any port get this one?"""
+        return self._allocatable
+
+    @allocatable.setter
+    def allocatable(self, value: bool) -> None:
+        self._allocatable = value
+        if value and self.on_free is not None:
+            self.on_free(self.number)
 
     @property
     def active(self) -> bool:
@@ -97,6 +110,10 @@ class Network:
         self.numports = numports
         self.max_frame = max_frame
         self.ports: dict[int, Port] = {}
+        # free-port search in constant time: every free port below _scanned
+        # is in _free (a heap that may also hold ports taken since)
+        self._free: list[int] = []
+        self._scanned = 1
         self.unroutable = 0              # frames from ports we do not know
         self.vlans: set[int] = {0}       # VLAN 0 always exists
         self.listeners: list = []        # f(category, message) for debug events
@@ -121,11 +138,10 @@ class Network:
             PortInUse: ``want`` is held by another user or refuses the user.
         """
         if want is None:
-            for n in range(1, self.numports):
-                port = self.ports.get(n)
-                if port is None or (port.allocatable and not port.endpoints):
-                    return n
-            raise NoFreePort("no free port")
+            n = self._lowest_free()
+            if n is None:
+                raise NoFreePort("no free port")
+            return n
         if not 0 <= want < self.numports:
             raise NoFreePort("port %d out of range 0..%d" % (want, self.numports - 1))
         port = self.ports.get(want)
@@ -133,13 +149,41 @@ class Network:
             raise PortInUse("port %d is held by another user" % want)
         return want
 
+    def _is_free(self, n: int) -> bool:
+        port = self.ports.get(n)
+        return port is None or (port.allocatable and not port.endpoints)
+
+    def _lowest_free(self) -> int | None:
+        """The lowest free port (as a scan from 1 would find), or None."""
+        free = self._free
+        while free:
+            n = free[0]
+            if n < self.numports and self._is_free(n):
+                return n
+            heapq.heappop(free)
+        while self._scanned < self.numports:
+            n = self._scanned
+            self._scanned += 1
+            if self._is_free(n):
+                heapq.heappush(free, n)
+                return n
+        return None
+
+    def _maybe_free(self, n: int) -> None:
+        if 0 < n < self._scanned:
+            heapq.heappush(self._free, n)
+
+    def _new_port(self, number: int, allocatable: bool = True) -> Port:
+        port = self.ports[number] = Port(number, allocatable, self._maybe_free)
+        return port
+
     def attach(self, endpoint_id: int, want: int | None, description: str = "",
                *, user: int = NO_USER, module: str = "unix prog") -> Endpoint:
         """Add an endpoint on the chosen port (see :meth:`pick_port`)."""
         number = self.pick_port(want, user)
         port = self.ports.get(number)
         if port is None:
-            port = self.ports[number] = Port(number)
+            port = self._new_port(number)
         was_active = port.active
         ep = Endpoint(endpoint_id, number, description, module, user)
         port.endpoints[endpoint_id] = ep
@@ -163,6 +207,8 @@ class Network:
         if port.endpoints:
             return False
         port.curuser = NO_USER
+        if port.allocatable:
+            self._maybe_free(port_no)
         self.policy.port_down(port_no)
         self.emit("port/-", "%02d" % port_no)
         return True
@@ -176,7 +222,9 @@ class Network:
         """Make an inactive port, as ``port/create`` does."""
         if number in self.ports:
             raise PortInUse("port %d exists" % number)
-        port = self.ports[number] = Port(number, allocatable)
+        port = self._new_port(number, allocatable)
+        if allocatable:
+            self._maybe_free(number)
         return port
 
     def remove_port(self, number: int) -> None:
@@ -189,6 +237,7 @@ class Network:
         if port.endpoints:
             raise PortInUse("port %d has endpoints" % number)
         del self.ports[number]
+        self._maybe_free(number)
         self.policy.config_changed(number)
 
     def set_numports(self, numports: int) -> None:
@@ -202,6 +251,7 @@ class Network:
         if any(n >= numports for n in self.ports):
             raise PortInUse("a port at or beyond %d is allocated" % numports)
         self.numports = numports
+        self._free, self._scanned = [], 1    # rare: search afresh
 
     def expire(self, now: float) -> None:
         """Timer hook: let the policy forget what is too old."""

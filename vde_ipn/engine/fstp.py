@@ -205,6 +205,25 @@ class Fstp:
                     self._port_joined(vlan, port, tagged, out)
         return self._done(out)
 
+    def update_port(self, port: int, vlans: dict[int, bool],
+                    now: float | None = None) -> list:
+        """Like :meth:`sync` when only ``port`` changed: it is now a member
+        of ``{vlan: tagged}`` and of no other VLAN.  Costs the number of
+        VLANs, not the number of ports."""
+        if now is not None:
+            self._qtime(now)
+        out: list = []
+        for vlan in sorted(self.trees):
+            t = self.trees[vlan]
+            if ((port in t.untag or port in t.tagged)
+                    and (vlan not in vlans or vlans[vlan] != (port in t.tagged))):
+                self._port_left(vlan, port, out)
+        for vlan in sorted(vlans):
+            t = self.tree(vlan)
+            if port not in t.untag and port not in t.tagged:
+                self._port_joined(vlan, port, vlans[vlan], out)
+        return self._done(out)
+
     # -- protocol --------------------------------------------------------------
     def hello(self, now: float) -> list:
         """The periodic tick: BPDUs on every non-edge member of every VLAN."""
@@ -341,7 +360,12 @@ class Fstp:
         t = self.trees[vlan]
         if self.enabled:                      # with FSTP off the MAC table is kept
             self._flushed.add(vlan)
-        for port in t.ports():
+        # only ports heard lately can be speaking: walk those, in t.ports() order
+        heard = t.heard[0] | t.heard[1]
+        if not heard:
+            return
+        heard = sorted(heard)
+        for port in [p for p in heard if p in t.untag] + [p for p in heard if p in t.tagged]:
             if self._speaking(t, port, genport):
                 self._send(vlan, port, self.now, out, tc=1)
 

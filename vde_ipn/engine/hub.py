@@ -11,4 +11,4 @@ class Hub(Policy):
         return [p for p in self.net.active_ports() if p != 0]
 
     def route(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
-        return self.flood.get(port, ())
+        return self.flood[port]

@@ -9,6 +9,11 @@ A policy is a small object with the hooks the AF_IPN protocols had::
 
 ``route`` must never return the ingress port and should return prebuilt
 tuples: it runs once per frame.  Register new policies in ``POLICIES``.
+
+Per-port answers are built lazily (:class:`LazyTable`) and forgotten when
+the ports change, so a port joining or leaving costs the same with ten
+ports or ten thousand: the work of building "every port but me" is paid
+by the first frame that needs it, which walks every port anyway.
 """
 
 from __future__ import annotations
@@ -36,22 +41,48 @@ def make_policy(name: str, net, **options):
     return cls(net, **options)
 
 
+class LazyTable(dict):
+    """A dict whose missing entries are computed by ``build(key)`` and kept.
+
+    A hit costs what a plain dict lookup costs; ``clear()`` forgets
+    everything computed so far.
+    """
+
+    __slots__ = ("build",)
+
+    def __init__(self, build):
+        super().__init__()
+        self.build = build
+
+    def __missing__(self, key):
+        value = self[key] = self.build(key)
+        return value
+
+
 class Policy:
-    """Base class: keeps per-port flood tuples ("every active port but me")."""
+    """Base class: per-port flood tuples ("every active port but me"), lazily."""
 
     name = "?"
 
     def __init__(self, net):
         self.net = net
-        self.flood: dict[int, tuple[int, ...]] = {}
+        self._order: tuple | None = None     # the members, ascending, once asked for
+        self.flood: dict[int, tuple[int, ...]] = LazyTable(self._flood_for)
         self._rebuild()
 
     def _members(self) -> list[int]:
         return self.net.active_ports()
 
+    def _flood_for(self, port: int) -> tuple[int, ...]:
+        if port not in self.net.ports:
+            return ()
+        if self._order is None:
+            self._order = tuple(self._members())
+        return tuple(q for q in self._order if q != port)
+
     def _rebuild(self) -> None:
-        members = self._members()
-        self.flood = {p: tuple(q for q in members if q != p) for p in self.net.ports}
+        self._order = None
+        self.flood.clear()
 
     def port_up(self, port: int) -> None:
         self._rebuild()

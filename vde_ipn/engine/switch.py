@@ -18,8 +18,12 @@ of that port, so the others keep being switched without a flood.
 With a fast spanning tree attached (:meth:`LearningSwitch.use_fstp`) and
 enabled, BPDUs are consumed, frames from a port Discarding in their VLAN
 are dropped (cause ``fstp``) and Discarding ports get neither floods nor
-unicasts.  All of that is precomputed by ``_rebuild``; without FSTP the
-per-frame path is unchanged.
+unicasts; without FSTP the per-frame path is unchanged.
+
+The routes (who gets a flood, which egress key a unicast takes) are
+built on first use per VLAN and ingress port, and only the VLANs a
+change touches are forgotten: a port joining or leaving costs the same
+whatever the number of ports.
 """
 
 from __future__ import annotations
@@ -27,42 +31,88 @@ from __future__ import annotations
 from ..wire.fstp_bpdu import BPDU_DST
 from .egress import tag_key, untag_key
 from .fstp import BLOCKED
-from .policy import Policy, register
+from .policy import LazyTable, Policy, register
 
 NO_VLAN = 4095
 
 
 class MacTable:
-    """(VLAN, MAC) -> [port, last_seen], one dict per VLAN."""
+    """(VLAN, MAC) -> [port, last_seen], one dict per VLAN.
 
-    __slots__ = ("vlans",)
+    ``by_port`` indexes the entries by port so that forgetting a port's
+    entries (it left, or changed VLANs) costs what that port learned, not
+    the size of the table.  Code that edits ``vlans`` directly may leave
+    stale index entries behind: they are checked before use.
+    """
+
+    __slots__ = ("vlans", "by_port")
 
     def __init__(self):
         self.vlans: dict[int, dict[bytes, list]] = {}
+        self.by_port: dict[int, dict[tuple, None]] = {}
 
     def lookup(self, mac: bytes, vlan: int = 0):
         """(port, last_seen) or None."""
         e = self.vlans.get(vlan, {}).get(mac)
         return None if e is None else (e[0], e[1])
 
+    def add(self, vlan: int, mac: bytes, port: int, now: float) -> None:
+        """Learn a MAC not in the table yet."""
+        self.vlans.setdefault(vlan, {})[mac] = [port, now]
+        self._index(port)[vlan, mac] = None
+
+    def move(self, vlan: int, mac: bytes, entry: list, port: int, now: float) -> None:
+        """A learned MAC shows up on another port."""
+        old = self.by_port.get(entry[0])
+        if old is not None:
+            old.pop((vlan, mac), None)
+        entry[0] = port
+        entry[1] = now
+        self._index(port)[vlan, mac] = None
+
+    def _index(self, port: int) -> dict:
+        index = self.by_port.get(port)
+        if index is None:
+            index = self.by_port[port] = {}
+        return index
+
     def forget_port(self, port: int) -> list:
         """Forget what was learned on ``port``; return [(vlan, mac, port)]."""
-        return self._forget(lambda e: e[0] == port)
+        gone = []
+        vlans = self.vlans
+        for vlan, mac in self.by_port.pop(port, ()):
+            table = vlans.get(vlan)
+            e = None if table is None else table.get(mac)
+            if e is not None and e[0] == port:
+                del table[mac]
+                gone.append((vlan, mac, port))
+        return gone
 
     def forget_older(self, deadline: float) -> list:
         """Forget entries last seen before ``deadline``; return [(vlan, mac, port)]."""
-        return self._forget(lambda e: e[1] < deadline)
-
-    def _forget(self, old) -> list:
         gone = []
         for vlan, table in self.vlans.items():
-            for mac in [m for m, e in table.items() if old(e)]:
-                gone.append((vlan, mac, table.pop(mac)[0]))
+            for mac in [m for m, e in table.items() if e[1] < deadline]:
+                port = table.pop(mac)[0]
+                gone.append((vlan, mac, port))
+                index = self.by_port.get(port)
+                if index is not None:
+                    index.pop((vlan, mac), None)
         return gone
+
+    def clear_vlan(self, vlan: int) -> None:
+        table = self.vlans.get(vlan)
+        if table:
+            for mac, e in table.items():
+                index = self.by_port.get(e[0])
+                if index is not None:
+                    index.pop((vlan, mac), None)
+            table.clear()
 
     def clear(self) -> None:
         for table in self.vlans.values():
             table.clear()
+        self.by_port.clear()
 
     def entries(self):
         """Yield (vlan, mac, port, last_seen)."""
@@ -74,6 +124,63 @@ class MacTable:
         return sum(len(t) for t in self.vlans.values())
 
 
+class _VlanRoutes:
+    """Where the frames of one VLAN go, computed on first use.
+
+    ``flood[tagged][ingress]`` and ``single[tagged][out]`` hold egress keys
+    (see :mod:`egress`): a plain port when the frame leaves as it came, a
+    rewrite key when a tag must be added or removed.  ``tagged`` is how
+    the frame came in.
+    """
+
+    __slots__ = ("vlan", "policy", "order", "flood", "single")
+
+    def __init__(self, policy, vlan: int):
+        self.vlan = vlan
+        self.policy = policy
+        self.order: tuple | None = None      # forwarding members, ascending
+        self.flood = (LazyTable(lambda n: self._flood(n, False)),
+                      LazyTable(lambda n: self._flood(n, True)))
+        self.single = (LazyTable(lambda m: self._single(m, False)),
+                       LazyTable(lambda m: self._single(m, True)))
+
+    def members_changed(self) -> None:
+        self.order = None
+        self.flood[0].clear()
+        self.flood[1].clear()
+
+    def port_changed(self, port: int) -> None:
+        self.single[0].pop(port, None)
+        self.single[1].pop(port, None)
+
+    def everything_changed(self) -> None:
+        self.members_changed()
+        self.single[0].clear()
+        self.single[1].clear()
+
+    def _key(self, m: int, tagged_in: bool) -> int:
+        port = self.policy.net.ports.get(m)
+        out_tagged = port is not None and self.vlan in port.tagged
+        if tagged_in:
+            return m if out_tagged else untag_key(m)
+        return tag_key(m, self.vlan) if out_tagged else m
+
+    def _stopped(self):
+        fstp = self.policy.fstp
+        return () if fstp is None else fstp.blocked.get(self.vlan, ())
+
+    def _flood(self, n: int, tagged_in: bool) -> tuple:
+        if self.order is None:
+            stopped = self._stopped()
+            self.order = tuple(sorted(m for m in self.policy._vmembers.get(self.vlan, ())
+                                      if m not in stopped))
+        key = self._key
+        return tuple(key(m, tagged_in) for m in self.order if m != n)
+
+    def _single(self, m: int, tagged_in: bool) -> tuple:
+        return () if m in self._stopped() else (self._key(m, tagged_in),)
+
+
 @register("switch")
 class LearningSwitch(Policy):
     """Learning Ethernet switch with 802.1Q VLAN membership."""
@@ -82,12 +189,11 @@ class LearningSwitch(Policy):
         self.expire_after = expire
         self.min_persistence = min_persistence
         self.table = MacTable()
-        self._tagged: dict[int, frozenset] = {}
-        self._flood: dict[int, dict] = {}
-        self._single: dict[int, dict] = {}
-        self._ptable: dict[int, dict] = {}
-        self._pflood: dict[int, tuple[int, ...]] = {}
-        self._psingle: dict[int, dict] = {}
+        self._joined: dict[int, dict[int, bool]] = {}   # active port -> {VLAN: tagged}
+        self._vmembers: dict[int, set] = {}              # VLAN -> its active ports
+        self._vlans: dict[int, _VlanRoutes] = LazyTable(lambda v: _VlanRoutes(self, v))
+        # per ingress port, for untagged frames: (MAC table, flood, single, VLAN)
+        self._pcache: dict[int, tuple | None] = LazyTable(self._port_routes)
         self._inblocked: dict[int, frozenset] = {}
         self.fstp = None
         self.transmit = None
@@ -107,9 +213,9 @@ class LearningSwitch(Policy):
 
     def _fstp_changed(self, flushed: set, moved: bool) -> None:
         for vlan in flushed:                 # topology change: relearn the VLAN
-            self.table.vlans.get(vlan, {}).clear()
+            self.table.clear_vlan(vlan)
         if moved:
-            self._rebuild()
+            self._stops_changed()
 
     def _fstp_sync(self) -> None:
         """Tell the spanning tree the VLAN membership of the active ports."""
@@ -123,77 +229,131 @@ class LearningSwitch(Policy):
                     members.setdefault(vlan, {})[n] = True
                 if p.vlan != NO_VLAN:
                     members.setdefault(p.vlan, {})[n] = False
-        for vlan in [v for v in fstp.trees if v not in self.net.vlans]:
-            fstp.forget_vlan(vlan)
+        self._forget_removed_vlans()
         out = fstp.sync(members)
         if out:
             self.transmit(out)
 
-    def _rebuild(self) -> None:
-        """Precompute, per VLAN and ingress port, where floods and unicasts go.
-
-        ``_flood[vlan][(port, tagged)]`` and ``_single[vlan][(tagged, out)]``
-        hold egress keys (see :mod:`egress`): a plain port when the frame
-        leaves as it came, a rewrite key when a tag must be added or removed.
-        """
-        ports = self.net.ports
-        active = [n for n in sorted(ports) if ports[n].endpoints]
+    def _fstp_port(self, port: int, vlans: dict) -> None:
+        """Tell the spanning tree that ``port`` is now in ``vlans`` only."""
         fstp = self.fstp
-        blocked = fstp.blocked if fstp is not None else {}
-        self._tagged = {n: frozenset(p.tagged) for n, p in ports.items()}
-        vlans = {p.vlan for p in ports.values() if p.vlan != NO_VLAN}
-        for p in ports.values():
-            vlans.update(p.tagged)
-        self._flood, self._single = {}, {}
-        for vlan in vlans:
-            self.table.vlans.setdefault(vlan, {})
-            stopped = blocked.get(vlan, ())
-            members = [n for n in active if n not in stopped
-                       and (ports[n].vlan == vlan or vlan in ports[n].tagged)]
-            # the key for sending to member m a frame that arrived tagged or not
-            keys = {}
-            for m in ports:
-                out_tagged = vlan in ports[m].tagged
-                keys[False, m] = tag_key(m, vlan) if out_tagged else m
-                keys[True, m] = m if out_tagged else untag_key(m)
-            self._single[vlan] = {k: () if k[1] in stopped else (v,)
-                                  for k, v in keys.items()}
-            self._flood[vlan] = {(n, t): tuple(keys[t, m] for m in members if m != n)
-                                 for n in ports for t in (False, True)}
-        # fast path: untagged frames, looked up by ingress port only
-        self._ptable, self._pflood, self._psingle = {}, {}, {}
-        for n, p in ports.items():
-            if p.vlan != NO_VLAN:
-                self._ptable[n] = self.table.vlans[p.vlan]
-                self._pflood[n] = self._flood[p.vlan][n, False]
-                self._psingle[n] = {m: self._single[p.vlan][False, m] for m in ports}
+        if fstp is None:
+            return
+        self._forget_removed_vlans()
+        out = fstp.update_port(port, vlans)
+        if out:
+            self.transmit(out)
+
+    def _forget_removed_vlans(self) -> None:
+        fstp = self.fstp
+        for vlan in [v for v in fstp.trees if v not in self.net.vlans]:
+            fstp.forget_vlan(vlan)
+
+    @staticmethod
+    def _membership(p) -> dict[int, bool]:
+        """{VLAN: tagged} of a port, empty when it has no endpoint."""
+        if p is None or not p.endpoints:
+            return {}
+        vlans = {vlan: True for vlan in p.tagged}
+        if p.vlan != NO_VLAN:
+            vlans[p.vlan] = False
+        return vlans
+
+    def _rebuild(self) -> None:
+        """Recompute the VLAN membership of every port and forget every route."""
+        self._joined = {}
+        self._vmembers = {}
+        for n, p in self.net.ports.items():
+            vlans = self._membership(p)
+            if vlans:
+                self._joined[n] = vlans
+                for vlan in vlans:
+                    self._vmembers.setdefault(vlan, set()).add(n)
+        self._pcache.clear()
+        self._stops_changed()
+
+    def _stops_changed(self) -> None:
+        """The Discarding ports changed: every VLAN's routes are forgotten."""
+        for routes in self._vlans.values():
+            routes.everything_changed()
+        self._pcache.clear()
         # with FSTP on, route() first consumes BPDUs and drops what comes
         # in on Discarding ports; with it off the plain path stays
+        fstp = self.fstp
         self._inblocked = {}
-        for vlan, stopped in blocked.items():
-            for n in stopped:
-                self._inblocked[n] = self._inblocked.get(n, frozenset()) | {vlan}
+        if fstp is not None:
+            for vlan, stopped in fstp.blocked.items():
+                for n in stopped:
+                    self._inblocked[n] = self._inblocked.get(n, frozenset()) | {vlan}
         if fstp is not None and fstp.enabled:
             self.route = self._route_fstp
         else:
             self.__dict__.pop("route", None)
 
+    def _update_port(self, n: int) -> dict:
+        """Port ``n`` came, went or was reconfigured: patch the tables.
+
+        Costs the number of VLANs, whatever the number of ports.
+        Returns the port's membership now.
+        """
+        old = self._joined.pop(n, {})
+        new = self._membership(self.net.ports.get(n))
+        if new:
+            self._joined[n] = new
+        vlans = self._vlans
+        for vlan in old.keys() | new.keys():
+            if old.get(vlan) == new.get(vlan):
+                continue
+            members = self._vmembers.get(vlan)
+            if members is None:
+                members = self._vmembers[vlan] = set()
+            if vlan in new:
+                members.add(n)
+            else:
+                members.discard(n)
+            if vlan in vlans:
+                vlans[vlan].members_changed()
+        for routes in vlans.values():        # n as a destination: tagged or not
+            routes.port_changed(n)
+        self._pcache.pop(n, None)
+        return new
+
+    def _port_routes(self, n: int):
+        p = self.net.ports.get(n)
+        if p is None or p.vlan == NO_VLAN:
+            return None
+        vlan = p.vlan
+        routes = self._vlans[vlan]
+        table = self.table.vlans.get(vlan)
+        if table is None:
+            table = self.table.vlans[vlan] = {}
+        return table, routes.flood[0], routes.single[0], vlan
+
+    # -- what the tables say (tests compare them with a rebuilt reference) --------
+    def flood_keys(self, vlan: int, port: int, tagged: bool) -> tuple[int, ...]:
+        """Egress keys of a flood in ``vlan`` that came in on ``port``."""
+        return self._vlans[vlan].flood[tagged][port]
+
+    def single_keys(self, vlan: int, out: int, tagged: bool) -> tuple[int, ...]:
+        """Egress keys of a unicast in ``vlan`` learned on ``out``."""
+        return self._vlans[vlan].single[tagged][out]
+
     def port_up(self, port: int) -> None:
-        self._fstp_sync()
-        self._rebuild()
+        self._fstp_port(port, self._update_port(port))
 
     def port_down(self, port: int) -> None:
         self._forgotten(self.table.forget_port(port))
-        self._fstp_sync()
-        self._rebuild()
+        self._fstp_port(port, self._update_port(port))
 
     def config_changed(self, port: int | None = None) -> None:
         """Call after VLAN membership or FSTP settings changed; forgets
-        that port's MACs."""
-        if port is not None:
-            self._forgotten(self.table.forget_port(port))
-        self._fstp_sync()
-        self._rebuild()
+        that port's MACs (``None``: anything may have changed)."""
+        if port is None:
+            self._fstp_sync()
+            self._rebuild()
+            return
+        self._forgotten(self.table.forget_port(port))
+        self._fstp_port(port, self._update_port(port))
 
     def expire(self, now: float) -> None:
         self._forgotten(self.table.forget_older(now - self.expire_after))
@@ -211,40 +371,43 @@ class LearningSwitch(Policy):
     def route(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
         if frame[12] == 0x81 and frame[13] == 0 and len(frame) >= 18:
             return self._route_tagged(port, frame, now)
-        table = self._ptable.get(port)         # the port's untagged VLAN
-        if table is None:
+        routes = self._pcache[port]            # the port's untagged VLAN
+        if routes is None:
             return self._drop(port)
+        table, flood, single, vlan = routes
         if not frame[6] & 1:                    # learn(): inlined on the hot path
             src = frame[6:12]
             e = table.get(src)
             if e is None:
-                table[src] = [port, now]
+                self.table.add(vlan, src, port, now)
                 if self.net.listeners:
-                    self._hash_event("hash/+", self.net.ports[port].vlan, src, port)
+                    self._hash_event("hash/+", vlan, src, port)
             elif e[0] == port:
                 e[1] = now
             elif now - e[1] > self.min_persistence:
-                e[0] = port
-                e[1] = now
+                self.table.move(vlan, src, e, port, now)
         if not frame[0] & 1:
             e = table.get(frame[0:6])
             if e is not None:
                 out = e[0]
-                return () if out == port else self._psingle[port][out]
-        return self._pflood[port]
+                return () if out == port else single[out]
+        return flood[port]
 
     def _route_tagged(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
         vlan = ((frame[14] << 8) | frame[15]) & 0x0FFF
-        if vlan not in self._tagged[port]:
+        if vlan not in self.net.ports[port].tagged:
             return self._drop(port)
-        table = self.table.vlans[vlan]
+        table = self.table.vlans.get(vlan)
+        if table is None:
+            table = self.table.vlans[vlan] = {}
         if not frame[6] & 1:
             self.learn(table, vlan, frame[6:12], port, now)
+        routes = self._vlans[vlan]
         if not frame[0] & 1:
             e = table.get(frame[0:6])
             if e is not None:
-                return () if e[0] == port else self._single[vlan][True, e[0]]
-        return self._flood[vlan][port, True]
+                return () if e[0] == port else routes.single[1][e[0]]
+        return routes.flood[1][port]
 
     def _route_fstp(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
         """route() while FSTP is on: BPDUs and Discarding ingress first."""
@@ -266,7 +429,7 @@ class LearningSwitch(Policy):
         tagged = frame[12] == 0x81 and frame[13] == 0 and len(frame) >= 18
         if tagged:
             vlan = ((frame[14] << 8) | frame[15]) & 0x0FFF
-            if vlan not in self._tagged[port]:
+            if vlan not in self.net.ports[port].tagged:
                 return self._drop(port)
         else:
             vlan = self.net.ports[port].vlan
@@ -281,14 +444,13 @@ class LearningSwitch(Policy):
         """Record ``src`` on ``port`` unless it moved within min_persistence."""
         e = table.get(src)
         if e is None:
-            table[src] = [port, now]
+            self.table.add(vlan, src, port, now)
             if self.net.listeners:
                 self._hash_event("hash/+", vlan, src, port)
         elif e[0] == port:
             e[1] = now
         elif now - e[1] > self.min_persistence:
-            e[0] = port
-            e[1] = now
+            self.table.move(vlan, src, e, port, now)
 
     def _drop(self, port: int) -> tuple[int, ...]:
         self.net.ports[port].count_drop("vlan")

@@ -21,16 +21,26 @@ def _rewriting(send, key):
 class SenderTable(dict):
     """``{egress key: (send, ...)}``; missing rewrite keys are built lazily."""
 
+    __slots__ = ("_derived",)
+
+    def __init__(self):
+        super().__init__()
+        self._derived: dict[int, list] = {}   # port -> rewrite keys built from it
+
     def __missing__(self, key: int) -> tuple:
         port = port_of(key)
         if port == key:
             return ()                    # a port with no endpoint (yet)
         sends = tuple(_rewriting(send, key) for send in self[port])
         self[key] = sends
+        self._derived.setdefault(port, []).append(key)
         return sends
 
     def set_port(self, port: int, sends: tuple) -> None:
         """Replace a port's senders and forget the rewrites derived from them."""
-        for key in [k for k in self if k != port and port_of(k) == port]:
-            del self[key]
-        self[port] = sends
+        for key in self._derived.pop(port, ()):
+            self.pop(key, None)
+        if sends:
+            self[port] = sends
+        else:
+            self.pop(port, None)

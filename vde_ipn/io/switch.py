@@ -380,7 +380,11 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         return True
 
     def _rebuild_senders(self, port_no: int) -> None:
-        sends = tuple(ep.sender.send for ep in self.endpoints.values() if ep.port == port_no)
+        # the port's own endpoint list: constant time whatever the port count
+        port = self.net.ports.get(port_no)
+        endpoints = self.endpoints
+        sends = () if port is None else tuple(
+            endpoints[i].sender.send for i in port.endpoints if i in endpoints)
         self.senders.set_port(port_no, sends)
 
     # -- the console's view (see engine/commands/__init__.py) ---------------------------

@@ -67,7 +67,7 @@ def _createauto(ctx, arg):
         return [], errno.ENOSPC
     port = net.ports.get(n) or net.create_port(n)
     port.allocatable = False
-    net.policy.config_changed()
+    net.policy.config_changed(n)
     return ["Port %04d" % n], OK
 
 
@@ -80,7 +80,7 @@ def _create(ctx, arg):
     if n in net.ports:
         return None, errno.EEXIST
     net.create_port(n)
-    net.policy.config_changed()
+    net.policy.config_changed(n)
     return None, OK
 
 
