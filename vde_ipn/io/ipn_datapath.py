@@ -2,16 +2,40 @@
 
 ``send`` runs the network's policy in the sender and writes the message
 once into the sender's ring; every receiver reads it from there (see
-:mod:`vde_ipn.io.ipn_ring`).  Receivers that ran out of messages ask to
-be woken: the sender then sends one empty datagram ("doorbell") to their
-socket, which is what ``fileno()`` reports readable.  A non-blocking
-reader drains with ``recv(n, MSG_DONTWAIT)`` until BlockingIOError; the
-descriptor stays readable while messages are left.
+:mod:`vde_ipn.io.ipn_ring`).  ``fileno()`` is the node's doorbell socket
+(:mod:`vde_ipn.io.ipn_bell`), and it is readable exactly when ``recv``
+has something to return, so ``select``/``poll``/``epoll``/asyncio and a
+blocking ``recv`` after them never wait for nothing.
+
+Readiness protocol.  After every ``recv`` the node is in one of two
+states, and each ``recv`` restores one of them before it returns:
+
+* *behind*: a message or OOB message is waiting, and at least one
+  datagram is queued on the doorbell socket (the node rings itself if no
+  sender did);
+* *armed*: nothing is waiting, the doorbell socket is empty, and the
+  node has published a fresh random arm value A (cursor word
+  ``CURSOR_ARM_W``) and set its socket filter to accept only doorbells
+  carrying A.  A sender that writes a message and then sees an arm value
+  it has not rung for rings once with that value.
+
+Why no wake-up is lost.  The sender does ``store head; FENCE; load arm``
+and the receiver ``store arm; FENCE; load head`` (FENCE: releasing a
+``threading.Lock``, which on x86 is a locked instruction, a full
+barrier; x86 keeps every other store-store and load-load order the ring
+relies on, see :mod:`vde_ipn.io.ipn_ring`).  With both fences, at least
+one side sees the other's store: either the receiver finds the message
+while arming (and rings itself), or the sender sees the new arm value
+and rings.  Why no wake-up is false: a doorbell for an older arm value
+(a sender that was slow between its load of the arm and its send) is
+dropped by the kernel's filter, since every arming changes the value and
+drains what was queued before.
 
 Queueing (ipn.md section 7): on a LOSSLESS network a sender blocks (or
 gets EAGAIN) while its ring holds a message some receiver has not read;
 on a lossy one it never waits and a receiver that fell a whole ring
-behind loses the oldest messages.
+behind loses the oldest messages.  One socket may be shared by threads:
+sends (and receives) are serialised by the node's lock.
 """
 
 from __future__ import annotations
@@ -20,15 +44,26 @@ import errno
 import os
 import select
 import socket
+import threading
 import time
 
-from ..wire.ipn_registry import (CURSOR_ARM_W, KIND_ALL, KIND_MASK, KIND_ONE, RING_WAIT_W,
-                                 cursor_slot)
+from ..wire.ipn_registry import (CURSOR_ARM_W, KIND_ALL, KIND_MASK, KIND_ONE,
+                                 NODE_READER, NODE_WRITER, RING_HEAD_W, RING_WAIT_W,
+                                 cursor_slot, encode_numnode_oob)
+from . import ipn_bell
 from .ipn_member import Member
 
 MSG_OOB = socket.MSG_OOB
 _MAXDGRAM = 256
 _WAIT_SLICE = 0.2                 # a waiting sender re-checks members this often
+
+_fence_lock = threading.Lock()
+
+
+def _fence() -> None:
+    """A full memory barrier on x86 (a locked instruction in the lock)."""
+    _fence_lock.acquire()
+    _fence_lock.release()
 
 
 def _err(code: int, what: str = "") -> OSError:
@@ -38,35 +73,46 @@ def _err(code: int, what: str = "") -> OSError:
 class DataPath(Member):
     """Messages in and out of a connected node; the socket API sits on top."""
 
+    # -- send ------------------------------------------------------------------
     def send(self, data, flags: int = 0) -> int:
         """Send one message to the receivers the policy picks; returns its length."""
-        if not self._connected or self._shut_wr:
-            raise self._send_error()
-        if self._genv[0] != self._gen_seen:
-            self.refresh()
-        n = len(data)
-        if n > self._mtu:
-            raise _err(errno.EOVERFLOW)
-        policy = self._policy
-        dests = policy.handlemsg(self._port, data, time.monotonic() if policy.needs_clock else 0.0)
-        if not dests:
-            return n
-        ring = self._ring
-        if dests is policy.flood:
-            if self._lossless and ring.end_for(n) > self._limit:
-                self._wait_room(ring.end_for(n), flags)
-            ring.write(data, KIND_ALL, 0, 0)
-            for peer in self._readers:
-                a = peer.cursors[CURSOR_ARM_W]
+        lock = self._lock
+        lock.acquire()
+        try:
+            if not self._connected or self._shut_wr:
+                raise self._send_error()
+            if self._genv[0] != self._gen_seen:
+                self.refresh()
+            n = len(data)
+            if n > self._mtu:
+                raise _err(errno.EOVERFLOW)
+            policy = self._policy
+            dests = policy.handlemsg(self._port, data,
+                                     time.monotonic() if policy.needs_clock else 0.0)
+            if not dests:
+                return n
+            ring = self._ring
+            if dests is policy.flood:
+                if self._lossless and ring.end_for(n) > self._limit:
+                    self._wait_room(ring.end_for(n), flags)
+                ring.write(data, KIND_ALL, 0, 0)
+                readers = self._readers
+            else:
+                readers = self._send_some(data, dests, flags)
+            self.sent += 1
+        finally:
+            lock.release()                # also the fence between head and arm
+        for peer in readers:
+            cur = peer.cursors
+            if cur is not None:
+                a = cur[CURSOR_ARM_W]
                 if a != peer.rung:
                     peer.rung = a
-                    self._ring_peer(peer)
-        else:
-            self._send_some(data, dests, flags)
-        self.sent += 1
+                    if not self._ring_peer(peer, a):
+                        self._peer_died_locked()
         return n
 
-    def _send_some(self, data, dests, flags: int) -> None:
+    def _send_some(self, data, dests, flags: int):
         ring = self._ring
         if len(dests) == 1 or max(dests) >= 64:
             entries = [(KIND_ONE, p, 0) for p in dests]
@@ -79,13 +125,13 @@ class DataPath(Member):
             if self._lossless and ring.end_for(len(data)) > self._limit:
                 self._wait_room(ring.end_for(len(data)), flags)
             ring.write(data, kind, port, mask)
-        for p in dests:
-            peer = self._peers.get(p)
-            if peer is not None and peer.cursors is not None:
-                a = peer.cursors[CURSOR_ARM_W]
-                if a != peer.rung:
-                    peer.rung = a
-                    self._ring_peer(peer)
+        peers = self._peers
+        return [peers[p] for p in dests if p in peers]
+
+    def _peer_died_locked(self) -> None:
+        with self._lock:
+            if self._reg is not None:
+                self._peer_died()
 
     def _send_error(self) -> OSError:
         self._check_open()
@@ -107,94 +153,134 @@ class DataPath(Member):
         return (1 << 62) if low is None else low + ring.cap
 
     def _wait_room(self, end: int, flags: int) -> None:
-        """Lossless: wait until ``end`` fits; EAGAIN / timeout as configured."""
-        nonblock = flags & socket.MSG_DONTWAIT or self._timeout == 0
-        deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        ring = self._ring
-        while True:
-            self._limit = self._room()
-            if end <= self._limit:
-                return
-            if nonblock:
-                raise BlockingIOError(errno.EAGAIN, "lossless IPN network is full")
-            ring.hdr[RING_WAIT_W] += 1            # ask the readers to wake us
-            self._limit = self._room()
-            if end <= self._limit:
-                return
-            left = _WAIT_SLICE if deadline is None else min(_WAIT_SLICE, deadline - time.monotonic())
-            if left <= 0:
-                raise TimeoutError("timed out")
-            if self._poll(left):
-                if self._drain() and self._cursors is not None:
-                    self._self_ring()
-            else:
-                for peer in self._readers:        # a reader may have died
-                    self._ring_peer(peer)
-            if self._genv[0] != self._gen_seen:
-                self.refresh()
+        """Lossless: wait until ``end`` fits; EAGAIN / timeout as configured.
 
+        Called with the node's lock held; it is let go while sleeping.
+        """
+        nonblock = flags & socket.MSG_DONTWAIT or self._snd_timeout == 0
+        timeout = self._snd_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ring = self._ring
+        self._limit = self._room()
+        if end <= self._limit:
+            return
+        if nonblock:
+            raise BlockingIOError(errno.EAGAIN, "lossless IPN network is full")
+        probed = time.monotonic()
+        try:
+            while True:
+                w = ipn_bell.new_arm(self._wait_arm)
+                self._wait_arm = w
+                self._set_filter()
+                ring.hdr[RING_WAIT_W] = w         # readers: wake me with w
+                _fence()
+                self._limit = self._room()
+                if end <= self._limit:
+                    return
+                left = _WAIT_SLICE if deadline is None else min(_WAIT_SLICE,
+                                                                deadline - time.monotonic())
+                if left <= 0:
+                    raise TimeoutError("timed out")
+                self._lock.release()
+                try:
+                    woke = self._poll(left)
+                finally:
+                    self._lock.acquire()
+                if self._ring is not ring:
+                    raise self._send_error()      # shut down meanwhile
+                if woke:
+                    self._drain()                 # _settle() below restores readiness
+                now = time.monotonic()
+                if now - probed >= _WAIT_SLICE:
+                    probed = now
+                    for peer in self._readers:    # a reader may have died
+                        if not self._ring_peer(peer, 0):   # 0: dropped by every filter
+                            self._peer_died()
+                            break
+                if self._genv[0] != self._gen_seen:
+                    self.refresh()
+        finally:
+            self._wait_arm = 0
+            self._set_filter()
+            self._settle()                       # doorbells for us as a reader
+
+    # -- receive -----------------------------------------------------------------
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """The next message (truncated to ``bufsize``), OOB messages first."""
-        ring = self._fast_ring                    # one ring, nothing else to do
-        if ring is not None and self._genv[0] == self._gen_seen:
-            d = ring.read(self._port)
-            if d is not None:
-                self.received += 1
-                return d if len(d) <= bufsize else d[:bufsize]
-        return self._recv(bufsize, flags)[0]
+        lock = self._lock
+        lock.acquire()
+        try:
+            ring = self._fast_ring                # one ring, nothing else to do
+            if ring is not None and self._genv[0] == self._gen_seen:
+                d = ring.read(self._port)
+                if d is not None:
+                    self.received += 1
+                    if ring.cursor == ring.hdr[RING_HEAD_W] or not ring.pending(self._port):
+                        self._arm()
+                    elif not self._bell:
+                        self._self_ring()
+                    return d if len(d) <= bufsize else d[:bufsize]
+            return self._recv(bufsize, flags)[0]
+        finally:
+            lock.release()
 
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0):
         """(data, [], msg_flags, None): MSG_OOB is set on OOB messages."""
-        data, mflags = self._recv(bufsize, flags)
+        with self._lock:
+            data, mflags = self._recv(bufsize, flags)
         return data, [], mflags, None
 
     def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
-        data = self._recv(nbytes or len(buffer), flags)[0]
+        with self._lock:
+            data = self._recv(nbytes or len(buffer), flags)[0]
         memoryview(buffer)[:len(data)] = data
         return len(data)
 
     def _recv(self, bufsize: int, flags: int):
+        """The receive loop (node lock held; let go while sleeping)."""
         if not self._connected:
             self._check_open()
             raise _err(errno.ENOTCONN)
-        if self._genv[0] != self._gen_seen:
-            self.refresh()
-        if self._handle_oob:
-            self._peek_oob()
-        if self._oob:
-            return self._oob.popleft()[:bufsize], MSG_OOB
-        if self._cursors is None:
-            if self._shut_rd and self._shut_wr:
-                return b"", 0
-            if not self._handle_oob:
-                raise _err(errno.EPIPE)
-        d = self._read_rings()
-        if d is not None:
-            return d[:bufsize], 0
-        nonblock = flags & socket.MSG_DONTWAIT or self._timeout == 0
-        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        nonblock = flags & socket.MSG_DONTWAIT or self._rcv_timeout == 0
+        timeout = self._rcv_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            self._drain()
+            if self._genv[0] != self._gen_seen:
+                self.refresh()
+            if self._handle_oob:
+                self._take_datagrams()
             if self._oob:
-                return self._oob.popleft()[:bufsize], MSG_OOB
-            cursors = self._cursors
-            if cursors is not None:
-                cursors[CURSOR_ARM_W] += 1        # senders: wake me
+                m = self._oob.popleft()
+                self._settle()
+                return m[:bufsize], MSG_OOB
+            if self._cursors is None:
+                if self._shut_rd and self._shut_wr:
+                    return b"", 0
+                if not self._handle_oob:
+                    raise _err(errno.EPIPE)
+            else:
                 d = self._read_rings()
                 if d is not None:
-                    self._self_ring()             # keep fileno() readable
+                    self._settle()
                     return d[:bufsize], 0
+                if not self._armed:
+                    self._arm()
+                    if self._bell:
+                        continue                  # something came while arming
             if nonblock:
                 raise BlockingIOError(errno.EAGAIN, "no message")
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError("timed out")
-            self._poll(left)
-            if self._genv[0] != self._gen_seen:
-                self.refresh()
-            d = self._read_rings()
-            if d is not None:
-                return d[:bufsize], 0
+            self._lock.release()
+            try:
+                self._poll(left)
+            finally:
+                self._lock.acquire()
+            if not self._connected:
+                self._check_open()
+                raise _err(errno.ENOTCONN)
+            self._armed = False                   # re-arm if it was nothing for us
 
     def _read_rings(self):
         rings = self._rings
@@ -214,42 +300,83 @@ class DataPath(Member):
                 return d
         return None
 
-    def _wake_writer(self, port: int) -> None:
+    def _pending(self) -> bool:
+        me = self._port
+        return any(r.pending(me) for r in self._rings)
+
+    # -- readiness (see the module doc) -------------------------------------------
+    def _settle(self) -> None:
+        """Leave the doorbell socket readable exactly when something waits."""
+        if self._oob or (self._cursors is not None and self._pending()):
+            if not self._bell:
+                self._self_ring()
+        elif self._cursors is not None:
+            self._arm()
+        else:
+            self._drain()
+            self._bell = False
+            if self._oob:
+                self._self_ring()
+
+    def _arm(self) -> None:
+        """Nothing left: drain the doorbells, publish a new arm value, re-check."""
+        a = ipn_bell.new_arm(self._arm_value)
+        self._arm_value = a
+        self._set_filter()                        # late doorbells are dropped from here
+        self._drain()
+        self._bell = False
+        self._cursors[CURSOR_ARM_W] = a
+        _fence()
+        self._armed = True
+        if self._oob or self._pending():
+            self._self_ring()
+
+    def _set_filter(self) -> None:
+        ipn_bell.set_filter(self._sock, (self._arm_value, self._wait_arm), self._handle_oob)
+
+    def _self_ring(self) -> None:
+        try:
+            self._sock.sendto(ipn_bell.BELL.pack(self._arm_value), self._reg.node_path(self._name))
+            self._bell = True
+        except OSError:
+            pass
+
+    def _wake_writer(self, port: int, value: int) -> None:
         peer = self._peers.get(port)
         if peer is not None:
-            self._ring_peer(peer)
+            self._ring_peer(peer, value)
 
     def _poll(self, timeout) -> bool:
         p = select.poll()
         p.register(self._sock, select.POLLIN)
         return bool(p.poll(None if timeout is None else max(0, int(timeout * 1000) + 1)))
 
-    def _drain(self) -> bool:
-        """Consume queued datagrams: True if a doorbell was among them."""
-        rang = False
+    def _drain(self) -> None:
+        """Consume every queued datagram (numnodes hints are noted)."""
+        recv = self._sock.recv
         while True:
             try:
-                m = self._sock.recv(_MAXDGRAM)
+                m = recv(_MAXDGRAM)
             except BlockingIOError:
-                return rang
-            if m:
-                if self._handle_oob:
-                    self._oob.append(m)
-            else:
-                rang = True
+                return
+            except OSError:
+                return
+            if len(m) == ipn_bell.HINT_LEN and self._handle_oob:
+                self._hint()
 
-    def _peek_oob(self) -> None:
-        try:
-            m = self._sock.recv(_MAXDGRAM, socket.MSG_PEEK)
-        except BlockingIOError:
+    def _take_datagrams(self) -> None:
+        """OOB handling: turn queued hints into numnodes messages."""
+        self._drain()
+        self._bell = False
+
+    def _hint(self) -> None:
+        """A member says the counts changed: count them ourselves (never trust it)."""
+        if self._reg is None or not self._want_numnodes or self._reg.params.mtu < 16:
             return
-        if m:
-            self._oob.append(self._sock.recv(_MAXDGRAM))
+        nodes = self._reg.nodes()
+        counts = (sum(NODE_READER in f for _p, f, _n in nodes),
+                  sum(NODE_WRITER in f for _p, f, _n in nodes))
+        if counts != self._last_counts:
+            self._last_counts = counts
+            self._oob.append(encode_numnode_oob(*counts))
 
-    def _self_ring(self) -> None:
-        try:
-            self._sock.sendto(b"", self._reg.node_path(self._name))
-        except OSError:
-            pass
-
-    # -- shutdown / options ----------------------------------------------------

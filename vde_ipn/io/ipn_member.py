@@ -19,11 +19,11 @@ import errno
 import mmap
 import os
 import secrets
-import socket
 
 from ..engine.ipn_policy import NetView, policy_class
 from ..wire.ipn_registry import (CURSOR_PORT_W, CURSOR_WORDS, NODE_OOB, NODE_READER,
                                  NODE_WRITER, RING_BORN_W, cursor_slot, encode_node)
+from . import ipn_bell
 from .ipn_registry import Registry
 from .ipn_ring import RingReader, RingWriter, ring_capacity
 
@@ -33,22 +33,21 @@ IPN_FLAG_LOSSLESS = 1
 class Peer:
     """What this node keeps about another node."""
 
-    __slots__ = ("port", "name", "flags", "sock", "cursors", "rung", "ring")
+    __slots__ = ("port", "name", "path", "flags", "cursors", "rung", "ring")
 
-    def __init__(self, port: int, name: str, flags: str):
+    def __init__(self, port: int, name: str, path: str, flags: str):
         self.port = port
         self.name = name
+        self.path = path          # the peer's doorbell socket
         self.flags = flags
-        self.sock = None          # connected to the peer's doorbell socket
         self.cursors = None       # the peer's cursor words (if it receives)
         self.rung = -1            # the peer's arm word when we last rang it
         self.ring = None          # RingReader of the peer's ring (if we receive)
 
     def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-        if self.cursors is not None:
-            self.cursors.release()
+        # the cursor words are dropped, not released: a sending thread may
+        # still look at them; the mapping goes with the last reference
+        self.cursors = None
         if self.ring is not None:
             self.ring.close()
 
@@ -120,8 +119,9 @@ class Member:
                 cap = ring_capacity(params.mtu, params.msgpool)
                 self._ring = RingWriter(os.path.join(reg.dir, "w", str(port)), cap,
                                         secrets.randbits(63), modes["ring"])
-                self._ring.hdr[RING_BORN_W] = reg.gen[0] + 1
-            self._name = encode_node(port, flags)
+                self._ring.hdr[RING_BORN_W] = (reg.gen[0] + 1) & 0xFFFFFFFFFFFFFFFF
+            self._nid = secrets.token_hex(4)
+            self._name = encode_node(port, flags, self._nid)
             path = reg.node_path(self._name)
             self._sock.bind(path)
             os.chmod(path, modes["sock"] | 0o600)
@@ -196,7 +196,7 @@ class Member:
         for port, (flags, name) in nodes.items():
             if port in self._peers:
                 continue
-            peer = Peer(port, name, flags)
+            peer = Peer(port, name, reg.node_path(name), flags)
             self._peers[port] = peer
             try:
                 if NODE_READER in flags and self._ring is not None:
@@ -267,27 +267,14 @@ class Member:
             self._cursors[slot + 1] = 0
         return ring
 
-    def _peer_sock(self, peer: Peer):
-        s = peer.sock
-        if s is None:
-            s = peer.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            s.setblocking(False)
-            s.connect(self._reg.node_path(peer.name))
-        return s
-
-    def _ring_peer(self, peer: Peer) -> None:
-        """Wake ``peer`` (a doorbell); a dead peer is purged."""
-        try:
-            self._peer_sock(peer).send(b"")
-        except BlockingIOError:
-            pass                                  # a doorbell is already waiting
-        except (ConnectionRefusedError, FileNotFoundError):
-            self._peer_died()
-        except OSError:
-            pass
+    def _ring_peer(self, peer: Peer, value: int) -> bool:
+        """Wake ``peer`` for its arm ``value``; False when it is dead."""
+        return ipn_bell.ring(self._sock, peer.path, value)
 
     def _peer_died(self) -> None:
         reg = self._reg
+        if reg is None:
+            return
         with reg.locked():
             if reg.purge():
                 reg.bump()
@@ -305,7 +292,7 @@ class Member:
                 self._ring = None
             if NODE_READER not in flags and self._cursors is not None:
                 self._drop_cursors()
-            name = encode_node(self._port, flags)
+            name = encode_node(self._port, flags, self._nid)
             if name != self._name:
                 os.rename(reg.node_path(self._name), reg.node_path(name))
                 self._name = name

@@ -195,7 +195,7 @@ class Registry:
 
     def bump(self) -> None:
         """Tell every member that membership changed (hold :meth:`locked`)."""
-        self.gen[0] = self.gen[0] + 1
+        self.gen[0] = (self.gen[0] + 1) & 0xFFFFFFFFFFFFFFFF   # any value is fine
 
     def node_path(self, name: str) -> str:
         return os.path.join(self.dir, "n", name)

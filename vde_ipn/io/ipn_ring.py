@@ -194,6 +194,29 @@ class RingReader:
             self._publish(c)
         return None
 
+    def pending(self, me: int) -> bool:
+        """True when :meth:`read` would return a message now (nothing moves)."""
+        hdr = self.hdr
+        c = self.cursor
+        cap = self.cap
+        while c < hdr[RING_HEAD_W]:
+            off = c & self.mask
+            left = cap - off
+            if left < ENTRY_SIZE:
+                c += left
+                continue
+            n, kind, port, _seq, mask = ENTRY.unpack_from(self.mm, RING_DATA + off)
+            if hdr[RING_RESERVE_W] > c + cap:
+                return True                  # overrun: read() resyncs to the newest
+            if kind == KIND_WRAP:
+                c += left
+                continue
+            if kind == KIND_ALL or (kind == KIND_ONE and port == me) or \
+                    (kind == KIND_MASK and (mask >> me) & 1):
+                return True
+            c += ENTRY_SIZE + ((n + 7) & ~7)
+        return False
+
     def start_at_head(self) -> None:
         """Skip what is in the ring now: read only messages written from now on."""
         if self.hdr[RING_COUNT_W] == 0:
@@ -222,7 +245,7 @@ class RingReader:
         w = self.hdr[RING_WAIT_W]
         if w != self.rung and self.hdr[RING_HEAD_W] - c <= self.cap >> 1:
             self.rung = w
-            self.wake(self.port)
+            self.wake(self.port, w)
 
     def close(self) -> None:
         self.hdr.release()

@@ -11,7 +11,9 @@ senders of a lossless network, as it did in the kernel: a pure producer
 should ``shutdown(SHUT_RD)``.  OOB messages (numnodes notifications) are
 returned before ring messages, unless a doorbell is queued ahead of them.
 
-Not thread-safe: use one socket per thread.
+A socket may be shared by threads: each call takes the node's lock (a
+blocking call lets it go while it sleeps), so two sending threads never
+interleave their writes into the ring.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import errno
 import os
 import socket
 import stat
+import threading
 from collections import deque
 
 from ..engine.ipn_policy import IPN_BROADCAST, IPN_MAX_PROTO, has_learn, policy_class
 from ..wire.ipn_registry import Params, cursor_slot
+from . import ipn_bell
 from .ipn_datapath import MSG_OOB, DataPath, _err
 from .ipn_member import NetView
 from .ipn_registry import Registry
@@ -65,6 +69,7 @@ class IpnSocket(DataPath):
         self.protocol = protocol
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
+        self._lock = threading.Lock()
         self._member_init()
         self._pre = {IPN_SO_MTU: 1514, IPN_SO_NUMNODES: 64, IPN_SO_MSGPOOLSIZE: 8,
                      IPN_SO_FLAGS: 0, IPN_SO_MODE: 0o777}
@@ -73,13 +78,18 @@ class IpnSocket(DataPath):
         self._handle_oob = self._want_numnodes = False
         self._shut_rd = self._shut_wr = False
         self._connected = self._closed = False
-        self._timeout = None
+        self._rcv_timeout = self._snd_timeout = None
+        self._arm_value = ipn_bell.new_arm(0)     # readiness (see ipn_datapath)
+        self._wait_arm = 0
+        self._bell = self._armed = False
+        self._last_counts = None
         self._oob: deque = deque()
         self._genv = None
         self._learn = False
         self._rr = 0
         self._fast_ring = None
         self.sent = self.received = 0
+        self._set_filter()
 
     # -- bind / connect ------------------------------------------------------
     def bind(self, path: str, *, inode=None) -> None:
@@ -149,9 +159,11 @@ class IpnSocket(DataPath):
             if reg is not self._reg:
                 reg.close()
             raise
-        self._connected = True
-        self._learn = has_learn(self._policy)
-        self.refresh()
+        with self._lock:
+            self._connected = True
+            self._learn = has_learn(self._policy)
+            self.refresh()
+            self._settle()                       # armed, or ringing itself
 
     def refresh(self) -> None:
         super().refresh()
@@ -180,9 +192,11 @@ class IpnSocket(DataPath):
         self._shut_rd |= how != socket.SHUT_WR
         self._shut_wr |= how != socket.SHUT_RD
         if self._connected and before != (self._shut_rd, self._shut_wr):
-            if self._shut_rd:
-                self._oob.clear()
-            self._change_flags()
+            with self._lock:
+                if self._shut_rd:
+                    self._oob.clear()
+                self._change_flags()
+                self._settle()
 
     def setsockopt(self, level: int, opt: int, value) -> None:
         """Level 0 options, or the policy's at level = protocol (ipn_options)."""
@@ -216,13 +230,13 @@ class IpnSocket(DataPath):
         return self._sock.fileno()
 
     def setblocking(self, flag: bool) -> None:
-        self._timeout = None if flag else 0.0
+        self._rcv_timeout = self._snd_timeout = None if flag else 0.0
 
     def settimeout(self, value) -> None:
-        self._timeout = None if value is None else float(value)
+        self._rcv_timeout = self._snd_timeout = None if value is None else float(value)
 
     def gettimeout(self):
-        return self._timeout
+        return self._rcv_timeout
 
     @property
     def policy(self):
@@ -245,14 +259,15 @@ class IpnSocket(DataPath):
         """Leave the network; the last node to leave ends it."""
         if self._closed:
             return
-        self._closed = True
-        try:
-            if self._reg is not None:
-                self._leave()
-        finally:
-            self._connected = False
-            self._fast_ring = None
-            self._sock.close()
+        with self._lock:
+            self._closed = True
+            try:
+                if self._reg is not None:
+                    self._leave()
+            finally:
+                self._connected = False
+                self._fast_ring = None
+                self._sock.close()
 
     def __enter__(self):
         return self

@@ -5,8 +5,9 @@ companion directory ``.NAME.ipn`` next to the socket file and share:
 
 * ``net``      the network parameters (:data:`PARAMS`), written by the creator;
 * ``gen``      one u64 bumped on every membership change (mmap'd by members);
-* ``n/P.F``    one AF_UNIX datagram socket per connected node: ``P`` is the
-               port number, ``F`` the node flags (see :func:`encode_node`);
+* ``n/P.F.I``  one AF_UNIX datagram socket per connected node: ``P`` is the
+               port number, ``F`` the node flags, ``I`` its random identity
+               (see :func:`encode_node`);
 * ``w/P``      the message ring of writer port ``P`` (:data:`RING_SLOTS`); it
                stays after its writer left, so receivers can read what was
                sent before, until a new writer takes the port;
@@ -100,15 +101,21 @@ def decode_params(buf: bytes) -> Params:
     return Params(proto, flags, ports, mtu, pool, mode, netid)
 
 
-def encode_node(port: int, flags: str) -> str:
-    """The socket name of a node: ``"<port>.<flags>"`` (flags may be empty)."""
-    return "%d.%s" % (port, "".join(f for f in _FLAG_ORDER if f in flags))
+def encode_node(port: int, flags: str, nid: str) -> str:
+    """The socket name of a node: ``"<port>.<flags>.<nid>"`` (flags may be empty).
+
+    ``nid`` is chosen at random when the node joins and kept for its life,
+    so a node that takes over the port of one that died has another name,
+    and every member sees the change even when the flags are the same.
+    """
+    return "%d.%s.%s" % (port, "".join(f for f in _FLAG_ORDER if f in flags), nid)
 
 
 def decode_node(name: str) -> tuple[int, str]:
     """(port, flags) of a node name; RemoteProtocolError if it is not one."""
-    head, sep, flags = name.partition(".")
-    if not sep or not head.isdigit() or any(f not in _FLAG_ORDER for f in flags):
+    head, flags, nid = (name.split(".") + ["", ""])[:3]
+    if (name.count(".") != 2 or not head.isdigit() or not nid.isalnum()
+            or any(f not in _FLAG_ORDER for f in flags)):
         raise RemoteProtocolError("not an IPN node name: %r" % name)
     return int(head), flags
 
