@@ -115,6 +115,19 @@ class Processes:
                         pass
 
 
+def listening(path: str) -> bool:
+    """Whether a unix socket bound to ``path`` is listening (``/proc/net/unix``
+    of this network namespace: flag __SO_ACCEPTCON)."""
+    names = {path, os.path.realpath(path)}
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] in names and int(fields[3], 16) & 0x10000:
+                return True
+    return False
+
+
 class Switch:
     """A running switch (ours or the C one) with stdin held open and a mgmt socket."""
 
@@ -124,8 +137,10 @@ class Switch:
         self.mgmt = ctl_dir + ".mgmt" if mgmt else None
         argv = [require(tool), "-s", ctl_dir] + (["-M", self.mgmt] if mgmt else []) + list(args)
         self.proc = procs.start(argv, stdin=subprocess.PIPE)
-        wait_for(lambda: os.path.exists(os.path.join(ctl_dir, "ctl"))
-                 and (not mgmt or os.path.exists(self.mgmt)) or self.proc.poll() is not None,
+        # a socket file exists a moment before it listens (bind, chmod, listen):
+        # wait for both to listen, so that no first connection is refused
+        wait_for(lambda: listening(os.path.join(ctl_dir, "ctl"))
+                 and (not mgmt or listening(self.mgmt)) or self.proc.poll() is not None,
                  what="switch %s to start" % tool)
         if self.proc.poll() is not None:
             raise AssertionError("switch exited with %s: %s"
