@@ -325,12 +325,14 @@ def out_pkts(switch: Switch, port: int) -> int:
 def all_joined(sender: "StreamPlug", receivers, timeout: float = 10.0) -> None:
     """Where no console tells who is attached: broadcast numbered probes
     from ``sender`` until one reaches every receiver (which then hold no
-    earlier probe: a switch keeps one sender's frames in order)."""
+    earlier probe: a switch keeps one sender's frames in order).  Each probe
+    is given longer to arrive than the one before, for a loaded machine."""
     deadline = time.monotonic() + timeout
     for n in itertools.count():
         probe = frame(BROADCAST, mac(0xfe), b"join probe %d" % n)
         sender.send(probe)
-        if all(r.recv_matching(lambda f: f == probe, 0.2) is not None for r in receivers):
+        wait = min(2.0, 0.2 * 1.5 ** n)
+        if all(r.recv_matching(lambda f: f == probe, wait) is not None for r in receivers):
             return
         if time.monotonic() > deadline:
             raise AssertionError("no probe crossed to every receiver in %.1fs" % timeout)
