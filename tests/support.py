@@ -160,8 +160,8 @@ END_OF_SESSION = b"9999 END OF SESSION"
 
 
 class Session:
-    """A management console connection kept open (``-M`` of vde_switch,
-    wirefilter, ...): commands, and the asynchronous ``debug/*`` lines.
+    """A vde_switch management console connection kept open (``-M``):
+    commands, and the asynchronous ``debug/*`` lines.
 
     ``greeting`` is the banner with its prompt, as sent.  ``cmd`` gives the
     text of an answer up to the prompt; ``ask`` the raw bytes including the
