@@ -34,8 +34,9 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # the sans-IO core, codecs and the IPN emulation: seconds, for every edit
+CHECK_JOBS ?= 2
 check: setup
-	$(PY) -m pytest -q tests/unit tests/ipn $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(CHECK_JOBS) --dist loadfile tests/unit tests/ipn $(PYTEST_ARGS)
 
 # the full suite over JOBS workers (pytest-xdist), one test file per worker at a time
 JOBS   ?= auto

@@ -115,6 +115,19 @@ class Processes:
                         pass
 
 
+def listening(path: str) -> bool:
+    """Whether a unix socket bound to ``path`` is listening (``/proc/net/unix``
+    of this network namespace: flag __SO_ACCEPTCON)."""
+    names = {path, os.path.realpath(path)}
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] in names and int(fields[3], 16) & 0x10000:
+                return True
+    return False
+
+
 class Switch:
     """A running switch (ours or the C one) with stdin held open and a mgmt socket."""
 
@@ -124,8 +137,10 @@ class Switch:
         self.mgmt = ctl_dir + ".mgmt" if mgmt else None
         argv = [require(tool), "-s", ctl_dir] + (["-M", self.mgmt] if mgmt else []) + list(args)
         self.proc = procs.start(argv, stdin=subprocess.PIPE)
-        wait_for(lambda: os.path.exists(os.path.join(ctl_dir, "ctl"))
-                 and (not mgmt or os.path.exists(self.mgmt)) or self.proc.poll() is not None,
+        # a socket file exists a moment before it listens (bind, chmod, listen):
+        # wait for both to listen, so that no first connection is refused
+        wait_for(lambda: listening(os.path.join(ctl_dir, "ctl"))
+                 and (not mgmt or listening(self.mgmt)) or self.proc.poll() is not None,
                  what="switch %s to start" % tool)
         if self.proc.poll() is not None:
             raise AssertionError("switch exited with %s: %s"
@@ -145,8 +160,8 @@ END_OF_SESSION = b"9999 END OF SESSION"
 
 
 class Session:
-    """A management console connection kept open (``-M`` of vde_switch,
-    wirefilter, ...): commands, and the asynchronous ``debug/*`` lines.
+    """A vde_switch management console connection kept open (``-M``):
+    commands, and the asynchronous ``debug/*`` lines.
 
     ``greeting`` is the banner with its prompt, as sent.  ``cmd`` gives the
     text of an answer up to the prompt; ``ask`` the raw bytes including the
@@ -310,12 +325,14 @@ def out_pkts(switch: Switch, port: int) -> int:
 def all_joined(sender: "StreamPlug", receivers, timeout: float = 10.0) -> None:
     """Where no console tells who is attached: broadcast numbered probes
     from ``sender`` until one reaches every receiver (which then hold no
-    earlier probe: a switch keeps one sender's frames in order)."""
+    earlier probe: a switch keeps one sender's frames in order).  Each probe
+    is given longer to arrive than the one before, for a loaded machine."""
     deadline = time.monotonic() + timeout
     for n in itertools.count():
         probe = frame(BROADCAST, mac(0xfe), b"join probe %d" % n)
         sender.send(probe)
-        if all(r.recv_matching(lambda f: f == probe, 0.2) is not None for r in receivers):
+        wait = min(2.0, 0.2 * 1.5 ** n)
+        if all(r.recv_matching(lambda f: f == probe, wait) is not None for r in receivers):
             return
         if time.monotonic() > deadline:
             raise AssertionError("no probe crossed to every receiver in %.1fs" % timeout)

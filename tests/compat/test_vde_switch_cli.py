@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from support import C_TOOLS, OURS, require, wait_for
+from support import C_TOOLS, OURS, listening, require, wait_for
 
 KINDS = ("c", "ours")
 
@@ -50,7 +50,7 @@ class Side:
         if wait_ctl:
             ctl = os.path.join(self.argv([wait_ctl])[1] if wait_ctl is not True
                                else self.dir, "ctl")
-            wait_for(lambda: self.proc.poll() is not None or os.path.exists(ctl),
+            wait_for(lambda: self.proc.poll() is not None or listening(ctl),
                      what="%s switch to start" % self.kind)
         return self.proc
 
@@ -338,7 +338,7 @@ def test_signals(sides, signum):
     res = {}
     for kind, side in sides.items():
         side.start(["-s", "{D}", "-M", "{M}", "-p", "{P}"])
-        wait_for(lambda: os.path.exists(side.pidfile), what="pid file")
+        wait_for(lambda: pid_written(side.pidfile), what="pid file")
         side.proc.send_signal(signum)
         side.proc.wait(timeout=5)
         res[kind] = side.finish()
@@ -363,11 +363,19 @@ def test_ignored_signals(sides, signum):
     assert_same(res)
 
 
+def pid_written(path):
+    try:
+        with open(path) as f:
+            return f.read().endswith("\n")
+    except FileNotFoundError:
+        return False
+
+
 def test_pidfile(sides):
     res = {}
     for kind, side in sides.items():
         side.start(["-s", "{D}", "-p", "{P}"])
-        wait_for(lambda: os.path.exists(side.pidfile), what="pid file")
+        wait_for(lambda: pid_written(side.pidfile), what="pid file")   # made, then written
         with open(side.pidfile) as f:
             assert f.read() == "%d\n" % side.proc.pid
         res[kind] = side.finish()
@@ -409,7 +417,7 @@ def test_daemon(sides, tree):
     res = {}
     for kind, side in sides.items():
         rc, out, err = side.run(["-s", "{D}", "-M", "{M}", "-d", "-p", "{P}"])
-        wait_for(lambda: os.path.exists(side.pidfile) and os.path.exists(side.mgmt),
+        wait_for(lambda: pid_written(side.pidfile) and listening(side.mgmt),
                  what="daemon files")
         pid = int(open(side.pidfile).read())
         tree.append(pid)

@@ -132,11 +132,12 @@ def test_in_process_network_serves_c_plugs(procs, sockdir, kind):
 
 def test_in_process_switch_ends_cleanly(procs, sockdir):
     p, path = node(procs, sockdir, "switch")
-    a = StreamPlug(procs, C_TOOLS["vde_plug"], path)
-    time.sleep(0.3)
+    a, b = (StreamPlug(procs, C_TOOLS["vde_plug"], path) for _ in range(2))
+    all_joined(a, (b,))
     p.terminate()
     assert p.wait(timeout=5) in (0, -15)
     assert a.proc.wait(timeout=5) == 0          # its clients see the port close
+    assert b.proc.wait(timeout=5) == 0
     assert not os.path.exists(os.path.join(path, "ctl"))
 
 
