@@ -24,6 +24,7 @@ TOOLS = {
     "vde_pcapplug": "vde_ipn.cli.pcapplug",
     "vde_tunctl": "vde_ipn.cli.tunctl",
     "kvde_switch": "vde_ipn.cli.kvde_switch",
+    "vde_l3": "vde_ipn.cli.l3",
 }
 
 
