@@ -136,7 +136,7 @@ def test_vde_l3_console_matches_the_c_one(procs, sockdir):
     (["-v", "S10.1.0.1/255.0.0.0"], ""),
     (["-G", "bogus", "-v", "S:10.1.0.1/255.0.0.0"], "Cannot set default gateway address to "
                                                    "'bogus'\n"),
-    ([], ""), (["-h"], ""), (["-x"], "{p}: invalid option -- 'x'\n"),
+    ([], ""), (["-h"], ""), (["-x"], "{p}: unrecognized option '-x'\n"),
     (["-v"], "{p}: option requires an argument -- 'v'\n"),
     (["--bogus"], "{p}: unrecognized option '--bogus'\n"),
     (["-v", "S:10.1.0.1/255.0.0.0", "extra"], ""),

@@ -1,6 +1,6 @@
 """``vde_l3``: drop-in for vde2 2.3.2's small layer 3 router.
 
-Command line (getopt_long, ``hM:r:G:v:``)::
+Command line (getopt_long_only, as vde2 builds it, ``hM:r:G:v:``)::
 
     vde_l3 -v VNL:ADDRESS/NETMASK [-v ...] [-r NETWORK/NETMASK:GATEWAY ...]
            [-G DEFAULT_GW] [-M MGMT_SOCKET]
@@ -24,7 +24,7 @@ from ..engine.l3console import BANNER, PROMPT, run_command
 from ..engine.l3router import Router, parse_ip, parse_netmask
 from ..io.loop import Loop
 from ..io.plug import open_plug
-from ._getopt import LongOpt, getopt_long
+from ._getopt import LongOpt, getopt_long_only
 
 SHORTOPTS = "hM:r:G:v:"
 LONGOPTS = (LongOpt("help", 0, "h"), LongOpt("route", 1, "r"), LongOpt("defaultgw", 1, "G"),
@@ -66,7 +66,7 @@ def _mask_hint(nm: str) -> None:
 
 def parse(argv: list[str]):
     """(router, [(vnl, iface)], mgmt path); raises Usage after saying why."""
-    res = getopt_long(list(argv), SHORTOPTS, LONGOPTS)
+    res = getopt_long_only(list(argv), SHORTOPTS, LONGOPTS)
     for line in res.errors:
         sys.stderr.write(line + "\n")
     router, plugs, mgmt = Router(), [], None
