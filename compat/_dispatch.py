@@ -26,6 +26,7 @@ TOOLS = {
     "kvde_switch": "vde_ipn.cli.kvde_switch",
     "vde_l3": "vde_ipn.cli.l3",
     "vde_cryptcab": "vde_ipn.cli.cryptcab",
+    "vdens": "vde_ipn.cli.vdens",
 }
 
 
