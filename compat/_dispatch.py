@@ -25,6 +25,9 @@ TOOLS = {
     "vde_tunctl": "vde_ipn.cli.tunctl",
     "kvde_switch": "vde_ipn.cli.kvde_switch",
     "slirpvde": "vde_ipn.cli.slirpvde",
+    "vde_l3": "vde_ipn.cli.l3",
+    "vde_cryptcab": "vde_ipn.cli.cryptcab",
+    "vdens": "vde_ipn.cli.vdens",
 }
 
 
