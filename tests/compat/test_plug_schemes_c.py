@@ -414,3 +414,89 @@ def test_vlan_on_a_trunk_port(procs, sockdir, new_switch, sw_kind, kind):
     q.send(t)
     assert received(w2, t[:12] + t[16:]) == 1
     assert received(p, t[:12] + t[16:]) == 1
+
+
+# -- agno:// -----------------------------------------------------------------
+# An uppercase A on purpose: the C plugin reads it as 1, so must we.
+KEY = "0123456789ABCDEF 01234567 89abcdef\n"
+OTHER_KEY = "ffeeddccbbaa99887766554433221100\n"
+
+
+@pytest.fixture
+def keyfiles(tmp_path):
+    paths = []
+    for text in (KEY, OTHER_KEY):
+        p = tmp_path / ("key%d" % len(paths))
+        p.write_text(text)
+        paths.append(str(p))
+    return paths
+
+
+def agno_pair(procs, sockdir, new_switch, keyfiles, a, b, opts="", key_b=0):
+    sw = new_switch("c", os.path.join(sockdir, "sw"))
+    spy = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    pa = StreamPlug(procs, plug_tool(a), "agno://%s%s{%s}" % (keyfiles[0], opts, sw.dir))
+    pb = StreamPlug(procs, plug_tool(b), "agno://%s%s{%s}" % (keyfiles[key_b], opts, sw.dir))
+    attached(sw, 3)
+    return spy, pa, pb
+
+
+@pytest.mark.parametrize("a,b", [(a, b) for a in KINDS for b in KINDS])
+def test_agno_both_ways(procs, sockdir, new_switch, keyfiles, a, b):
+    spy, pa, pb = agno_pair(procs, sockdir, new_switch, keyfiles, a, b)
+    for size in (14, 15, 60, 61, 77, 1480):     # 1480 + 22 fits a 1514-byte switch
+        f = frame(BROADCAST, mac(0x71), b"secret %d" % size, size=size)[:size]
+        pa.send(f)
+        assert received(pb, f) == 1, size
+        wire = spy.recv(5)
+        assert wire[:12] == f[:12] and wire[12:14] == b"\xa6\xde"
+        assert len(wire) == 30 + (-(size - 14) % 16) + size - 14
+        assert b"secret" not in wire
+        g = frame(mac(0x71), mac(0x72), b"answer %d" % size, size=max(size, 30))
+        pb.send(g)
+        assert received(pa, g) == 1
+        spy.drain(0.1)
+
+
+@pytest.mark.parametrize("opts,outer", [("[ethtype=copy]", b"\x88\xb5"),
+                                        ("[ethtype=ipv4]", b"\x08\x00"),
+                                        ("[ethtype=ipv6]", b"\x86\xdd"),
+                                        ("[ethtype=0x1234]", b"\x12\x34"),
+                                        ("[ethtype=rand]", None)])
+@pytest.mark.parametrize("a,b", [("ours", "c"), ("c", "ours")])
+def test_agno_ethtype(procs, sockdir, new_switch, keyfiles, a, b, opts, outer):
+    spy, pa, pb = agno_pair(procs, sockdir, new_switch, keyfiles, a, b, opts)
+    types = set()
+    for i in range(8):
+        f = frame(BROADCAST, mac(0x73), b"typed %d" % i)
+        pa.send(f)
+        assert received(pb, f) == 1
+        wire = spy.recv(5)
+        types.add(wire[12:14])
+        if outer is not None:
+            assert wire[12:14] == outer
+        else:
+            assert int.from_bytes(wire[12:14], "big") >= 0x600
+    if outer is None:
+        assert len(types) > 1                 # a new random type per frame
+
+
+@pytest.mark.parametrize("a,b", [("ours", "c"), ("c", "ours")])
+def test_agno_wrong_key_hears_nothing(procs, sockdir, new_switch, keyfiles, a, b):
+    spy, pa, pb = agno_pair(procs, sockdir, new_switch, keyfiles, a, b, key_b=1)
+    f = frame(BROADCAST, mac(0x74), b"not for you")
+    pa.send(f)
+    assert spy.recv(5) is not None            # it was sent, encrypted
+    assert pb.drain(0.5) == []
+
+
+@pytest.mark.parametrize("vnl,err", [("agno:///nonexistent/key{null://}",
+                                      "No such file or directory"),
+                                     ("agno://relative/key{null://}", "Invalid argument"),
+                                     ("agno://%s[ethtype=12]{null://}", "Invalid argument"),
+                                     ("agno://%s[ethtype=what]{null://}", "Invalid argument")])
+def test_agno_open_errors(keyfiles, vnl, err):
+    vnl = vnl.replace("%s", keyfiles[0])
+    for kind in KINDS:
+        status, _, text = run(kind, vnl)
+        assert status == 1 and text.startswith("vde_open %s: %s" % (vnl, err)), (kind, text)
