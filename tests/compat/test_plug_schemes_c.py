@@ -500,3 +500,102 @@ def test_agno_open_errors(keyfiles, vnl, err):
     for kind in KINDS:
         status, _, text = run(kind, vnl)
         assert status == 1 and text.startswith("vde_open %s: %s" % (vnl, err)), (kind, text)
+
+
+# -- pcap:// -----------------------------------------------------------------
+PUMP = r"""
+import os, select, socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((sys.argv[1], 3))
+s.setsockopt(263, 23, 1)                 # PACKET_IGNORE_OUTGOING: only what arrives
+buf = b""
+while True:
+    r, _, _ = select.select([0, s], [], [])
+    if 0 in r:
+        data = os.read(0, 65536)
+        if not data:
+            break
+        buf += data
+        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
+            n = struct.unpack("!H", buf[:2])[0]
+            s.send(buf[2:2 + n])
+            buf = buf[2 + n:]
+    if s in r:
+        f = s.recv(65536)
+        os.write(1, struct.pack("!H", len(f)) + f)
+"""
+
+
+@pytest.fixture
+def veth_lab(namespaces, tmp_path):  # noqa: F811
+    from ifaces import ifname, ip, link
+    lab = type("Lab", (), {})()
+    lab.ns_a, lab.ns_b = namespaces.new("pa"), namespaces.new("pb")
+    lab.a, lab.b = ifname("pca"), ifname("pcb")
+    namespaces.veth(lab.a, lab.ns_a, lab.b, lab.ns_b)
+    for name, ns in ((lab.a, lab.ns_a), (lab.b, lab.ns_b)):
+        ip("link", "set", name, "up", ns=ns)
+    lab.mac_a = bytes.fromhex(link(lab.a, lab.ns_a)["address"].replace(":", ""))
+    lab.pump = str(tmp_path / "pump.py")
+    with open(lab.pump, "w") as f:
+        f.write(PUMP)
+    return lab
+
+
+@pytest.fixture(scope="module")
+def namespaces():
+    from ifaces import Namespaces
+    n = Namespaces()
+    yield n
+    n.cleanup()
+
+
+def only_test_frames(plug, wait=0.5):
+    return [f for f in plug.drain(wait) if f[12:14] == b"\x88\xb5"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pcap_joins_an_interface(procs, sockdir, new_switch, veth_lab, kind):
+    import sys
+    lab = veth_lab
+    sw = new_switch("ours", os.path.join(sockdir, "sw"))
+    w = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    procs.start(["/usr/bin/ip", "netns", "exec", lab.ns_a, plug_tool(kind), sw.dir,
+                 "pcap://" + lab.a])
+    attached(sw, 2)
+    peer = StreamPlug(procs, "/usr/bin/ip", "netns", "exec", lab.ns_b, sys.executable,
+                      lab.pump, lab.b)
+    host = StreamPlug(procs, "/usr/bin/ip", "netns", "exec", lab.ns_a, sys.executable,
+                      lab.pump, lab.a)
+    f = frame(BROADCAST, mac(0x81), b"from the wire")
+
+    def crossed():                        # the pumps start in their own time
+        peer.send(f)
+        return w.recv_matching(lambda x: x == f, 0.3) is not None
+    wait_for(crossed, what="a frame from the wire to the switch")
+    g = frame(mac(0x81), mac(0x82), b"from the switch")
+    w.send(g)
+    assert peer.recv_matching(lambda x: x == g) == g          # injected on the wire
+    assert host.recv_matching(lambda x: x == g, 0.5) is None  # the host does not get it
+    only_test_frames(w)
+    k = frame(BROADCAST, mac(0x83), b"sent by another socket of the host")
+    host.send(k)                          # outgoing on the interface: captured too
+    assert w.recv_matching(lambda x: x == k) == k
+    own = frame(BROADCAST, lab.mac_a, b"the host's own address")
+    host.send(own)
+    peer.send(own)
+    assert peer.recv_matching(lambda x: x == own) == own     # it was on the wire
+    assert only_test_frames(w) == []      # neither way: the host's own traffic
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pcap_down_interface_is_an_error(procs, sockdir, new_switch, veth_lab, kind):
+    from ifaces import ip, link
+    lab = veth_lab
+    ip("link", "set", lab.a, "down", ns=lab.ns_a)
+    r = subprocess.run(["/usr/bin/ip", "netns", "exec", lab.ns_a, plug_tool(kind),
+                        "pcap://" + lab.a], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       timeout=10)
+    assert r.returncode == 1
+    assert r.stderr.decode().startswith("vde_open pcap://%s: " % lab.a)
+    assert "UP" not in link(lab.a, lab.ns_a)["flags"]        # left as it was
