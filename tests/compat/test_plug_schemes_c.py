@@ -599,3 +599,95 @@ def test_pcap_down_interface_is_an_error(procs, sockdir, new_switch, veth_lab, k
     assert r.returncode == 1
     assert r.stderr.decode().startswith("vde_open pcap://%s: " % lab.a)
     assert "UP" not in link(lab.a, lab.ns_a)["flags"]        # left as it was
+
+
+# -- tee:// (ours only) ------------------------------------------------------
+def test_tee_writes_a_pcap_file_tcpdump_reads(procs, sockdir, new_switch, tmp_path):
+    from vde_ipn.wire import pcap
+    sw = new_switch("c", os.path.join(sockdir, "sw"))
+    w = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    capture = str(tmp_path / "cable.pcap")
+    p = StreamPlug(procs, plug_tool("ours"), "tee://%s{%s}" % (capture, sw.dir))
+    attached(sw, 2)
+    sent = []
+    for i in range(3):
+        f = frame(BROADCAST, mac(0x91), b"out %d" % i, ethertype=0x0806 + i, size=60 + i)
+        p.send(f)
+        assert received(w, f) == 1
+        g = frame(mac(0x91), mac(0x92), b"in %d" % i, size=100 + i)
+        w.send(g)
+        assert received(p, g) == 1
+        sent += [f, g]
+    # readable while the cable runs: one flushed record per frame
+    out = subprocess.run([require("/usr/bin/tcpdump"), "-r", capture, "-nn", "-e"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if not ln.startswith("\t")]   # no hex dumps
+    assert len(lines) == 6
+    assert "02:00:00:00:00:91 > ff:ff:ff:ff:ff:ff" in lines[0] and "length 60" in lines[0]
+    assert "02:00:00:00:00:92 > 02:00:00:00:00:91" in lines[1] and "length 100" in lines[1]
+    assert p.close() == 0
+    with open(capture, "rb") as f:
+        header, records = pcap.read_records(f)
+        assert header.linktype == pcap.LINKTYPE_ETHERNET
+        assert [r.data for r in records] == sent
+
+
+def test_tee_around_a_vlan_view(procs, sockdir, new_switch, tmp_path):
+    """Nested both ways: the file shows the frames as the host sees them."""
+    sw = new_switch("ours", os.path.join(sockdir, "sw"))
+    w = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir + "[2]")
+    capture = str(tmp_path / "view.pcap")
+    p = StreamPlug(procs, plug_tool("ours"), "tee://%s{vlan://0/tag=7-17{%s[1]}}"
+                   % (capture, sw.dir))
+    attached(sw, 2)
+    for line in ("vlan/create 17", "vlan/addport 17 1", "vlan/addport 17 2"):
+        assert sw.cmd(line).endswith("1000 Success\n"), line
+    f = tagged(frame(BROADCAST, mac(0x93), b"host tag 7"), 7)
+    p.send(f)
+    assert received(w, tagged(frame(BROADCAST, mac(0x93), b"host tag 7"), 17)) == 1
+    assert p.close() == 0
+    from vde_ipn.wire import pcap
+    with open(capture, "rb") as fh:
+        assert [r.data for r in pcap.read_records(fh)[1]] == [f]
+
+
+# -- ipn:// (ours only) ------------------------------------------------------
+@pytest.mark.parametrize("sw_kind", KINDS)
+def test_ipn_network_cabled_to_a_switch(procs, sockdir, new_switch, sw_kind):
+    import select
+    from vde_ipn import ipn
+    sw = new_switch(sw_kind, os.path.join(sockdir, "sw"))
+    w = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    bus = os.path.join(sockdir, "bus")
+    node = ipn.socket(ipn.IPN_BROADCAST)
+    try:
+        node.bind(bus)
+        node.connect()
+        cable = procs.start([plug_tool("ours"), "ipn://" + bus, sw.dir])
+        attached(sw, 2)
+        f = frame(BROADCAST, mac(0xA1), b"from the ipn bus")
+
+        def crossed():
+            node.send(f)
+            return w.recv_matching(lambda x: x == f, 0.3) is not None
+        wait_for(crossed, what="a frame from the IPN network to the switch")
+        g = frame(mac(0xA1), mac(0xA2), b"from the switch")
+        w.send(g)
+        deadline = 50
+        while deadline:
+            assert select.select([node], [], [], 5)[0], "nothing came to the IPN node"
+            got = node.recv(2048)
+            if got == g:
+                break
+            deadline -= 1
+        assert got == g
+        cable.terminate()
+        assert cable.wait(timeout=5) == 0
+    finally:
+        node.close()
+
+
+def test_ipn_missing_network():
+    status, _, err = run("ours", "ipn:///nonexistent/vt-bus")
+    assert (status, err) == (1, "vde_open ipn:///nonexistent/vt-bus: No such file or directory\n")
