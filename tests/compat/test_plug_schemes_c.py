@@ -691,3 +691,29 @@ def test_ipn_network_cabled_to_a_switch(procs, sockdir, new_switch, sw_kind):
 def test_ipn_missing_network():
     status, _, err = run("ours", "ipn:///nonexistent/vt-bus")
     assert (status, err) == (1, "vde_open ipn:///nonexistent/vt-bus: No such file or directory\n")
+
+
+# -- as an unprivileged user -------------------------------------------------
+AS_NOBODY = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def run_as_nobody(kind, vnl):
+    r = subprocess.run([require(AS_NOBODY[0])] + AS_NOBODY[1:] + [plug_tool(kind), vnl],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=10)
+    return r.returncode, r.stderr.decode()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_nobody_cannot_capture(kind):
+    status, err = run_as_nobody(kind, "pcap://lo")
+    assert status == 1 and err.startswith("vde_open pcap://lo: Operation not permitted")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_nobody_cannot_use_a_key_it_cannot_read(keyfiles, kind):
+    os.chmod(os.path.dirname(keyfiles[0]), 0o755)
+    os.chmod(keyfiles[0], 0o600)                  # root's key
+    vnl = "agno://%s{null://}" % keyfiles[0]
+    status, err = run_as_nobody(kind, vnl)
+    assert status == 1 and err.startswith("vde_open %s: No such file or directory" % vnl)
