@@ -414,3 +414,306 @@ def test_vlan_on_a_trunk_port(procs, sockdir, new_switch, sw_kind, kind):
     q.send(t)
     assert received(w2, t[:12] + t[16:]) == 1
     assert received(p, t[:12] + t[16:]) == 1
+
+
+# -- agno:// -----------------------------------------------------------------
+# An uppercase A on purpose: the C plugin reads it as 1, so must we.
+KEY = "0123456789ABCDEF 01234567 89abcdef\n"
+OTHER_KEY = "ffeeddccbbaa99887766554433221100\n"
+
+
+@pytest.fixture
+def keyfiles(tmp_path):
+    paths = []
+    for text in (KEY, OTHER_KEY):
+        p = tmp_path / ("key%d" % len(paths))
+        p.write_text(text)
+        paths.append(str(p))
+    return paths
+
+
+def agno_pair(procs, sockdir, new_switch, keyfiles, a, b, opts="", key_b=0):
+    sw = new_switch("c", os.path.join(sockdir, "sw"))
+    spy = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    pa = StreamPlug(procs, plug_tool(a), "agno://%s%s{%s}" % (keyfiles[0], opts, sw.dir))
+    pb = StreamPlug(procs, plug_tool(b), "agno://%s%s{%s}" % (keyfiles[key_b], opts, sw.dir))
+    attached(sw, 3)
+    return spy, pa, pb
+
+
+@pytest.mark.parametrize("a,b", [(a, b) for a in KINDS for b in KINDS])
+def test_agno_both_ways(procs, sockdir, new_switch, keyfiles, a, b):
+    spy, pa, pb = agno_pair(procs, sockdir, new_switch, keyfiles, a, b)
+    for size in (14, 15, 60, 61, 77, 1480):     # 1480 + 22 fits a 1514-byte switch
+        f = frame(BROADCAST, mac(0x71), b"secret %d" % size, size=size)[:size]
+        pa.send(f)
+        assert received(pb, f) == 1, size
+        wire = spy.recv(5)
+        assert wire[:12] == f[:12] and wire[12:14] == b"\xa6\xde"
+        assert len(wire) == 30 + (-(size - 14) % 16) + size - 14
+        assert b"secret" not in wire
+        g = frame(mac(0x71), mac(0x72), b"answer %d" % size, size=max(size, 30))
+        pb.send(g)
+        assert received(pa, g) == 1
+        spy.drain(0.1)
+
+
+@pytest.mark.parametrize("opts,outer", [("[ethtype=copy]", b"\x88\xb5"),
+                                        ("[ethtype=ipv4]", b"\x08\x00"),
+                                        ("[ethtype=ipv6]", b"\x86\xdd"),
+                                        ("[ethtype=0x1234]", b"\x12\x34"),
+                                        ("[ethtype=rand]", None)])
+@pytest.mark.parametrize("a,b", [("ours", "c"), ("c", "ours")])
+def test_agno_ethtype(procs, sockdir, new_switch, keyfiles, a, b, opts, outer):
+    spy, pa, pb = agno_pair(procs, sockdir, new_switch, keyfiles, a, b, opts)
+    types = set()
+    for i in range(8):
+        f = frame(BROADCAST, mac(0x73), b"typed %d" % i)
+        pa.send(f)
+        assert received(pb, f) == 1
+        wire = spy.recv(5)
+        types.add(wire[12:14])
+        if outer is not None:
+            assert wire[12:14] == outer
+        else:
+            assert int.from_bytes(wire[12:14], "big") >= 0x600
+    if outer is None:
+        assert len(types) > 1                 # a new random type per frame
+
+
+@pytest.mark.parametrize("a,b", [("ours", "c"), ("c", "ours")])
+def test_agno_wrong_key_hears_nothing(procs, sockdir, new_switch, keyfiles, a, b):
+    spy, pa, pb = agno_pair(procs, sockdir, new_switch, keyfiles, a, b, key_b=1)
+    f = frame(BROADCAST, mac(0x74), b"not for you")
+    pa.send(f)
+    assert spy.recv(5) is not None            # it was sent, encrypted
+    assert pb.drain(0.5) == []
+
+
+@pytest.mark.parametrize("vnl,err", [("agno:///nonexistent/key{null://}",
+                                      "No such file or directory"),
+                                     ("agno://relative/key{null://}", "Invalid argument"),
+                                     ("agno://%s[ethtype=12]{null://}", "Invalid argument"),
+                                     ("agno://%s[ethtype=what]{null://}", "Invalid argument")])
+def test_agno_open_errors(keyfiles, vnl, err):
+    vnl = vnl.replace("%s", keyfiles[0])
+    for kind in KINDS:
+        status, _, text = run(kind, vnl)
+        assert status == 1 and text.startswith("vde_open %s: %s" % (vnl, err)), (kind, text)
+
+
+# -- pcap:// -----------------------------------------------------------------
+PUMP = r"""
+import os, select, socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((sys.argv[1], 3))
+s.setsockopt(263, 23, 1)                 # PACKET_IGNORE_OUTGOING: only what arrives
+buf = b""
+while True:
+    r, _, _ = select.select([0, s], [], [])
+    if 0 in r:
+        data = os.read(0, 65536)
+        if not data:
+            break
+        buf += data
+        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
+            n = struct.unpack("!H", buf[:2])[0]
+            s.send(buf[2:2 + n])
+            buf = buf[2 + n:]
+    if s in r:
+        f = s.recv(65536)
+        os.write(1, struct.pack("!H", len(f)) + f)
+"""
+
+
+@pytest.fixture
+def veth_lab(namespaces, tmp_path):  # noqa: F811
+    from ifaces import ifname, ip, link
+    lab = type("Lab", (), {})()
+    lab.ns_a, lab.ns_b = namespaces.new("pa"), namespaces.new("pb")
+    lab.a, lab.b = ifname("pca"), ifname("pcb")
+    namespaces.veth(lab.a, lab.ns_a, lab.b, lab.ns_b)
+    for name, ns in ((lab.a, lab.ns_a), (lab.b, lab.ns_b)):
+        ip("link", "set", name, "up", ns=ns)
+    lab.mac_a = bytes.fromhex(link(lab.a, lab.ns_a)["address"].replace(":", ""))
+    lab.pump = str(tmp_path / "pump.py")
+    with open(lab.pump, "w") as f:
+        f.write(PUMP)
+    return lab
+
+
+@pytest.fixture(scope="module")
+def namespaces():
+    from ifaces import Namespaces
+    n = Namespaces()
+    yield n
+    n.cleanup()
+
+
+def only_test_frames(plug, wait=0.5):
+    return [f for f in plug.drain(wait) if f[12:14] == b"\x88\xb5"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pcap_joins_an_interface(procs, sockdir, new_switch, veth_lab, kind):
+    import sys
+    lab = veth_lab
+    sw = new_switch("ours", os.path.join(sockdir, "sw"))
+    w = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    procs.start(["/usr/bin/ip", "netns", "exec", lab.ns_a, plug_tool(kind), sw.dir,
+                 "pcap://" + lab.a])
+    attached(sw, 2)
+    peer = StreamPlug(procs, "/usr/bin/ip", "netns", "exec", lab.ns_b, sys.executable,
+                      lab.pump, lab.b)
+    host = StreamPlug(procs, "/usr/bin/ip", "netns", "exec", lab.ns_a, sys.executable,
+                      lab.pump, lab.a)
+    f = frame(BROADCAST, mac(0x81), b"from the wire")
+
+    def crossed():                        # the pumps start in their own time
+        peer.send(f)
+        return w.recv_matching(lambda x: x == f, 0.3) is not None
+    wait_for(crossed, what="a frame from the wire to the switch")
+    g = frame(mac(0x81), mac(0x82), b"from the switch")
+    w.send(g)
+    assert peer.recv_matching(lambda x: x == g) == g          # injected on the wire
+    assert host.recv_matching(lambda x: x == g, 0.5) is None  # the host does not get it
+    only_test_frames(w)
+    k = frame(BROADCAST, mac(0x83), b"sent by another socket of the host")
+    host.send(k)                          # outgoing on the interface: captured too
+    assert w.recv_matching(lambda x: x == k) == k
+    own = frame(BROADCAST, lab.mac_a, b"the host's own address")
+    host.send(own)
+    peer.send(own)
+    assert peer.recv_matching(lambda x: x == own) == own     # it was on the wire
+    assert only_test_frames(w) == []      # neither way: the host's own traffic
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pcap_down_interface_is_an_error(procs, sockdir, new_switch, veth_lab, kind):
+    from ifaces import ip, link
+    lab = veth_lab
+    ip("link", "set", lab.a, "down", ns=lab.ns_a)
+    r = subprocess.run(["/usr/bin/ip", "netns", "exec", lab.ns_a, plug_tool(kind),
+                        "pcap://" + lab.a], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       timeout=10)
+    assert r.returncode == 1
+    assert r.stderr.decode().startswith("vde_open pcap://%s: " % lab.a)
+    assert "UP" not in link(lab.a, lab.ns_a)["flags"]        # left as it was
+
+
+# -- tee:// (ours only) ------------------------------------------------------
+def test_tee_writes_a_pcap_file_tcpdump_reads(procs, sockdir, new_switch, tmp_path):
+    from vde_ipn.wire import pcap
+    sw = new_switch("c", os.path.join(sockdir, "sw"))
+    w = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    capture = str(tmp_path / "cable.pcap")
+    p = StreamPlug(procs, plug_tool("ours"), "tee://%s{%s}" % (capture, sw.dir))
+    attached(sw, 2)
+    sent = []
+    for i in range(3):
+        f = frame(BROADCAST, mac(0x91), b"out %d" % i, ethertype=0x0806 + i, size=60 + i)
+        p.send(f)
+        assert received(w, f) == 1
+        g = frame(mac(0x91), mac(0x92), b"in %d" % i, size=100 + i)
+        w.send(g)
+        assert received(p, g) == 1
+        sent += [f, g]
+    # readable while the cable runs: one flushed record per frame
+    out = subprocess.run([require("/usr/bin/tcpdump"), "-r", capture, "-nn", "-e"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if not ln.startswith("\t")]   # no hex dumps
+    assert len(lines) == 6
+    assert "02:00:00:00:00:91 > ff:ff:ff:ff:ff:ff" in lines[0] and "length 60" in lines[0]
+    assert "02:00:00:00:00:92 > 02:00:00:00:00:91" in lines[1] and "length 100" in lines[1]
+    assert p.close() == 0
+    with open(capture, "rb") as f:
+        header, records = pcap.read_records(f)
+        assert header.linktype == pcap.LINKTYPE_ETHERNET
+        assert [r.data for r in records] == sent
+
+
+def test_tee_around_a_vlan_view(procs, sockdir, new_switch, tmp_path):
+    """Nested both ways: the file shows the frames as the host sees them."""
+    sw = new_switch("ours", os.path.join(sockdir, "sw"))
+    w = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir + "[2]")
+    capture = str(tmp_path / "view.pcap")
+    p = StreamPlug(procs, plug_tool("ours"), "tee://%s{vlan://0/tag=7-17{%s[1]}}"
+                   % (capture, sw.dir))
+    attached(sw, 2)
+    for line in ("vlan/create 17", "vlan/addport 17 1", "vlan/addport 17 2"):
+        assert sw.cmd(line).endswith("1000 Success\n"), line
+    f = tagged(frame(BROADCAST, mac(0x93), b"host tag 7"), 7)
+    p.send(f)
+    assert received(w, tagged(frame(BROADCAST, mac(0x93), b"host tag 7"), 17)) == 1
+    assert p.close() == 0
+    from vde_ipn.wire import pcap
+    with open(capture, "rb") as fh:
+        assert [r.data for r in pcap.read_records(fh)[1]] == [f]
+
+
+# -- ipn:// (ours only) ------------------------------------------------------
+@pytest.mark.parametrize("sw_kind", KINDS)
+def test_ipn_network_cabled_to_a_switch(procs, sockdir, new_switch, sw_kind):
+    import select
+    from vde_ipn import ipn
+    sw = new_switch(sw_kind, os.path.join(sockdir, "sw"))
+    w = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    bus = os.path.join(sockdir, "bus")
+    node = ipn.socket(ipn.IPN_BROADCAST)
+    try:
+        node.bind(bus)
+        node.connect()
+        cable = procs.start([plug_tool("ours"), "ipn://" + bus, sw.dir])
+        attached(sw, 2)
+        f = frame(BROADCAST, mac(0xA1), b"from the ipn bus")
+
+        def crossed():
+            node.send(f)
+            return w.recv_matching(lambda x: x == f, 0.3) is not None
+        wait_for(crossed, what="a frame from the IPN network to the switch")
+        g = frame(mac(0xA1), mac(0xA2), b"from the switch")
+        w.send(g)
+        deadline = 50
+        while deadline:
+            assert select.select([node], [], [], 5)[0], "nothing came to the IPN node"
+            got = node.recv(2048)
+            if got == g:
+                break
+            deadline -= 1
+        assert got == g
+        cable.terminate()
+        assert cable.wait(timeout=5) == 0
+    finally:
+        node.close()
+
+
+def test_ipn_missing_network():
+    status, _, err = run("ours", "ipn:///nonexistent/vt-bus")
+    assert (status, err) == (1, "vde_open ipn:///nonexistent/vt-bus: No such file or directory\n")
+
+
+# -- as an unprivileged user -------------------------------------------------
+AS_NOBODY = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def run_as_nobody(kind, vnl):
+    r = subprocess.run([require(AS_NOBODY[0])] + AS_NOBODY[1:] + [plug_tool(kind), vnl],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=10)
+    return r.returncode, r.stderr.decode()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_nobody_cannot_capture(kind):
+    status, err = run_as_nobody(kind, "pcap://lo")
+    assert status == 1 and err.startswith("vde_open pcap://lo: Operation not permitted")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_nobody_cannot_use_a_key_it_cannot_read(keyfiles, kind):
+    os.chmod(os.path.dirname(keyfiles[0]), 0o755)
+    os.chmod(keyfiles[0], 0o600)                  # root's key
+    vnl = "agno://%s{null://}" % keyfiles[0]
+    status, err = run_as_nobody(kind, vnl)
+    assert status == 1 and err.startswith("vde_open %s: No such file or directory" % vnl)

@@ -45,7 +45,7 @@ from .bpf import compile_filter, matches
 MIN_FRAME = 60                           # Ethernet minimum without FCS
 BATCH = 64
 SEND_WAIT = 5.0                          # longest wait for room in a full receiver
-_IN_PROCESS = ("hub", "switch")
+_IN_PROCESS = ("hub", "switch", "multi", "bonding")
 
 
 class _Ipn:
