@@ -144,6 +144,7 @@ def test_slirpvde_leases_match_c(lab):
         pytest.fail("a router test above failed: no leases to compare")
     ours, c = lab.leases["ours-slirpvde"], lab.leases["c-slirpvde"]
     assert {k: ours.get(k) for k in FIELDS} == {k: c.get(k) for k in FIELDS}
+    assert ours["lease"] == c["lease"]
 
 
 def test_dhcp_off_and_custom_network(lab):
