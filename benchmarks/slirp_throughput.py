@@ -12,11 +12,14 @@ with only loopback, everything run as ``nobody`` (see
 
 Each round the guest takes a DHCP lease and sends ``--kib`` KiB of zeros
 with busybox ``nc`` to a receiver on the host side, which times the
-first to the last byte.  Rounds alternate the order of the routers;
-medians (min..max) and the ratios ours/C are printed.  The guest is
-emulated (TCG) on a shared machine: its own CPU time, not only the
-router, bounds the figures, and other load on the machine shows up as
-spread.  Needs root (it creates the namespace); cleans up after itself.
+first to the last byte; the router's CPU time (user + system, from
+/proc) over the transfer is divided by the megabytes moved.  Rounds
+alternate the order of the routers; medians (min..max) and the ratios
+ours/C are printed.  The guest is emulated (TCG): its own CPU time, not
+the router, bounds the throughput, so the CPU cost per megabyte is the
+figure that compares the routers.  Other load on the machine shows up as
+spread.  Needs root (it creates the
+namespace); cleans up after itself.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def main() -> int:
                                          " ".join("%.2f" % x for x in os.getloadavg())))
     lab = SlirpLab(file_kib=64)
     rates: dict = {}
+    cpus: dict = {}
     try:
         table = routers(lab.sw)
         names = list(table)
@@ -63,26 +67,33 @@ def main() -> int:
                 p = lab.start_router(table[name])
                 try:
                     lease = lab.dhcp()
+                    cpu0 = lab.cpu_seconds(p.pid)
                     n, secs = lab.upload(lease["router"], args.kib)
+                    cpu = lab.cpu_seconds(p.pid) - cpu0
                     if n != args.kib * 1024:
                         print("%s: %d of %d bytes arrived" % (name, n, args.kib * 1024),
                               file=sys.stderr)
                         return 1
                     rates.setdefault(name, []).append(n / max(secs, 1e-6) / 1e6)
+                    cpus.setdefault(name, []).append(cpu * 1000 / (n / 1e6))
                 finally:
                     lab.stop_router(p)
                 time.sleep(0.2)
     finally:
         lab.close()
-    print("guest->host TCP, %d KiB per transfer, %d run(s); MB/s median [min..max]"
+    print("guest->host TCP, %d KiB per transfer, %d run(s), guest on TCG; medians [min..max]"
           % (args.kib, args.runs))
-    med = {}
+    print("%-14s %22s %24s" % ("router", "MB/s", "router CPU ms per MB"))
+    med, cmed = {}, {}
     for name in names:
-        r = rates[name]
-        med[name] = statistics.median(r)
-        print("%-14s %8.2f [%.2f..%.2f]" % (name, med[name], min(r), max(r)))
-    print("ours/C vde_plug slirp://  %.2f" % (med["ours-plug"] / med["C-plug"]))
-    print("ours/C slirpvde           %.2f" % (med["ours-slirpvde"] / med["C-slirpvde"]))
+        r, c = rates[name], cpus[name]
+        med[name], cmed[name] = statistics.median(r), statistics.median(c)
+        print("%-14s %8.2f [%5.2f..%5.2f] %8.1f [%5.1f..%5.1f]"
+              % (name, med[name], min(r), max(r), cmed[name], min(c), max(c)))
+    for label, ours, c in (("vde_plug slirp://", "ours-plug", "C-plug"),
+                           ("slirpvde", "ours-slirpvde", "C-slirpvde")):
+        print("ours/C %-18s throughput %.2f  CPU per MB %.2f"
+              % (label, med[ours] / med[c], cmed[ours] / max(cmed[c], 1e-9)))
     print("load average after: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
     return 0
 

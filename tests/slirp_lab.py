@@ -200,6 +200,13 @@ class SlirpLab:
         n, _md5, secs = rows[0].split()
         return int(n), float(secs)
 
+    @staticmethod
+    def cpu_seconds(pid: int) -> float:
+        """User + system CPU time used so far by process ``pid``."""
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def _results(self) -> list:
         try:
             with open(self.results) as f:
