@@ -59,7 +59,7 @@ def host_forward_reaches_guest(lab, guest_ip: str) -> str:
     token = "fwd-token-%d" % os.getpid()
     # (the listener's stdin stays open: busybox nc -l whose stdin ends at
     # once takes the guest's shell down with it)
-    lab.guest.check("((echo %s; sleep 30) | nc -l -p %d >/dev/null) & sleep 1"
+    lab.guest.check("((echo %s; sleep 900) | nc -l -p %d >/dev/null) & sleep 1"
                     % (token, FWD_GUEST))
     client = ("import socket,time\n"
               "for i in range(40):\n"
@@ -164,5 +164,36 @@ def test_dhcp_off_and_custom_network(lab):
         lab.guest.check("ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up")
         rc, out = lab.guest.run("ping -c 2 -w 20 10.0.2.2", 40)
         assert rc == 0, out
+    finally:
+        lab.stop_router(p)
+
+
+def test_guest_connection_to_a_command(lab):
+    """``cmdfwd=IP:PORT:COMMAND``: a guest's connection to IP:PORT talks to
+    a command libslirp starts on the host side (as nobody, like the rest)."""
+    p = lab.start_router([require(OURS_PLUG), lab.sw,
+                          "slirp:///cmdfwd=10.0.2.4:6000:echo cmd-says-hi"])
+    try:
+        lab.dhcp()
+        out = lab.guest.check("nc 10.0.2.4 6000 </dev/null", timeout=60)
+        assert "cmd-says-hi" in out, out
+    finally:
+        lab.stop_router(p)
+
+
+def test_ipv6_router_advertisement_and_ping(lab):
+    """IPv6 as libslirp offers it: a router advertisement gives the guest
+    an address in the ``host6=`` prefix, and the router answers pings."""
+    p = lab.start_router([require(OURS_PLUG), lab.sw, "slirp:///host6=fd42:7::2%2F64"])
+    try:
+        g = lab.guest
+        g.check("ip -6 addr flush dev eth0 scope global; ip link set eth0 down; "
+                "ip link set eth0 up")
+        out = g.check("for i in $(seq 80); do ip -6 addr show dev eth0 | "
+                      "grep -q 'inet6 fd42:7::' && break; sleep 0.5; done; "
+                      "ip -6 addr show dev eth0", timeout=90)
+        assert "inet6 fd42:7::5054:ff:fe5a:f/64" in out, out
+        rc, out = g.run("ping -6 -c 3 -w 20 fd42:7::2", 40)
+        assert rc == 0 and "3 packets received" in out, out
     finally:
         lab.stop_router(p)
