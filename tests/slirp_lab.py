@@ -75,7 +75,24 @@ def receiver():
         with open(results, "a") as f:
             f.write("%%d %%s %%.6f\n" %% (n, h.hexdigest(), t1 - (t0 or t1)))
 
+def dns():
+    # a name server on the host side: every A question gets 10.9.8.7
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 53))
+    while True:
+        q, peer = s.recvfrom(2048)
+        end = 12
+        while end < len(q) and q[end]:
+            end += q[end] + 1
+        question = q[12:end + 5]
+        qtype = q[end + 1:end + 3]
+        answer = (b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x09\x08\x07"
+                  if qtype == b"\x00\x01" else b"")
+        s.sendto(q[:2] + b"\x81\x80\x00\x01" + (b"\x00\x01" if answer else b"\x00\x00")
+                 + b"\x00\x00\x00\x00" + question + answer, peer)
+
 threading.Thread(target=sender, daemon=True).start()
+threading.Thread(target=dns, daemon=True).start()
 receiver()
 ''' % {"send": SEND_PORT, "recv": RECV_PORT}
 
@@ -88,6 +105,7 @@ class SlirpLab:
         require("/usr/bin/setpriv")
         self.procs = Processes()
         self.ns = "%sslirp%d" % (PREFIX, int(time.monotonic() * 1000) % 100000)
+        self.etc = "/etc/netns/" + self.ns
         self.work = tempfile.mkdtemp(prefix="vsl", dir="/tmp")
         self.made_ns = False
         try:
@@ -101,6 +119,14 @@ class SlirpLab:
         sh("ip", "netns", "add", self.ns)
         self.made_ns = True
         sh("ip", "-n", self.ns, "link", "set", "lo", "up")
+        # names resolve through 127.0.0.1 in the namespace (ip netns exec
+        # mounts this file on /etc/resolv.conf), where our name server
+        # listens on port 53, which nobody may bind there
+        os.makedirs(self.etc)
+        with open(self.etc + "/resolv.conf", "w") as f:
+            f.write("nameserver 127.0.0.1\n")
+        sh("ip", "netns", "exec", self.ns, "sysctl", "-qw",
+           "net.ipv4.ip_unprivileged_port_start=53")
         links = sh("ip", "-n", self.ns, "-o", "link").stdout
         assert [line.split(":")[1].strip() for line in links.splitlines()] == ["lo"], links
         self.env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": self.work,
@@ -219,4 +245,5 @@ class SlirpLab:
         if self.made_ns:
             sh("ip", "netns", "del", self.ns, check=False)
             self.made_ns = False
+            shutil.rmtree(self.etc, ignore_errors=True)
         shutil.rmtree(self.work, ignore_errors=True)

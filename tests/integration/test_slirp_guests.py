@@ -13,6 +13,9 @@ With each, the guest asks DHCP for an address (the lease fields are
 compared with the C tools'), pings the router and fetches a file from a
 server on the host side, whose checksum must match; a host forward
 ``tcp:HOSTPORT:GUESTIP:GUESTPORT`` must reach a server in the guest.
+Then, with ours: IPv6 (router advertisement, ping), names through the DNS
+proxy (the C plugin too), a UDP host forward, a guest connection to a
+host command.
 """
 
 import os
@@ -132,11 +135,11 @@ def test_ours_slirpvde_marionnet_command_line(lab):
 
 
 def test_c_slirpvde_reference(lab):
-    """vde2 2.3.2's own slirpvde (Debian 12 ships it), same command line.
-    Its ``-L`` forwards are not exercised: see the README."""
+    """vde2 2.3.2's own slirpvde (Debian 12 ships it), same command line."""
     exercise(lab, "c-slirpvde",
              [require(C_SLIRPVDE), "--mod", "777", "--unix", lab.sw, "--network",
-              "10.0.9.0", "--dhcp"], NET9_LEASE, forward=False)
+              "10.0.9.0", "--dhcp", "-L", "%d:10.0.9.15:%d" % (FWD_HOST, FWD_GUEST)],
+             NET9_LEASE)
 
 
 def test_slirpvde_leases_match_c(lab):
@@ -195,5 +198,47 @@ def test_ipv6_router_advertisement_and_ping(lab):
         assert "inet6 fd42:7::5054:ff:fe5a:f/64" in out, out
         rc, out = g.run("ping -6 -c 3 -w 20 fd42:7::2", 40)
         assert rc == 0 and "3 packets received" in out, out
+    finally:
+        lab.stop_router(p)
+
+
+def test_names_resolve_through_the_dns_proxy(lab):
+    """The DNS address in the lease answers: libslirp relays the guest's
+    UDP question to the host's resolver (here a name server on the
+    namespace's 127.0.0.1, through its resolv.conf)."""
+    for key, tool in (("ours", OURS_PLUG), ("C", C_PLUG)):
+        p = lab.start_router([require(tool), lab.sw, "slirp://"])
+        try:
+            lease = lab.dhcp()
+            out = lab.guest.check("nslookup vm-host.test %s" % lease["dns"], timeout=60)
+            assert "10.9.8.7" in out, (key, out)
+        finally:
+            lab.stop_router(p)
+
+
+def udp_noports(lab) -> int:
+    """Datagrams the guest's kernel got for a UDP port nobody listens on."""
+    lines = [line.split() for line in lab.guest.check("grep Udp: /proc/net/snmp").splitlines()
+             if line.startswith("Udp:")]
+    return int(lines[1][lines[0].index("NoPorts")])
+
+
+def test_udp_host_forward_reaches_the_guest(lab):
+    """``udpfwd=7053:10.0.2.15:5353``: datagrams sent to the host's port
+    arrive at the guest's port 5353 (busybox has no UDP listener: the
+    guest kernel's count of datagrams for unopened ports shows them)."""
+    p = lab.start_router([require(OURS_PLUG), lab.sw, "slirp:///udpfwd=7053:10.0.2.15:5353"])
+    try:
+        lab.dhcp()
+        before = udp_noports(lab)
+        r = lab.run(["python3", "-c",
+                     "import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                     "for i in range(5): s.sendto(b'dgram%d' % i, ('127.0.0.1', 7053))\n"])
+        assert r.returncode == 0, r.stderr
+        import time
+        deadline = time.monotonic() + 20
+        while udp_noports(lab) < before + 5 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert udp_noports(lab) >= before + 5
     finally:
         lab.stop_router(p)
