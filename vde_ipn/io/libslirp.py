@@ -126,7 +126,8 @@ def load():
         except OSError:
             continue
     if lib is None:
-        raise SlirpMissing("libslirp is not installed (Debian package %s)" % PACKAGE)
+        raise SlirpMissing("%s not found: install the Debian package %s"
+                           % (SONAMES[0], PACKAGE))
     proto = {
         "slirp_new": (c_void_p, [POINTER(SlirpConfig), POINTER(SlirpCb), c_void_p]),
         "slirp_cleanup": (None, [c_void_p]),

@@ -227,7 +227,7 @@ class SlirpRouter:
         try:
             while True:
                 self._again = False
-                if poll and self._polled:
+                if poll:                # also sends what waited for ARP/NDP
                     self.lib.slirp_pollfds_poll(self._slirp, 0, self._get_revents, None)
                 self._ready.clear()
                 self._fill()
