@@ -381,3 +381,46 @@ def test_socket_files_replaced_when_stale_refused_when_live_removed_at_exit(proc
     c.close()
     assert first.stop() == 0
     assert not os.path.exists(st) and not os.path.exists(dg)
+
+
+# -- ports like any other ------------------------------------------------------------
+def test_vlans_monitor_and_epclose_apply_to_qemu_clients(procs, sockdir):
+    sw = Switch(procs, OURS["vde_switch"], os.path.join(sockdir, "sw"), "--monitor", "5",
+                "--qemu-stream", os.path.join(sockdir, "st"),
+                "--qemu-dgram", os.path.join(sockdir, "dg"))
+    sw.stream, sw.dgram = os.path.join(sockdir, "st"), os.path.join(sockdir, "dg")
+    monitor = StreamPlug(procs, OURS["vde_plug"], "vde://%s[5]" % sw.dir)
+    wait_for(lambda: 5 in ports(sw), 5, "the monitor plug")
+    before = ports(sw)
+    s1 = stream_client(sw)
+    p1 = new_port(sw, before)
+    before = ports(sw)
+    s2 = stream_client(sw)
+    p2 = new_port(sw, before)
+    before = ports(sw)
+    d = dgram_client(sw, os.path.join(sockdir, "d"))
+    d.sendto(frame(BROADCAST, mac(0x53), b"hello"), sw.dgram)
+    p3 = new_port(sw, before)
+    for line in ("vlan/create 10", "port/setvlan %d 10" % p1, "port/setvlan %d 10" % p3):
+        assert "1000 Success" in sw.cmd(line), line
+    # s1 and d share VLAN 10; s2 stays on VLAN 0 and hears nothing of it
+    hi = frame(BROADCAST, mac(0x51), b"vlan 10 only")
+    s1.sendall(rec(hi))
+    d.settimeout(5)
+    assert d.recv(65536) == hi
+    s2.settimeout(1)
+    assert read_matching(s2, lambda f: f == hi, 1) is None
+    # the monitor port got a copy
+    assert monitor.recv_matching(lambda f: f == hi, 5) == hi
+    # port/epclose disconnects a stream client and frees a dgram client's port
+    ep = int(re.search(r"Port %04d .*?endpoint ID (\d+)" % p1, sw.cmd("port/print"),
+                       re.S).group(1))
+    assert "1000 Success" in sw.cmd("port/epclose %d %d" % (p1, ep))
+    assert closed_by_switch(s1)
+    ep = int(re.search(r"Port %04d .*?endpoint ID (\d+)" % p3, sw.cmd("port/print"),
+                       re.S).group(1))
+    assert "1000 Success" in sw.cmd("port/epclose %d %d" % (p3, ep))
+    assert set(ports(sw)) == {p2, 5}
+    s2.close()
+    d.close()
+    monitor.close()
