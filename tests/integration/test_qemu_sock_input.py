@@ -424,3 +424,41 @@ def test_vlans_monitor_and_epclose_apply_to_qemu_clients(procs, sockdir):
     s2.close()
     d.close()
     monitor.close()
+
+
+# -- the plug side -------------------------------------------------------------------
+def test_plug_to_a_missing_qemu_says_why(procs, sw, sockdir):
+    p = procs.start([OURS["vde_plug"], sw.dir, "qemu-stream://" + os.path.join(sockdir, "no")])
+    assert p.wait(10) == 1
+    err = p.stderr.read().decode()
+    assert "vde_open qemu-stream://" in err and "No such file or directory" in err, err
+
+
+def test_plug_leaves_a_peer_that_breaks_the_framing(procs, sw, sockdir):
+    path = os.path.join(sockdir, "fakeqemu")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(10)
+    p = procs.start([OURS["vde_plug"], sw.dir, "qemu-stream://" + path])
+    conn, _ = srv.accept()
+    conn.settimeout(5)
+    wait_for(lambda: len(ports(sw)) == 1, 5, "the plug's port")
+    # a frame from the switch side arrives framed as QEMU expects it
+    before = ports(sw)
+    c = stream_client(sw)
+    new_port(sw, before)
+    hello = frame(BROADCAST, mac(0x61), b"to the fake qemu")
+    c.sendall(rec(hello))
+    assert read_matching(conn, lambda f: f == hello) == hello
+    # a zero-length record is skipped, a good frame still goes through
+    good = frame(BROADCAST, mac(0x62), b"from the fake qemu")
+    conn.sendall(rec(b"") + rec(good))
+    assert read_matching(c, lambda f: f == good) == good
+    # then a length no QEMU sends: the plug gives up and exits
+    conn.sendall(struct.pack(">I", 70000))
+    assert p.wait(10) == 0                  # as when a peer hangs up
+    wait_for(lambda: len(ports(sw)) == 1, 5, "the plug's port freed")
+    c.close()
+    conn.close()
+    srv.close()
