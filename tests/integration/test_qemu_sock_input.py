@@ -325,8 +325,8 @@ sys.stdin.read()
 """
 
 
-def as_nobody(procs, kind: str, path: str, mine: str):
-    p = procs.start([require("/usr/bin/setpriv")] + AS_NOBODY
+def as_nobody(procs, kind: str, path: str, mine: str, who=AS_NOBODY):
+    p = procs.start([require("/usr/bin/setpriv")] + who
                     + [sys.executable, "-c", NOBODY_SCRIPT, kind, path, mine],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     return p, p.stdout.readline().strip()
@@ -462,3 +462,25 @@ def test_plug_leaves_a_peer_that_breaks_the_framing(procs, sw, sockdir):
     c.close()
     conn.close()
     srv.close()
+
+
+@pytest.mark.parametrize("kind", ["stream", "dgram"])
+def test_the_group_of_g_lets_its_members_in(procs, sockdir, kind):
+    import grp
+    os.chmod(sockdir, 0o777)
+    daemon_gid = grp.getgrnam("daemon").gr_gid
+    sw = Switch(procs, OURS["vde_switch"], os.path.join(sockdir, "sw"), "-m", "0660",
+                "-g", "daemon", "--qemu-stream", os.path.join(sockdir, "st"),
+                "--qemu-dgram", os.path.join(sockdir, "dg"))
+    path = os.path.join(sockdir, "st" if kind == "stream" else "dg")
+    st = os.stat(path)
+    assert (st.st_mode & 0o777, st.st_gid) == (0o660, daemon_gid)
+    p, said = as_nobody(procs, kind, path, os.path.join(sockdir, "outsider"))
+    assert said == "EACCES" and p.wait(10) == 3
+    member = ["--reuid=nobody", "--regid=nogroup", "--groups=daemon"]
+    p, said = as_nobody(procs, kind, path, os.path.join(sockdir, "member"), member)
+    assert said == "READY", (said, p.stderr.read())
+    wait_for(lambda: ports(sw), 5, "the member's port")
+    assert "user=nobody" in sw.cmd("port/print")
+    p.stdin.close()
+    p.wait(10)
