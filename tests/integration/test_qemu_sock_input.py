@@ -484,3 +484,37 @@ def test_the_group_of_g_lets_its_members_in(procs, sockdir, kind):
     assert "user=nobody" in sw.cmd("port/print")
     p.stdin.close()
     p.wait(10)
+
+
+# -- fuzzing -------------------------------------------------------------------------
+def test_random_streams_and_datagrams_never_stop_the_switch(procs, sw, sockdir):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    record = st.one_of(
+        st.binary(max_size=200).map(rec),                          # well formed
+        st.integers(0, 2 ** 32 - 1).map(lambda n: struct.pack(">I", n)),  # any length
+        st.binary(max_size=64))                                    # garbage
+    paths = iter(range(10 ** 6))
+
+    @settings(max_examples=60, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(record, max_size=8), st.binary(max_size=300))
+    def one(records, datagram):
+        c = stream_client(sw)
+        try:
+            c.sendall(b"".join(records))
+        except OSError:
+            pass                                                   # already dropped
+        c.close()
+        d = dgram_client(sw, os.path.join(sockdir, "f%d" % next(paths)))
+        d.sendto(datagram, sw.dgram)
+        d.close()
+
+    one()
+    # every stream client is gone; dgram clients go at the next frame sent to them
+    wait_for(lambda: all("qemu stream" not in v for v in ports(sw).values()), 10,
+             "the stream clients gone")
+    still_serving(procs, sw)
+    wait_for(lambda: all("qemu dgram" not in v for v in ports(sw).values()), 10,
+             "the dgram clients gone")
