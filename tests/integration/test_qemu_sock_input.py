@@ -325,8 +325,8 @@ sys.stdin.read()
 """
 
 
-def as_nobody(procs, kind: str, path: str, mine: str):
-    p = procs.start([require("/usr/bin/setpriv")] + AS_NOBODY
+def as_nobody(procs, kind: str, path: str, mine: str, who=AS_NOBODY):
+    p = procs.start([require("/usr/bin/setpriv")] + who
                     + [sys.executable, "-c", NOBODY_SCRIPT, kind, path, mine],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     return p, p.stdout.readline().strip()
@@ -381,3 +381,140 @@ def test_socket_files_replaced_when_stale_refused_when_live_removed_at_exit(proc
     c.close()
     assert first.stop() == 0
     assert not os.path.exists(st) and not os.path.exists(dg)
+
+
+# -- ports like any other ------------------------------------------------------------
+def test_vlans_monitor_and_epclose_apply_to_qemu_clients(procs, sockdir):
+    sw = Switch(procs, OURS["vde_switch"], os.path.join(sockdir, "sw"), "--monitor", "5",
+                "--qemu-stream", os.path.join(sockdir, "st"),
+                "--qemu-dgram", os.path.join(sockdir, "dg"))
+    sw.stream, sw.dgram = os.path.join(sockdir, "st"), os.path.join(sockdir, "dg")
+    monitor = StreamPlug(procs, OURS["vde_plug"], "vde://%s[5]" % sw.dir)
+    wait_for(lambda: 5 in ports(sw), 5, "the monitor plug")
+    before = ports(sw)
+    s1 = stream_client(sw)
+    p1 = new_port(sw, before)
+    before = ports(sw)
+    s2 = stream_client(sw)
+    p2 = new_port(sw, before)
+    before = ports(sw)
+    d = dgram_client(sw, os.path.join(sockdir, "d"))
+    d.sendto(frame(BROADCAST, mac(0x53), b"hello"), sw.dgram)
+    p3 = new_port(sw, before)
+    for line in ("vlan/create 10", "port/setvlan %d 10" % p1, "port/setvlan %d 10" % p3):
+        assert "1000 Success" in sw.cmd(line), line
+    # s1 and d share VLAN 10; s2 stays on VLAN 0 and hears nothing of it
+    hi = frame(BROADCAST, mac(0x51), b"vlan 10 only")
+    s1.sendall(rec(hi))
+    d.settimeout(5)
+    assert d.recv(65536) == hi
+    s2.settimeout(1)
+    assert read_matching(s2, lambda f: f == hi, 1) is None
+    # the monitor port got a copy
+    assert monitor.recv_matching(lambda f: f == hi, 5) == hi
+    # port/epclose disconnects a stream client and frees a dgram client's port
+    ep = int(re.search(r"Port %04d .*?endpoint ID (\d+)" % p1, sw.cmd("port/print"),
+                       re.S).group(1))
+    assert "1000 Success" in sw.cmd("port/epclose %d %d" % (p1, ep))
+    assert closed_by_switch(s1)
+    ep = int(re.search(r"Port %04d .*?endpoint ID (\d+)" % p3, sw.cmd("port/print"),
+                       re.S).group(1))
+    assert "1000 Success" in sw.cmd("port/epclose %d %d" % (p3, ep))
+    assert set(ports(sw)) == {p2, 5}
+    s2.close()
+    d.close()
+    monitor.close()
+
+
+# -- the plug side -------------------------------------------------------------------
+def test_plug_to_a_missing_qemu_says_why(procs, sw, sockdir):
+    p = procs.start([OURS["vde_plug"], sw.dir, "qemu-stream://" + os.path.join(sockdir, "no")])
+    assert p.wait(10) == 1
+    err = p.stderr.read().decode()
+    assert "vde_open qemu-stream://" in err and "No such file or directory" in err, err
+
+
+def test_plug_leaves_a_peer_that_breaks_the_framing(procs, sw, sockdir):
+    path = os.path.join(sockdir, "fakeqemu")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(10)
+    p = procs.start([OURS["vde_plug"], sw.dir, "qemu-stream://" + path])
+    conn, _ = srv.accept()
+    conn.settimeout(5)
+    wait_for(lambda: len(ports(sw)) == 1, 5, "the plug's port")
+    # a frame from the switch side arrives framed as QEMU expects it
+    before = ports(sw)
+    c = stream_client(sw)
+    new_port(sw, before)
+    hello = frame(BROADCAST, mac(0x61), b"to the fake qemu")
+    c.sendall(rec(hello))
+    assert read_matching(conn, lambda f: f == hello) == hello
+    # a zero-length record is skipped, a good frame still goes through
+    good = frame(BROADCAST, mac(0x62), b"from the fake qemu")
+    conn.sendall(rec(b"") + rec(good))
+    assert read_matching(c, lambda f: f == good) == good
+    # then a length no QEMU sends: the plug gives up and exits
+    conn.sendall(struct.pack(">I", 70000))
+    assert p.wait(10) == 0                  # as when a peer hangs up
+    wait_for(lambda: len(ports(sw)) == 1, 5, "the plug's port freed")
+    c.close()
+    conn.close()
+    srv.close()
+
+
+@pytest.mark.parametrize("kind", ["stream", "dgram"])
+def test_the_group_of_g_lets_its_members_in(procs, sockdir, kind):
+    import grp
+    os.chmod(sockdir, 0o777)
+    daemon_gid = grp.getgrnam("daemon").gr_gid
+    sw = Switch(procs, OURS["vde_switch"], os.path.join(sockdir, "sw"), "-m", "0660",
+                "-g", "daemon", "--qemu-stream", os.path.join(sockdir, "st"),
+                "--qemu-dgram", os.path.join(sockdir, "dg"))
+    path = os.path.join(sockdir, "st" if kind == "stream" else "dg")
+    st = os.stat(path)
+    assert (st.st_mode & 0o777, st.st_gid) == (0o660, daemon_gid)
+    p, said = as_nobody(procs, kind, path, os.path.join(sockdir, "outsider"))
+    assert said == "EACCES" and p.wait(10) == 3
+    member = ["--reuid=nobody", "--regid=nogroup", "--groups=daemon"]
+    p, said = as_nobody(procs, kind, path, os.path.join(sockdir, "member"), member)
+    assert said == "READY", (said, p.stderr.read())
+    wait_for(lambda: ports(sw), 5, "the member's port")
+    assert "user=nobody" in sw.cmd("port/print")
+    p.stdin.close()
+    p.wait(10)
+
+
+# -- fuzzing -------------------------------------------------------------------------
+def test_random_streams_and_datagrams_never_stop_the_switch(procs, sw, sockdir):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    record = st.one_of(
+        st.binary(max_size=200).map(rec),                          # well formed
+        st.integers(0, 2 ** 32 - 1).map(lambda n: struct.pack(">I", n)),  # any length
+        st.binary(max_size=64))                                    # garbage
+    paths = iter(range(10 ** 6))
+
+    @settings(max_examples=60, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(record, max_size=8), st.binary(max_size=300))
+    def one(records, datagram):
+        c = stream_client(sw)
+        try:
+            c.sendall(b"".join(records))
+        except OSError:
+            pass                                                   # already dropped
+        c.close()
+        d = dgram_client(sw, os.path.join(sockdir, "f%d" % next(paths)))
+        d.sendto(datagram, sw.dgram)
+        d.close()
+
+    one()
+    # every stream client is gone; dgram clients go at the next frame sent to them
+    wait_for(lambda: all("qemu stream" not in v for v in ports(sw).values()), 10,
+             "the stream clients gone")
+    still_serving(procs, sw)
+    wait_for(lambda: all("qemu dgram" not in v for v in ports(sw).values()), 10,
+             "the dgram clients gone")

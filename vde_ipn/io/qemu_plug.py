@@ -201,7 +201,7 @@ class _Passt:
 
 def _passt_says(workdir: str) -> str:
     text = ""
-    for name in ("stderr", "log"):
+    for name in ("stderr",):
         try:
             with open(os.path.join(workdir, name), errors="replace") as f:
                 text += f.read()
@@ -227,8 +227,7 @@ def open_passt(arg, **_) -> Plug:
         nobody = pwd.getpwnam("nobody")
         os.chown(workdir, nobody.pw_uid, nobody.pw_gid)
     path = os.path.join(workdir, "passt.socket")
-    argv = [exe, "--foreground", "--one-off", "--socket", path,
-            "--log-file", os.path.join(workdir, "log")] + extra
+    argv = [exe, "--foreground", "--one-off", "--socket", path] + extra
     with open(os.path.join(workdir, "stderr"), "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=err)
