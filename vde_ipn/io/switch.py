@@ -421,12 +421,12 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO):
     def user_name(uid: int) -> str:
         try:
             return pwd.getpwuid(uid).pw_name
-        except KeyError:
+        except (KeyError, OverflowError, ValueError):
             return str(uid)
 
     @staticmethod
     def group_name(gid: int) -> str:
         try:
             return grp.getgrgid(gid).gr_name
-        except KeyError:
+        except (KeyError, OverflowError, ValueError):
             return str(gid)
