@@ -152,7 +152,8 @@ class MgmtServer:
 
     Raises:
         OSError: the socket cannot be bound; ``EADDRINUSE`` means a live
-            process already answers on ``path`` (a stale socket is replaced).
+            process already answers on ``path`` (a stale socket is replaced);
+            ``EEXIST`` that something other than a socket is there (kept).
     """
 
     def __init__(self, ctx, loop, path: str, mode: int, gid: int = -1):
@@ -184,6 +185,10 @@ class MgmtServer:
         except OSError as e:
             if e.errno != errno.EADDRINUSE or is_alive(path):
                 raise
+        # only a stale socket is replaced: a file or symlink under that name
+        # is no socket of a dead switch (2.3.2 deletes whatever is there)
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise OSError(errno.EEXIST, "exists and is not a socket", path)
         os.unlink(path)
         self.sock.bind(path)
 

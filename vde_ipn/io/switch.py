@@ -117,6 +117,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO):
                            max_frame=config.max_frame)
         self.fstp.listeners.append(self.net.emit)   # fstp/* debug events to consoles
         self.dir: str | None = None
+        self._own_dir = False            # made by us: removed at exit
         self.listener: socket.socket | None = None
         self.endpoints: dict[int, _Endpoint] = {}
         self.senders = SenderTable()
@@ -128,10 +129,14 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO):
         self._gc = None
 
     # -- life cycle ------------------------------------------------------------
-    def start(self) -> None:
-        """Create the directory and start serving (raises on failure)."""
-        self.dir, self.listener = ctldir.open_ctl(
-            self.config.sock, self.mode, self.dirmode, self.config.gid)
+    def start(self, dir_created: bool | None = None) -> None:
+        """Create the directory and start serving (raises on failure).
+
+        ``dir_created``: whether the caller has just made the directory
+        (by default it is made here); see ``ctldir.open_ctl``.
+        """
+        self.dir, self.listener, self._own_dir = ctldir.open_ctl(
+            self.config.sock, self.mode, self.dirmode, self.config.gid, dir_created)
         self.loop.add_reader(self.listener, self._on_accept)
         self._gc = self.loop.call_every(self.config.gcint, self.net.expire)
         if self.config.fstp and not self.hub:
@@ -154,7 +159,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO):
             self.loop.forget(self.listener)
             self.listener.close()
             self.listener = None
-            ctldir.remove_ctl(self.dir, self.log)
+            ctldir.remove_ctl(self.dir, self.log, remove_dir=self._own_dir)
 
     def set_hub(self, hub: bool) -> None:
         if hub:                          # a hub has no spanning tree (2.3.2 stops it)
