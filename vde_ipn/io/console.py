@@ -15,6 +15,7 @@ from ..engine import commands  # noqa: F401  (fills the command table)
 from ..engine.commands.general import TAGS as DEBUG_TAGS
 from ..engine.console import LOGOUT, SHUTDOWN, Result, execute
 from ..wire import mgmt
+from .accept_gate import OUT_OF_FDS, AcceptGate
 from .ctldir import is_alive
 
 SHUTDOWN_MESSAGE = "Shutdown from mgmt command"
@@ -176,7 +177,8 @@ class MgmtServer:
             self.sock.close()
             raise
         self.sock.setblocking(False)
-        loop.add_reader(self.sock, self._on_accept)
+        self._gate = AcceptGate(loop, self.sock, self._on_accept,
+                                getattr(ctx, "log", lambda msg: None), "mgmt sessions")
 
     def _bind(self, path: str) -> None:
         try:
@@ -195,7 +197,9 @@ class MgmtServer:
     def _on_accept(self, now: float) -> None:
         try:
             conn, _ = self.sock.accept()
-        except OSError:
+        except OSError as e:
+            if e.errno in OUT_OF_FDS:    # no busy loop: wait for a free descriptor
+                self._gate.pause(e)
             return
         conn.setblocking(False)
         self.sessions[conn] = bytearray()
@@ -270,13 +274,14 @@ class MgmtServer:
             return
         self.loop.forget(conn)
         conn.close()
+        self._gate.resume()
 
     def close(self) -> None:
         if self._on_event in self.ctx.net.listeners:
             self.ctx.net.listeners.remove(self._on_event)
         for conn in list(self.sessions):
             self._end(conn)
-        self.loop.forget(self.sock)
+        self._gate.close()
         self.sock.close()
         try:
             os.unlink(self.path)
