@@ -222,3 +222,75 @@ def test_port_acl_decides_who_takes_a_port(procs, new_switch, sockdir, nobody_in
         record = sw.cmd("port/print %d" % p)
         assert "Current User: %s " % who in record, record
     assert all(proc.poll() is None for proc in allowed.values())
+
+
+# -- files the switch did not create are left alone --------------------------------------
+def as_nobody(*argv):
+    subprocess.run([require(SETPRIV)] + AS_NOBODY + list(argv), check=True)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_mgmt_path_on_a_regular_file(procs, new_switch, sockdir, kind):
+    """``-M`` naming an existing file: 2.3.2 deletes it and binds there; ours
+    keeps the file, says why, and runs on without a management socket."""
+    target = os.path.join(sockdir, "precious")
+    with open(target, "w") as f:
+        f.write("not a socket\n")
+    sw = new_switch(kind, os.path.join(sockdir, "sw"), "-M", target, mgmt=False)
+    attached_plug = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    if kind == "ours":
+        wait_for(lambda: attached_plug.proc.poll() is None and len(switch_data_sockets(sw)) == 1,
+                 5, "the switch to serve a plug")
+        assert stat.S_ISREG(os.lstat(target).st_mode)
+        with open(target) as f:
+            assert f.read() == "not a socket\n"
+        assert sw.stop() == 0
+        assert "mgmt bind %s: exists and is not a socket" % target in sw.proc.stderr.read().decode()
+        assert open(target).read() == "not a socket\n"
+    else:
+        wait_for(lambda: stat.S_ISSOCK(os.lstat(target).st_mode), 5, "2.3.2 to bind there")
+        sw.stop()
+        assert not os.path.lexists(target)
+
+
+@pytest.mark.parametrize("content", ["empty", "with-a-file"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_sock_through_a_symlink_to_a_directory(procs, new_switch, sockdir, kind, content):
+    """A local user points the switch's path at another directory: 2.3.2
+    chmods it to 2700 and removes it at exit; ours serves in it and leaves
+    its mode and its existence alone."""
+    os.chmod(sockdir, 0o1777)                   # a /tmp-like place nobody may write in
+    victim = os.path.join(sockdir, "victim")
+    os.mkdir(victim, 0o755)
+    os.chmod(victim, 0o755)
+    if content == "with-a-file":
+        open(os.path.join(victim, "keep"), "w").close()
+    link = os.path.join(sockdir, "vde.ctl")
+    as_nobody("/bin/ln", "-s", victim, link)
+    sw = new_switch(kind, link)
+    plug = StreamPlug(procs, C_TOOLS["vde_plug"], link)
+    attached(sw, 1)
+    mode_while_serving = mode_of(victim)
+    plug.close()
+    sw.stop()
+    if kind == "ours":
+        assert mode_while_serving == 0o755
+        assert os.path.isdir(victim) and mode_of(victim) == 0o755
+        assert sorted(os.listdir(victim)) == ([] if content == "empty" else ["keep"])
+    else:
+        assert mode_while_serving == 0o2700
+        assert os.path.isdir(victim) == (content == "with-a-file")
+    assert os.path.islink(link)
+
+
+def test_failed_start_keeps_a_planted_ctl(procs, sockdir):
+    """A regular file named ctl makes our switch refuse to start; the file
+    and its directory are left as they were."""
+    d = os.path.join(sockdir, "sw")
+    os.mkdir(d)
+    with open(os.path.join(d, "ctl"), "w") as f:
+        f.write("planted\n")
+    p = procs.start([require(OURS["vde_switch"]), "-s", d], stdin=subprocess.PIPE)
+    assert p.wait(timeout=10) == 255
+    assert open(os.path.join(d, "ctl")).read() == "planted\n"
+    assert os.path.isdir(d)

@@ -46,7 +46,7 @@ def test_open_ctl_replaces_a_stale_socket(tmp_path):
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dead.bind(str(d / "ctl"))
     dead.close()
-    real, sock = ctldir.open_ctl(str(d), 0o600, 0o2700)
+    real, sock, _own = ctldir.open_ctl(str(d), 0o600, 0o2700)
     try:
         assert ctldir.is_alive(os.path.join(real, "ctl"))
     finally:
@@ -54,7 +54,7 @@ def test_open_ctl_replaces_a_stale_socket(tmp_path):
 
 
 def test_open_ctl_refuses_a_live_ctl(tmp_path):
-    real, first = ctldir.open_ctl(str(tmp_path / "sw"), 0o600, 0o2700)
+    real, first, _own = ctldir.open_ctl(str(tmp_path / "sw"), 0o600, 0o2700)
     try:
         with pytest.raises(ctldir.AddressInUse):
             ctldir.open_ctl(real, 0o600, 0o2700)

@@ -32,6 +32,7 @@ import errno
 import os
 import signal
 import socket
+import stat
 import sys
 import syslog
 
@@ -156,15 +157,14 @@ def _start_ctl(server: SwitchServer, log: Logger) -> int:
     (messages and the clean-up attempt as in vde-2 datasock.c init())."""
     path = server.config.sock
     try:
-        os.mkdir(path, 0o777)
-    except FileExistsError:
-        pass
+        created = ctldir.make_dir(path)
     except OSError as e:
         sys.stderr.write("Cannot create ctl directory '%s': %s\n" % (path, e.strerror))
         return 255
+    own = created or ctldir.is_switch_dir(path)
     real = os.path.realpath(path)
     try:
-        server.start()
+        server.start(dir_created=created)
         return 0
     except ctldir.AddressInUse as e:
         log("Could not bind to socket '%s/ctl': %s" % (real, e.strerror), LOG_ERR)
@@ -175,20 +175,26 @@ def _start_ctl(server: SwitchServer, log: Logger) -> int:
         else:
             log("Could not set the VDE ctl directory '%s' permissions: %s"
                 % (real, e.strerror), LOG_ERR)
-    _failed_start_cleanup(real, log)
+    _failed_start_cleanup(real, own, log)
     return 255
 
 
-def _failed_start_cleanup(real: str, log: Logger) -> None:
-    """What 2.3.2's exit-time clean-up does to a ctl directory it did not get."""
+def _failed_start_cleanup(real: str, own: bool, log: Logger) -> None:
+    """What 2.3.2's exit-time clean-up does to a ctl directory it did not get,
+    short of harm: only a socket is removed as ``ctl``, and the directory
+    only when it is the switch's own (``ctldir.is_switch_dir``)."""
     ctl = real + "/ctl"
     if _answers(ctl):
         log("Cleanup not removing files", LOG_WARNING)
         return
     try:
+        if os.path.lexists(ctl) and not stat.S_ISSOCK(os.lstat(ctl).st_mode):
+            raise OSError(errno.EPERM, "not a socket: left as it is")
         os.unlink(ctl)
     except OSError as e:
         log("Could not remove ctl socket '%s': %s" % (real, e.strerror), LOG_WARNING)
+        return
+    if not own:
         return
     try:
         os.rmdir(real)
@@ -217,7 +223,9 @@ def _start_mgmt(server, loop, cfg: SwitchConfig, log: Logger):
     try:
         return MgmtServer(server, loop, cfg.mgmt, cfg.mgmtmode, cfg.mgmt_gid)
     except OSError as e:
-        if e.errno != errno.EADDRINUSE:     # a live owner: run on silently, as 2.3.2
+        if e.filename is not None:          # ours: a file that is not a socket
+            log("mgmt bind %s: %s" % (e.filename, e.strerror), LOG_ERR)
+        elif e.errno != errno.EADDRINUSE:   # a live owner: run on silently, as 2.3.2
             log("mgmt bind %s" % (e.strerror or e), LOG_ERR)
         return None
 

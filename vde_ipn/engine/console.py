@@ -15,6 +15,11 @@ import errno
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+class OutOfRange(ValueError):
+    """A number in a console argument does not fit where 2.3.2 stores it
+    (see ``commands/_args.py``); answered with ``EINVAL``."""
+
+
 LOGOUT = "logout"
 SHUTDOWN = "shutdown"
 
@@ -98,7 +103,10 @@ def execute(ctx, line: str) -> Optional[Result]:
     if cmd.handler is None:
         return Result(["%s: not available yet in this version" % cmd.path], errno.ENOSYS)
     arg = line[len(cmd.path):].lstrip(" \t")
-    lines, rc = cmd.handler(ctx, arg)
+    try:
+        lines, rc = cmd.handler(ctx, arg)
+    except OutOfRange:                   # a number 2.3.2 would have wrapped
+        lines, rc = None, errno.EINVAL
     if type(lines) is Text:
         return Result(None, rc, cmd.action, str(lines))
     if cmd.data and lines is None:

@@ -9,21 +9,63 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import stat
 
 from ..engine import commands  # noqa: F401  (fills the command table)
 from ..engine.commands.general import TAGS as DEBUG_TAGS
-from ..engine.console import LOGOUT, SHUTDOWN, execute
+from ..engine.console import LOGOUT, SHUTDOWN, Result, execute
 from ..wire import mgmt
+from .accept_gate import OUT_OF_FDS, AcceptGate
 from .ctldir import is_alive
 
 SHUTDOWN_MESSAGE = "Shutdown from mgmt command"
 RC_LINE_MAX = 128                        # fgets() buffer of the rc file reader
+SCRIPT_MAX = 8 << 20                     # largest script ``load`` or ``-f`` reads
 PENDING_MAX = 1 << 20                    # unread answers kept per mgmt session
 
 
+def read_script(path: str) -> bytes:
+    """The contents of a script file for ``load`` or ``-f``.
+
+    Only a regular file of at most :data:`SCRIPT_MAX` bytes is read: a
+    device or FIFO (``/dev/zero``, ``/dev/stdin``) would never end and
+    would hold the switch (2.3.2 loops on it forever).
+
+    Raises:
+        OSError: cannot be opened (its errno), is not a regular file
+            (``EINVAL``) or is too large (``EFBIG``).
+    """
+    if "\0" in path:                     # no such name can exist
+        raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(SCRIPT_MAX + 1)
+    finally:
+        os.close(fd)
+    if len(data) > SCRIPT_MAX:
+        raise OSError(errno.EFBIG, "script larger than %d bytes" % SCRIPT_MAX, path)
+    return data
+
+
 def _run(ctx, raw: bytes):
-    line = mgmt.split_command(raw.decode("utf-8", "replace"))
-    return execute(ctx, line)
+    return _execute(ctx, mgmt.split_command(raw.decode("utf-8", "replace")))
+
+
+def _execute(ctx, line: str):
+    """Run one console line; a command that fails unexpectedly is reported
+    in the switch's log and answered with an error status (``EIO``), and
+    the switch goes on serving: no console line may end it but ``shutdown``."""
+    try:
+        return execute(ctx, line)
+    except Exception as e:               # noqa: BLE001 (the switch must survive)
+        log = getattr(ctx, "log", None)
+        if log is not None:
+            log("internal error in console command %r: %s: %s"
+                % (line[:64], type(e).__name__, e))
+        return Result(None, errno.EIO)
 
 
 class SessionView:
@@ -41,8 +83,7 @@ class SessionView:
 
     @staticmethod
     def read_script(path: str) -> bytes:
-        with open(path, "rb") as f:
-            return f.read()
+        return read_script(path)
 
     def debug_line(self, category: str, message: str) -> bytes | None:
         """The notification for this session, or None if not subscribed."""
@@ -112,7 +153,8 @@ class MgmtServer:
 
     Raises:
         OSError: the socket cannot be bound; ``EADDRINUSE`` means a live
-            process already answers on ``path`` (a stale socket is replaced).
+            process already answers on ``path`` (a stale socket is replaced);
+            ``EEXIST`` that something other than a socket is there (kept).
     """
 
     def __init__(self, ctx, loop, path: str, mode: int, gid: int = -1):
@@ -135,7 +177,8 @@ class MgmtServer:
             self.sock.close()
             raise
         self.sock.setblocking(False)
-        loop.add_reader(self.sock, self._on_accept)
+        self._gate = AcceptGate(loop, self.sock, self._on_accept,
+                                getattr(ctx, "log", lambda msg: None), "mgmt sessions")
 
     def _bind(self, path: str) -> None:
         try:
@@ -144,13 +187,19 @@ class MgmtServer:
         except OSError as e:
             if e.errno != errno.EADDRINUSE or is_alive(path):
                 raise
+        # only a stale socket is replaced: a file or symlink under that name
+        # is no socket of a dead switch (2.3.2 deletes whatever is there)
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise OSError(errno.EEXIST, "exists and is not a socket", path)
         os.unlink(path)
         self.sock.bind(path)
 
     def _on_accept(self, now: float) -> None:
         try:
             conn, _ = self.sock.accept()
-        except OSError:
+        except OSError as e:
+            if e.errno in OUT_OF_FDS:    # no busy loop: wait for a free descriptor
+                self._gate.pause(e)
             return
         conn.setblocking(False)
         self.sessions[conn] = bytearray()
@@ -225,13 +274,14 @@ class MgmtServer:
             return
         self.loop.forget(conn)
         conn.close()
+        self._gate.resume()
 
     def close(self) -> None:
         if self._on_event in self.ctx.net.listeners:
             self.ctx.net.listeners.remove(self._on_event)
         for conn in list(self.sessions):
             self._end(conn)
-        self.loop.forget(self.sock)
+        self._gate.close()
         self.sock.close()
         try:
             os.unlink(self.path)
@@ -245,16 +295,18 @@ def run_script(ctx, path: str, log) -> None:
     Lines are read as ``fgets()`` into a 128-byte buffer would cut them
     (longer lines become several commands), one trailing newline is
     stripped unless the line is only a newline, and commands run with no
-    output and their errors ignored.  A missing file is silently skipped.
+    output and their errors ignored.  A missing file is silently skipped;
+    one that is not a regular file or is too large is reported and skipped.
     """
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return
+        data = read_script(path)
+    except OSError as e:
+        if e.errno in (errno.EINVAL, errno.EFBIG):   # ours: never read forever
+            log("rc file %s: %s" % (path, e.strerror))
+        return                           # unreadable: skipped silently, as 2.3.2
     view = SessionView(ctx)
     for chunk in mgmt.script_lines(data, RC_LINE_MAX):
-        res = execute(view, chunk.decode("utf-8", "replace").lstrip(" \t"))
+        res = _execute(view, chunk.decode("utf-8", "replace").lstrip(" \t"))
         if res is not None and res.action == SHUTDOWN:
             log(SHUTDOWN_MESSAGE)           # logged, but a script cannot stop the switch
 

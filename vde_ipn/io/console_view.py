@@ -54,20 +54,17 @@ class ConsoleView:
         self._tune_policy()
 
     @staticmethod
-    def lookup_user(text: str) -> int | None:
-        """A user name or uid number; None if neither."""
-        if text.isdigit():
-            return int(text)
+    def lookup_user(name: str) -> int | None:
+        """The uid of the user called ``name``; None if there is none."""
         try:
-            return pwd.getpwnam(text).pw_uid
-        except KeyError:
+            return pwd.getpwnam(name).pw_uid
+        except (KeyError, ValueError):   # ValueError: a NUL in the name
             return None
 
     @staticmethod
-    def lookup_group(text: str) -> int | None:
-        if text.isdigit():
-            return int(text)
+    def lookup_group(name: str) -> int | None:
+        """The gid of the group called ``name``; None if there is none."""
         try:
-            return grp.getgrnam(text).gr_gid
-        except KeyError:
+            return grp.getgrnam(name).gr_gid
+        except (KeyError, ValueError):
             return None

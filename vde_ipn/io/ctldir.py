@@ -5,12 +5,18 @@ Follows vde_switch 2.3.2 (wire-protocol reference, section 1.1):
 chmod mode -> chown group -> listen.  A ``ctl`` left by a dead switch
 (connecting is refused) is replaced; one that a live switch answers on,
 or that cannot be proved dead, is an error.
+
+Unlike 2.3.2, a directory is only chmod'ed, chown'ed and removed at exit
+when it is the switch's own: made by this switch, or left behind by a
+dead one (see :func:`is_switch_dir`).  Any other directory (one reached
+through a symlink, ``/tmp``, someone else's) is used as it is and kept.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 import stat
 
@@ -38,25 +44,68 @@ def derive_modes(mode: int | None, dirmode: int | None) -> tuple[int, int]:
     return mode, dirmode
 
 
+_LEFT_BY_A_SWITCH = re.compile(r"ctl|[0-9]{3}\.[0-9]+")
+
+
+def make_dir(path: str) -> bool:
+    """``mkdir(path, 0777)`` as 2.3.2; True when this call created it.
+
+    Raises:
+        OSError: it cannot be made (other than because it exists).
+    """
+    try:
+        os.mkdir(path, 0o777)
+        return True
+    except FileExistsError:
+        return False
+
+
+def is_switch_dir(path: str) -> bool:
+    """True for a directory a dead switch left behind.
+
+    That is a real directory (``path`` itself no symlink) owned by our
+    effective user and holding nothing but the sockets a switch makes
+    (``ctl`` and ``NNN.fd`` data sockets).  Such a directory is taken over
+    as if made now; any other existing directory is not the switch's.
+    """
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            return False
+        names = os.listdir(path)
+        return bool(names) and all(
+            _LEFT_BY_A_SWITCH.fullmatch(n)
+            and stat.S_ISSOCK(os.lstat(os.path.join(path, n)).st_mode) for n in names)
+    except OSError:
+        return False
+
+
 class AddressInUse(OSError):
     """A live switch already answers on this ``ctl``."""
 
 
-def open_ctl(path: str, mode: int, dirmode: int, gid: int = -1) -> tuple[str, socket.socket]:
-    """Create the directory and the listening ``ctl``; return (realdir, sock).
+def open_ctl(path: str, mode: int, dirmode: int, gid: int = -1,
+             created: bool | None = None) -> tuple[str, socket.socket, bool]:
+    """Create the directory and the listening ``ctl``; return (realdir,
+    sock, owned): ``owned`` when the directory is the switch's own (made
+    now or left by a dead switch), the only kind given ``dirmode`` and
+    ``gid`` and removed at exit.
+
+    ``created`` tells whether the caller has just made ``path``; by
+    default it is made here.
 
     Raises:
         AddressInUse: another live switch owns the directory.
         OSError: the directory or socket cannot be made.
     """
-    try:
-        os.mkdir(path, 0o777)
-    except FileExistsError:
-        pass
+    if created is None:
+        created = make_dir(path)
+    owned = created or is_switch_dir(path)
     real = os.path.realpath(path)
-    if gid != -1:
-        os.chown(real, -1, gid)
-    os.chmod(real, dirmode)
+    if owned:
+        if gid != -1:
+            os.chown(real, -1, gid)
+        os.chmod(real, dirmode)
     ctl_path = os.path.join(real, "ctl")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -69,7 +118,7 @@ def open_ctl(path: str, mode: int, dirmode: int, gid: int = -1) -> tuple[str, so
         sock.close()
         raise
     sock.setblocking(False)
-    return real, sock
+    return real, sock, owned
 
 
 def _bind_replacing_stale(sock: socket.socket, path: str) -> None:
@@ -109,16 +158,20 @@ def is_alive(path: str, timeout: float = PROBE_TIMEOUT) -> bool:
         probe.close()
 
 
-def remove_ctl(real: str, log) -> None:
-    """Remove ``ctl`` and the directory unless another switch took it over."""
+def remove_ctl(real: str, log, remove_dir: bool = True) -> None:
+    """Remove ``ctl`` unless another switch took it over, then the
+    directory when ``remove_dir`` (only a directory that is the switch's)."""
     ctl_path = os.path.join(real, "ctl")
     if is_alive(ctl_path):
         log("Cleanup not removing files")
         return
     try:
-        os.unlink(ctl_path)
+        if stat.S_ISSOCK(os.lstat(ctl_path).st_mode):
+            os.unlink(ctl_path)
     except FileNotFoundError:
         pass
+    if not remove_dir:
+        return
     try:
         os.rmdir(real)
     except OSError as e:

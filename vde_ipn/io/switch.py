@@ -13,6 +13,10 @@ this server is stricter and stays compatible:
 * bytes written on ``ctl`` after the handshake are ignored, and never
   leave a port that cannot be freed;
 * a failed handshake leaves no data socket file behind;
+* at the descriptor limit the ``ctl`` listener is left alone (no busy
+  loop) until a descriptor is freed; a complete request that cannot get
+  its data socket yet waits for one, and requests left unfinished for
+  ``STALLED`` seconds make way for newcomers (see ``_on_accept``);
 * frames longer than the maximum are dropped and counted, not truncated.
 """
 
@@ -35,12 +39,15 @@ from . import ctldir
 from .console_view import ConsoleView
 from .datasock import Batcher, Sender, make_reader
 from .fstp_io import FstpIO
+from .accept_gate import OUT_OF_FDS, AcceptGate
 from .monitor import MonitorIO
 from .plugins import PluginIO
 from .port_access import may_take
 from .senders import SenderTable
 
 HANDSHAKE_TIMEOUT = 5.0
+STALLED = 1.0            # a request unfinished this long may be dropped for a newcomer
+PENDING_MAX = 64         # unfinished requests at once; the oldest makes way
 _VERSIONS = (0, 1, 3)                    # 0/1: the v1 layout (the word is its type)
 
 
@@ -118,11 +125,15 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
                            max_frame=config.max_frame)
         self.fstp.listeners.append(self.net.emit)   # fstp/* debug events to consoles
         self.dir: str | None = None
+        self._own_dir = False            # made by us: removed at exit
         self.listener: socket.socket | None = None
         self.endpoints: dict[int, _Endpoint] = {}
         self.senders = SenderTable()
         self.batcher = Batcher.create()   # None: one system call per frame
         self._pending: dict[socket.socket, list] = {}   # ctl conn -> handshake timer
+        self._waiting: list = []         # (conn, request) waiting for a free descriptor
+        self._gate: AcceptGate | None = None
+        self._freeing = False
         self.started = time.monotonic()
         self._tune_policy()
         self.on_shutdown = loop.stop
@@ -130,11 +141,16 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         self.plugins = {}                # built-in 2.3.2 plugins loaded (io/plugins.py)
 
     # -- life cycle ------------------------------------------------------------
-    def start(self) -> None:
-        """Create the directory and start serving (raises on failure)."""
-        self.dir, self.listener = ctldir.open_ctl(
-            self.config.sock, self.mode, self.dirmode, self.config.gid)
-        self.loop.add_reader(self.listener, self._on_accept)
+    def start(self, dir_created: bool | None = None) -> None:
+        """Create the directory and start serving (raises on failure).
+
+        ``dir_created``: whether the caller has just made the directory
+        (by default it is made here); see ``ctldir.open_ctl``.
+        """
+        self.dir, self.listener, self._own_dir = ctldir.open_ctl(
+            self.config.sock, self.mode, self.dirmode, self.config.gid, dir_created)
+        self._gate = AcceptGate(self.loop, self.listener, self._on_accept, self.log,
+                                on_retry=self._fd_freed)
         self._gc = self.loop.call_every(self.config.gcint, self.net.expire)
         if self.config.fstp and not self.hub:
             self.set_fstp(True)
@@ -142,22 +158,26 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
 
     def close(self) -> None:
         """Close every endpoint and remove our files."""
+        self._freeing = True             # no more clients served from here on
         self.stop_observing()
         self.close_plugins()
         for ep_id in list(self.endpoints):
             self.close_endpoint(ep_id)
         for conn in list(self._pending):
             self._drop_pending(conn)
+        for conn, _raw in self._waiting:
+            conn.close()
+        self._waiting.clear()
         if self._gc is not None:
             self.loop.cancel(self._gc)
         if self._hello is not None:
             self.loop.cancel(self._hello)
             self._hello = None
         if self.listener is not None:
-            self.loop.forget(self.listener)
+            self._gate.close()
             self.listener.close()
             self.listener = None
-            ctldir.remove_ctl(self.dir, self.log)
+            ctldir.remove_ctl(self.dir, self.log, remove_dir=self._own_dir)
 
     def set_hub(self, hub: bool) -> None:
         if hub:                          # a hub has no spanning tree (2.3.2 stops it)
@@ -177,10 +197,21 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
 
     # -- control connections -------------------------------------------------
     def _on_accept(self, now: float) -> None:
+        """Take one connection on ``ctl``.
+
+        Out of descriptors, a request left unfinished for ``STALLED``
+        seconds is dropped to make room (a local user must not pin every
+        descriptor with connections that never finish); without one the
+        listener is paused until a descriptor is freed.
+        """
         try:
             conn, _ = self.listener.accept()
-        except OSError:                  # EAGAIN, or the client gave up already
+        except OSError as e:             # EAGAIN, or the client gave up already
+            if e.errno in OUT_OF_FDS:
+                self._short_of_fds(e)
             return
+        if len(self._pending) >= PENDING_MAX:
+            self._drop_pending(self._oldest_pending(now))
         conn.setblocking(False)
         buf = bytearray()
 
@@ -205,6 +236,40 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
             HANDSHAKE_TIMEOUT, lambda _now: self._drop_pending(conn))
         self.loop.add_reader(conn, on_request)
 
+    def _oldest_pending(self, before: float):
+        """The longest-waiting unfinished request accepted before ``before``."""
+        for conn, timer in self._pending.items():       # in accept order
+            return conn if timer[0] - HANDSHAKE_TIMEOUT <= before else None
+        return None
+
+    def _short_of_fds(self, err: OSError) -> None:
+        """No descriptor free: drop the unfinished request that has stalled
+        longest to make room, or else stop accepting until one is freed."""
+        stalled = self._oldest_pending(self.loop.clock() - STALLED)
+        if stalled is None:
+            self._gate.pause(err)
+            return
+        self._end_pending(stalled)
+        stalled.close()
+        self._fd_freed()
+
+    def _fd_freed(self) -> None:
+        """A descriptor was closed: serve the requests waiting for one, in
+        order, then accept again."""
+        if self._freeing or self._gate is None:
+            return                       # the loop below is already at work
+        self._freeing = True
+        try:
+            while self._waiting:
+                conn, raw = self._waiting[0]
+                if not self._serve_or_refuse(conn, raw):
+                    self._gate.pause(OSError(errno.EMFILE, os.strerror(errno.EMFILE)))
+                    return               # still none free: it waits on
+                self._waiting.pop(0)
+            self._gate.resume()
+        finally:
+            self._freeing = False
+
     def _end_pending(self, conn: socket.socket) -> None:
         timer = self._pending.pop(conn, None)
         if timer is not None:
@@ -214,24 +279,41 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
     def _drop_pending(self, conn: socket.socket) -> None:
         self._end_pending(conn)
         conn.close()
+        self._fd_freed()
 
     def _handshake(self, conn: socket.socket, raw: bytes) -> None:
         """Serve one complete request; on any failure close ``conn``.
 
         Closing is the only refusal the protocol has: clients see EOF
         instead of a reply (vde_switch 2.3.2 leaves them waiting instead).
+        A request that finds no free descriptor for its data socket waits
+        for one (see :meth:`_fd_freed`).
         """
+        if self._waiting or not self._serve_or_refuse(conn, raw):
+            self._waiting.append((conn, raw))
+            self._short_of_fds(OSError(errno.EMFILE, os.strerror(errno.EMFILE)))
+
+    def _serve_or_refuse(self, conn: socket.socket, raw: bytes) -> bool:
+        """False, keeping ``conn``, when no descriptor is free to serve it."""
         try:
             req = vde_ctl.decode_request(raw)
         except RemoteProtocolError as e:
             self.log(str(e))
             conn.close()
-            return
+            return True
         try:
             self._serve(conn, req)
-        except (OSError, NoFreePort, PortInUse) as e:
-            self.log("cannot give a port to %s: %s" % (req.path or "abstract client", e))
-            conn.close()
+        except OSError as e:
+            if e.errno in OUT_OF_FDS:
+                return False
+            self._refuse(conn, req, e)
+        except (NoFreePort, PortInUse) as e:
+            self._refuse(conn, req, e)
+        return True
+
+    def _refuse(self, conn, req, err) -> None:
+        self.log("cannot give a port to %s: %s" % (req.path or "abstract client", err))
+        conn.close()
 
     def _client_user(self, req) -> int:
         if req.abstract:
@@ -377,6 +459,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
                 sock.close()
         if ep.path is not None:
             _unlink_quietly(ep.path)
+        self._fd_freed()
         return True
 
     def _rebuild_senders(self, port_no: int) -> None:
@@ -429,12 +512,12 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
     def user_name(uid: int) -> str:
         try:
             return pwd.getpwuid(uid).pw_name
-        except KeyError:
+        except (KeyError, OverflowError, ValueError):
             return str(uid)
 
     @staticmethod
     def group_name(gid: int) -> str:
         try:
             return grp.getgrgid(gid).gr_name
-        except KeyError:
+        except (KeyError, OverflowError, ValueError):
             return str(gid)

@@ -6,7 +6,7 @@ The context ``ctx`` handed to every handler provides: ``net`` (the
 ``hub`` (bool) and ``set_hub(bool)``, ``hash_settings`` (a dict with
 size, gcint, expire, minper) and ``set_hash(name, value)``,
 ``epclose(port, id) -> bool``, ``user_name(uid)``, ``group_name(gid)``,
-``lookup_user(text)`` and ``lookup_group(text)`` (id or None).
+``lookup_user(name)`` and ``lookup_group(name)`` (the id of that name, or None).
 """
 
 from .. import console

@@ -1,8 +1,26 @@
-"""Argument parsing the way the C console handlers do it."""
+"""Argument parsing the way the C console handlers do it.
+
+The C handlers read numbers into an ``int``; a number that does not fit
+there (2.3.2 silently wraps it, ``4294967296`` becoming 0) raises
+:class:`OutOfRange` instead, which the command table answers with
+``EINVAL``, 2.3.2's status for a bad argument.
+"""
 
 from __future__ import annotations
 
 import re
+
+from ..console import OutOfRange
+
+INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
+ID_MAX = (1 << 32) - 2                   # largest uid/gid; (uid_t)-1 means none
+
+
+def _fit(value: int, low: int = INT_MIN, high: int = INT_MAX) -> int:
+    if not low <= value <= high:
+        raise OutOfRange("%d is out of range %d..%d" % (value, low, high))
+    return value
+
 
 _SCAN_INT = re.compile(r"\s*([+-]?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*))")
 
@@ -10,7 +28,18 @@ _SCAN_INT = re.compile(r"\s*([+-]?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*))")
 def atoi(text: str) -> int:
     """C ``atoi``: leading blanks, optional sign, decimal digits; 0 when none."""
     m = re.match(r"[ \t\n\r\f\v]*([+-]?[0-9]+)", text)
-    return int(m.group(1)) if m else 0
+    return _fit(int(m.group(1))) if m else 0
+
+
+def parse_id(text: str) -> int | None:
+    """A uid/gid written as a number: its leading digits, as 2.3.2 reads
+    them (``12abc`` is 12); None unless ``text`` starts with a digit.
+
+    Raises:
+        OutOfRange: beyond the largest uid/gid.
+    """
+    m = re.match(r"[0-9]+", text)
+    return _fit(int(m.group(0)), 0, ID_MAX) if m else None
 
 
 def scan_ints(text: str, count: int) -> list[int] | None:
@@ -27,6 +56,6 @@ def scan_ints(text: str, count: int) -> list[int] | None:
             value = int(digits, 8)
         else:
             value = int(digits, 0)
-        values.append(sign * value)
+        values.append(_fit(sign * value))
         pos = m.end()
     return values

@@ -7,7 +7,7 @@ import errno
 from ..._errors import NoFreePort, PortInUse
 from ..bus import NO_USER
 from ..console import command, menu
-from ._args import atoi, scan_ints
+from ._args import atoi, parse_id, scan_ints
 
 OK = 0
 NO_VLAN = 4095
@@ -111,21 +111,24 @@ def _allocatable(ctx, arg):
 
 
 def _acl(kind):
+    """``port/setuser``/``port/setgroup N WHO``: WHO is looked up as a name
+    first, then read as a number, then NONE or ANY (no restriction)."""
     def handler(ctx, arg):
         parts = arg.split(None, 1)
         n = scan_ints(parts[0], 1) if parts else None
         if n is None or len(parts) < 2 or not _port_number(ctx, n[0]):
             return None, errno.EINVAL
-        name = parts[1].strip()
-        if name in ("NONE", "ANY"):
-            ident = NO_USER
-        else:
-            ident = (ctx.lookup_user if kind == "user" else ctx.lookup_group)(name)
-            if ident is None:
-                return None, errno.EINVAL
         port = ctx.net.ports.get(n[0])
         if port is None:
             return None, errno.ENXIO
+        name = parts[1].strip()
+        ident = (ctx.lookup_user if kind == "user" else ctx.lookup_group)(name)
+        if ident is None:
+            ident = parse_id(name)       # OutOfRange beyond the largest id
+        if ident is None:
+            if name not in ("NONE", "ANY"):
+                return None, errno.EINVAL
+            ident = NO_USER
         setattr(port, "acl_" + kind, ident)
         return None, OK
     return handler
