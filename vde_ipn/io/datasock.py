@@ -151,7 +151,7 @@ class Sender:
         self.sock = sock
         self.port = port                 # engine Port, for drop counters
         self.loop = loop
-        self.queue: collections.deque = collections.deque()
+        self.queue = ()                  # a deque once needed (saves memory per port)
         self.maxlen = maxlen
         self.batcher = batcher
         self.pending: list = []          # held back while the batcher holds
@@ -178,7 +178,7 @@ class Sender:
 
     def close(self) -> None:
         """The endpoint is gone: what it held back goes on."""
-        self.queue.clear()
+        self.queue = ()
         self._drained()
 
     def send(self, frame: bytes) -> None:
@@ -208,7 +208,7 @@ class Sender:
                     self.port.count_drop(SEND_ERROR)
                     n = 1
                 if n == 0:               # the receiver is full: queue the rest
-                    self.queue.append(frames[i])
+                    self._backlog().append(frames[i])
                     self.loop.add_writer(self.sock, self._on_writable)
                     if self.backpressure is not None:
                         self._backed_up()
@@ -217,6 +217,11 @@ class Sender:
                 i += n
         for frame in frames[i:]:
             self._send_now(frame)
+
+    def _backlog(self) -> collections.deque:
+        if not self.queue:
+            self.queue = collections.deque()
+        return self.queue
 
     def _send_now(self, frame: bytes) -> None:
         if self.queue:
@@ -231,7 +236,7 @@ class Sender:
         try:
             self.sock.send(frame)
         except BlockingIOError:
-            self.queue.append(frame)
+            self._backlog().append(frame)
             self.loop.add_writer(self.sock, self._on_writable)
             if self.backpressure is not None:
                 self._backed_up()
@@ -248,6 +253,7 @@ class Sender:
             except OSError:
                 self.port.count_drop(SEND_ERROR)
             queue.popleft()
+        self.queue = ()
         self.loop.remove_writer(self.sock)
         if self.waiters:
             self._drained()
