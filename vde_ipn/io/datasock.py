@@ -37,7 +37,7 @@ import socket
 from ..engine.bus import QUEUE_FULL, SEND_ERROR
 from . import _mmsg
 
-BATCH = 64
+BATCH = 16
 QUEUE_LEN = 256
 SEND_SPACE = 1 << 16                     # bytes packed into one sendmmsg
 
@@ -335,7 +335,10 @@ def _batched_reader(sock, port_no, net, senders, on_broken, batcher, recv_batch,
 
     def on_readable(now: float) -> None:
         taken = 0
-        while taken < BATCH:
+        frames = ()
+        # a short batch means the socket was empty: no second call to find
+        # that out (a lone frame goes out after one recvmmsg and one send)
+        while taken < BATCH and (not taken or len(frames) == BATCH):
             try:
                 frames = recv_batch(fileno())
             except OSError:
