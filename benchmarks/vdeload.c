@@ -4,6 +4,10 @@
  *   vdeload send DIR --mac MAC --dst MAC --size N (--duration S | --count N)
  *                    [--nonblock] [--batch N]
  *   vdeload recv DIR --mac MAC [--from MAC] [--announce] [--batch N]
+ *                    [--delay-us N] [--expect N]
+ *   vdeload join DIR --count N [--marks N,N,...]
+ *   vdeload echo DIR --mac MAC
+ *   vdeload ping DIR --mac MAC --dst MAC --count N [--interval-us N]
  *
  * Both modes do the v3 handshake on DIR/ctl themselves (request with the
  * address of our bound datagram socket, 110-byte reply, connect to it),
@@ -15,7 +19,17 @@
  *       with --nonblock, EAGAIN/ENOBUFS are counted instead.
  * recv: with --announce first sends one broadcast frame from MAC so a
  *       learning switch knows where MAC lives; then counts the frames
- *       (from MAC --from only, when given) until SIGTERM/SIGINT/SIGUSR1.
+ *       (from MAC --from only, when given) until SIGTERM/SIGINT/SIGUSR1,
+ *       or until --expect N frames were counted; --delay-us N sleeps that
+ *       long after each batch taken (a deliberately slow receiver).
+ * join: opens N ports one after another (each handshake waits for the
+ *       reply) and keeps them; after the count in --marks (and the last)
+ *       prints "MARK n seconds" (seconds: the joins since the previous
+ *       mark) and waits for a line on stdin, so the caller can look at the
+ *       switch; exits on EOF.
+ * echo: sends every frame back to its source (addresses swapped).
+ * ping: announces, waits for a line on stdin, then sends one frame at a
+ *       time to --dst and waits for it to come back: round-trip times.
  *
  * Results are one line of JSON on stdout.
  */
@@ -134,6 +148,135 @@ static int vde_connect(const char *dir, const char *descr, char *ourpath, size_t
 	return fddata;
 }
 
+static double now_us(void)
+{
+	return now_s() * 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Open count ports one by one; report the time taken between marks. */
+static int do_join(const char *dir, long long count, const char *marks)
+{
+	char path[108], descr[64], line[64];
+	const char *m = marks;
+	long long next = 0;
+	double t0;
+
+	printf("READY\n");
+	fflush(stdout);
+	if (!fgets(line, sizeof line, stdin))
+		return 1;
+	next = m && *m ? atoll(m) : count;
+	t0 = now_s();
+	for (long long i = 1; i <= count; i++) {
+		snprintf(descr, sizeof descr, "join %lld", i);
+		int fd = vde_connect(dir, descr, path, sizeof path);
+		unlink(path);
+		(void)fd;                   /* kept open: the port stays ours */
+		if (i == next || i == count) {
+			printf("MARK %lld %.6f\n", i, now_s() - t0);
+			fflush(stdout);
+			if (!fgets(line, sizeof line, stdin))
+				return 0;
+			while (m && *m && *m != ',')
+				m++;
+			if (m && *m == ',')
+				m++;
+			next = m && *m ? atoll(m) : count;
+			t0 = now_s();
+		}
+	}
+	while (fgets(line, sizeof line, stdin))
+		;
+	return 0;
+}
+
+static int do_echo(int fd, const unsigned char *me)
+{
+	static unsigned char buf[MAXFRAME];
+	unsigned char f[60] = { 0 };
+	memset(f, 0xff, 6);
+	memcpy(f + 6, me, 6);
+	f[12] = 0x88;
+	f[13] = 0xb5;
+	if (send(fd, f, sizeof f, 0) < 0)
+		die("send announce");
+	printf("READY\n");
+	fflush(stdout);
+	while (!stop_flag) {
+		ssize_t n = recv(fd, buf, sizeof buf, 0);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			die("recv");
+		}
+		if (n < 14 || memcmp(buf, me, 6) != 0)
+			continue;
+		memcpy(buf, buf + 6, 6);
+		memcpy(buf + 6, me, 6);
+		send(fd, buf, n, 0);
+	}
+	return 0;
+}
+
+static int do_ping(int fd, const unsigned char *me, const unsigned char *dst, long long count,
+		   int interval_us)
+{
+	static unsigned char buf[MAXFRAME];
+	unsigned char f[64] = { 0 };
+	char line[64];
+	double *rtt = calloc(count > 0 ? count : 1, sizeof *rtt);
+	long long got = 0, lost = 0;
+
+	memset(f, 0xff, 6);                 /* announce first */
+	memcpy(f + 6, me, 6);
+	f[12] = 0x88;
+	f[13] = 0xb5;
+	if (send(fd, f, 60, 0) < 0)
+		die("send announce");
+	printf("READY\n");
+	fflush(stdout);
+	if (!fgets(line, sizeof line, stdin))
+		return 1;
+	memcpy(f, dst, 6);
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 200000 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	for (long long i = 0; i < count && !stop_flag; i++) {
+		uint32_t seq = (uint32_t)i;
+		memcpy(f + 14, &seq, 4);
+		double t0 = now_us();
+		if (send(fd, f, sizeof f, 0) < 0)
+			die("send ping");
+		for (;;) {
+			ssize_t n = recv(fd, buf, sizeof buf, 0);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				lost++;     /* timed out */
+				break;
+			}
+			if (n >= 18 && memcmp(buf + 14, &seq, 4) == 0 && memcmp(buf + 6, dst, 6) == 0) {
+				rtt[got++] = now_us() - t0;
+				break;
+			}
+		}
+		if (interval_us > 0)
+			usleep(interval_us);
+	}
+	qsort(rtt, got, sizeof *rtt, cmp_double);
+#define PCT(p) (got ? rtt[(long long)((p) * (got - 1) + 0.5)] : 0.0)
+	printf("{\"count\": %lld, \"lost\": %lld, \"p50\": %.1f, \"p90\": %.1f, "
+	       "\"p99\": %.1f, \"max\": %.1f}\n", got, lost, PCT(0.5), PCT(0.9), PCT(0.99),
+	       got ? rtt[got - 1] : 0.0);
+	fflush(stdout);
+	return 0;
+}
+
 static void set_bufsize(int fd, int bytes)
 {
 	if (bytes > 0) {
@@ -146,7 +289,10 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: vdeload send DIR --mac MAC --dst MAC --size N (--duration S | --count N) [--nonblock] [--batch N]\n"
-		"       vdeload recv DIR --mac MAC [--from MAC] [--announce] [--batch N]\n");
+		"       vdeload recv DIR --mac MAC [--from MAC] [--announce] [--batch N] [--delay-us N] [--expect N]\n"
+		"       vdeload join DIR --count N [--marks N,N,...]\n"
+		"       vdeload echo DIR --mac MAC\n"
+		"       vdeload ping DIR --mac MAC --dst MAC --count N [--interval-us N]\n");
 	exit(2);
 }
 
@@ -217,7 +363,7 @@ static int do_send(int fd, const unsigned char *src, const unsigned char *dst, i
 }
 
 static int do_recv(int fd, const unsigned char *me, const unsigned char *from, int announce,
-		   int batch)
+		   int batch, int delay_us, long long expect)
 {
 	static unsigned char bufs[MAXBATCH][MAXFRAME];
 	struct mmsghdr msgs[MAXBATCH];
@@ -268,6 +414,10 @@ static int do_recv(int fd, const unsigned char *me, const unsigned char *from, i
 			frames++;
 			bytes += len;
 		}
+		if (expect > 0 && frames >= expect)
+			break;
+		if (delay_us > 0)
+			usleep(delay_us);
 	}
 	printf("{\"frames\": %lld, \"bytes\": %lld, \"other\": %lld, \"wakeups\": %lld, "
 	       "\"window\": %.6f}\n", frames, bytes, other, wakeups, frames ? last - first : 0.0);
@@ -278,7 +428,9 @@ static int do_recv(int fd, const unsigned char *me, const unsigned char *from, i
 int main(int argc, char **argv)
 {
 	unsigned char mac[6] = { 2, 0, 0, 0, 0, 1 }, dst[6], from[6];
-	int have_dst = 0, have_from = 0, announce = 0, nonblock = 0;
+	int have_dst = 0, have_from = 0, announce = 0, nonblock = 0, delay_us = 0, interval_us = 0;
+	long long expect = 0;
+	const char *marks = NULL;
 	int size = 64, batch = 32, bufsize = 0;
 	double duration = 0;
 	long long count = 0;
@@ -291,6 +443,12 @@ int main(int argc, char **argv)
 		sending = 1;
 	else if (strcmp(argv[1], "recv") == 0)
 		sending = 0;
+	else if (strcmp(argv[1], "join") == 0)
+		sending = 2;
+	else if (strcmp(argv[1], "echo") == 0)
+		sending = 3;
+	else if (strcmp(argv[1], "ping") == 0)
+		sending = 4;
 	else
 		usage();
 	for (int i = 3; i < argc; i++) {
@@ -328,13 +486,23 @@ int main(int argc, char **argv)
 			batch = atoi(v);
 		} else if (strcmp(a, "--bufsize") == 0) {
 			bufsize = atoi(v);
+		} else if (strcmp(a, "--delay-us") == 0) {
+			delay_us = atoi(v);
+		} else if (strcmp(a, "--interval-us") == 0) {
+			interval_us = atoi(v);
+		} else if (strcmp(a, "--expect") == 0) {
+			expect = atoll(v);
+		} else if (strcmp(a, "--marks") == 0) {
+			marks = v;
 		} else {
 			usage();
 		}
 	}
 	if (size < 14 || size > MAXFRAME || batch < 1 || batch > MAXBATCH)
 		usage();
-	if (sending && (!have_dst || (duration <= 0 && count <= 0)))
+	if (sending == 1 && (!have_dst || (duration <= 0 && count <= 0)))
+		usage();
+	if ((sending == 2 && count <= 0) || (sending == 4 && (!have_dst || count <= 0)))
 		usage();
 
 	struct sigaction sa;
@@ -345,11 +513,17 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (sending == 2)
+		return do_join(argv[2], count, marks);
 	snprintf(descr, sizeof descr, "vdeload %s pid=%d", argv[1], (int)getpid());
 	fd = vde_connect(argv[2], descr, ourpath, sizeof ourpath);
 	unlink(ourpath);
 	set_bufsize(fd, bufsize);
+	if (sending == 3)
+		return do_echo(fd, mac);
+	if (sending == 4)
+		return do_ping(fd, mac, dst, count, interval_us);
 	if (sending)
 		return do_send(fd, mac, dst, size, duration, count, nonblock, batch);
-	return do_recv(fd, mac, have_from ? from : NULL, announce, batch);
+	return do_recv(fd, mac, have_from ? from : NULL, announce, batch, delay_us, expect);
 }

@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence, Tuple
+TYPE_CHECKING = False                    # typing is not loaded at run time (memory)
+if TYPE_CHECKING:
+    from typing import List, Mapping, Optional, Sequence, Tuple
 
 __all__ = [
     "NO_ARG", "REQUIRED_ARG", "OPTIONAL_ARG", "NONOPT_KEY",

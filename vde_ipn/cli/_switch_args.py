@@ -33,6 +33,7 @@ LONGOPTS = (
     LongOpt("mgmtgroup", 1, "mgmtgroup"), LongOpt("debugclients", 1, "D"),
     LongOpt("tap", 1, "t"),
     LongOpt("ethmax", 1, "ethmax"),     # ours; no 2.3.2 option starts with "e"
+    LongOpt("lossless", 0, "lossless"),  # ours; no 2.3.2 option starts with "l"
 )
 # short options as 2.3.2 derives them from the table (consecutive duplicates dropped)
 SHORTOPTS = "hxFvn:s:m:g:dp:f:M:D:t:G:"
@@ -64,6 +65,7 @@ Runs a VDE switch (vde-ipn drop-in).
       --priority N           FST priority
       --hashsize N           MAC table size shown by hash/showinfo
       --ethmax N             Largest frame accepted (default 9234: jumbo frames)
+      --lossless             Never drop for a full receiver: pause its senders
       --nostdin              Do not use stdin as a console
 (opts from datasock module)
   -s, --sock SOCK            Control directory (also --vdesock, --unix)
@@ -173,6 +175,8 @@ def _apply(o: Options, key: str, val, log: Logger) -> None:
             log("Invalid frame size %s" % val, LOG_ERR)
             _usage()
         c.max_frame = n
+    elif key == "lossless":
+        c.lossless = True
     elif key == "s":
         c.sock = val
     elif key == "m":

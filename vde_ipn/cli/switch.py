@@ -11,6 +11,8 @@ handles it, so messages come out in the same order.  Additions:
   They are matched as whole words only, so every prefix keeps its 2.3.2
   meaning (``--n`` is still ``--numports``);
 * ``--ethmax N``: largest frame accepted (default 9234, jumbo frames).
+* ``--lossless``: a full receiver pauses the ports sending to it instead
+  of losing frames (see ``io/datasock.py``); off by default, as in 2.3.2.
 * ``--monitor PORT[:PORTS[:VLANS]]``: a monitor port (copies of the
   traffic of PORTS and VLANS, default all) and ``--dump FILE``: a pcap
   capture of every frame; whole words only, like ``--nostdin``.

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from typing import Callable, Optional
+TYPE_CHECKING = False                    # typing is not loaded at run time (memory)
+if TYPE_CHECKING:
+    from typing import Callable, Optional
 
 class OutOfRange(ValueError):
     """A number in a console argument does not fit where 2.3.2 stores it

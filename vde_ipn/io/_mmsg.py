@@ -17,9 +17,8 @@ import os
 import sys
 
 try:
-    import ctypes
-    import ctypes.util
-except ImportError:                      # a python3 built without ctypes
+    import ctypes                        # not ctypes.util: it drags in subprocess,
+except ImportError:                      # tempfile, shutil... (megabytes of RSS)                      # a python3 built without ctypes
     ctypes = None
 
 MSG_DONTWAIT = 0x40                      # Linux
@@ -36,7 +35,8 @@ def _load() -> None:
     if ctypes.sizeof(ctypes.c_void_p) != ctypes.sizeof(ctypes.c_size_t):
         return                           # the 'N' casts below need both one word
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # the C library is already in the process: look the calls up there
+        libc = ctypes.CDLL(None, use_errno=True)
         recvmmsg, sendmmsg = libc.recvmmsg, libc.sendmmsg
     except (OSError, AttributeError):
         return

@@ -16,7 +16,7 @@ import selectors
 import signal
 import socket
 import time
-from typing import Callable
+from collections.abc import Callable
 
 Callback = Callable[[float], None]
 READ = selectors.EVENT_READ
@@ -54,13 +54,33 @@ class Loop:
         Its callbacks are cleared too, so an event for it already taken
         from the selector in this loop turn is skipped.
         """
+        if not self._watched(fd):
+            return
         try:
             key = self._sel.unregister(fd)
         except (KeyError, ValueError):
             return
         key.data[0] = key.data[1] = None
 
+    def _watched(self, fd) -> bool:
+        """Is ``fd`` registered?  Cheap: the selector's own lookup of an
+        unknown object formats an error message with its repr, which for
+        a socket costs system calls (one join paid it three times)."""
+        fds = getattr(self._sel, "_fd_to_key", None)
+        try:
+            n = fd if isinstance(fd, int) else fd.fileno()
+        except (AttributeError, ValueError, OSError):
+            return True                  # let the selector decide
+        return fds is None or n < 0 or n in fds
+
     def _set(self, fd, slot: int, callback) -> None:
+        if not self._watched(fd):
+            if callback is None:
+                return
+            data = [None, None]
+            data[slot] = callback
+            self._sel.register(fd, _MASKS[slot], data)
+            return
         try:
             key = self._sel.get_key(fd)
         except (KeyError, ValueError):

@@ -37,7 +37,7 @@ from ..engine.fstp import Fstp
 from ..wire import vde_ctl
 from . import ctldir
 from .console_view import ConsoleView
-from .datasock import Batcher, Sender, make_reader
+from .datasock import Backpressure, Batcher, Gate, Sender, drain, make_reader
 from .fstp_io import FstpIO
 from .accept_gate import OUT_OF_FDS, AcceptGate
 from .monitor import MonitorIO
@@ -99,14 +99,15 @@ class SwitchConfig:
     fstp: bool = False
     monitor: str | None = None           # "PORT [PORTS] [VLANS]" (io/monitor.py)
     dump: str | None = None              # pcap file of all traffic
+    lossless: bool = False               # ours: full receivers pause their senders
 
 
 class _Endpoint:
-    __slots__ = ("id", "port", "ctl", "data", "path", "sender")
+    __slots__ = ("id", "port", "ctl", "data", "path", "sender", "gate")
 
-    def __init__(self, id, port, ctl, data, path, sender):
+    def __init__(self, id, port, ctl, data, path, sender, gate=None):
         self.id, self.port, self.ctl, self.data = id, port, ctl, data
-        self.path, self.sender = path, sender
+        self.path, self.sender, self.gate = path, sender, gate
 
 
 class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
@@ -130,6 +131,8 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         self.endpoints: dict[int, _Endpoint] = {}
         self.senders = SenderTable()
         self.batcher = Batcher.create()   # None: one system call per frame
+        # lossless mode: readers pause while they send to a full receiver
+        self.backpressure = Backpressure() if config.lossless else None
         self._pending: dict[socket.socket, list] = {}   # ctl conn -> handshake timer
         self._waiting: list = []         # (conn, request) waiting for a free descriptor
         self._gate: AcceptGate | None = None
@@ -384,12 +387,14 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         with self._holding_bpdus():
             self.net.attach(ep_id, port_no, req.description, user=user)
             port = self.net.ports[port_no]
-            sender = Sender(data, port, self.loop, batcher=self.batcher)
-            ep = _Endpoint(ep_id, port_no, conn, data, path, sender)
+            sender = Sender(data, port, self.loop, batcher=self.batcher,
+                            backpressure=self.backpressure)
+            ep = _Endpoint(ep_id, port_no, conn, data, path, sender, self._gate(data))
             self.endpoints[ep_id] = ep
             self._rebuild_senders(port_no)
         self.loop.add_reader(data, make_reader(data, port_no, self.net, self.senders,
-                                                batcher=self.batcher))
+                                                batcher=self.batcher, gate=ep.gate,
+                                                backpressure=self.backpressure))
 
         def on_ctl(now: float) -> None:
             try:
@@ -418,11 +423,14 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         with self._holding_bpdus():
             self.net.attach(ep_id, port_no, description, module="local")
             port = self.net.ports[port_no]
-            self.endpoints[ep_id] = _Endpoint(ep_id, port_no, None, ours, None,
-                                              Sender(ours, port, self.loop, batcher=self.batcher))
+            ep = self.endpoints[ep_id] = _Endpoint(
+                ep_id, port_no, None, ours, None,
+                Sender(ours, port, self.loop, batcher=self.batcher,
+                       backpressure=self.backpressure), self._gate(ours))
             self._rebuild_senders(port_no)
         self.loop.add_reader(ours, make_reader(ours, port_no, self.net, self.senders,
-                                                batcher=self.batcher))
+                                                batcher=self.batcher, gate=ep.gate,
+                                                backpressure=self.backpressure))
         return theirs
 
     def attach_device(self, dev, description: str | None, want: int | None = None,
@@ -439,11 +447,13 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         ep_id = dev.fileno()
         self.net.attach(ep_id, port_no, description, module=dev.module, user=user)
         port = self.net.ports[port_no]
-        self.endpoints[ep_id] = _Endpoint(ep_id, port_no, None, dev, None,
-                                          Sender(dev, port, self.loop))
+        ep = self.endpoints[ep_id] = _Endpoint(
+            ep_id, port_no, None, dev, None,
+            Sender(dev, port, self.loop, backpressure=self.backpressure), self._gate(dev))
         self._rebuild_senders(port_no)
         self.loop.add_reader(dev, make_reader(dev, port_no, self.net, self.senders,
-                                              lambda: self.close_endpoint(ep_id)))
+                                              lambda: self.close_endpoint(ep_id),
+                                              gate=ep.gate, backpressure=self.backpressure))
         return ep_id
 
     def close_endpoint(self, ep_id: int) -> bool:
@@ -451,8 +461,12 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         ep = self.endpoints.pop(ep_id, None)
         if ep is None:
             return False
+        if ep.gate is not None:
+            # lossless: what the client sent before leaving still goes out
+            drain(ep.gate, self.loop.clock())
         self.net.detach(ep_id, ep.port)
         self._rebuild_senders(ep.port)
+        ep.sender.close()                # readers it held back go on
         for sock in (ep.data, ep.ctl):
             if sock is not None:
                 self.loop.forget(sock)
@@ -461,6 +475,9 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
             _unlink_quietly(ep.path)
         self._fd_freed()
         return True
+
+    def _gate(self, sock):
+        return None if self.backpressure is None else Gate(sock, self.loop)
 
     def _rebuild_senders(self, port_no: int) -> None:
         # the port's own endpoint list: constant time whatever the port count

@@ -9,7 +9,6 @@ prefix of them, so 2.3.2's commands keep their meaning.
 from __future__ import annotations
 
 import errno
-import json
 
 from ...wire.ethernet import mac_str
 from ..bus import FRAMING, NO_USER, OVERSIZE, QUEUE_FULL, RUNT, SEND_ERROR, TRUNCATED, VLAN
@@ -22,6 +21,7 @@ DROP_CAUSES = (RUNT, OVERSIZE, VLAN, BLOCKED, QUEUE_FULL, SEND_ERROR, FRAMING, T
 
 
 def _dumps(obj) -> list[str]:
+    import json                          # only when asked: not loaded by every switch
     return [json.dumps(obj, sort_keys=True, separators=(",", ":"))]
 
 

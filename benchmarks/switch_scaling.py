@@ -1,0 +1,392 @@
+#!/usr/bin/env python3
+"""What grows with the work: Debian's C vde_switch and ours, side by side.
+
+Every section starts a fresh switch per measurement, C and ours taking
+turns (C first on even runs, ours first on odd ones) to spread machine
+noise, and prints medians with the ratio ours/C.  All clients are the C
+load generator ``vdeload.c`` (compiled at run time with ``cc -O2``), so
+the clients are never the bottleneck.
+
+* ``joins``: one client process opens N ports one after another (each
+  handshake waits for its reply) on a switch started with ``-n N+2``;
+  the time per join around 100, 1,000 and 5,000 ports, and the time
+  for the first 1,000.  The switch's RSS is read idle and at each mark:
+  that is the ``memory`` table (idle, and KB per port).
+* ``latency``: round-trip time of one 64-byte frame at a time between
+  two ports (ping -> switch -> echo -> switch -> ping): p50/p90/p99,
+  idle and while a full-speed flow runs between two other ports.
+* ``lossless``: an independent full-speed sender and receiver (the
+  receiver just reads as fast as it can), unicast and broadcast (two
+  receivers); frames lost and delivered rate: C, ours, ours --lossless.
+* ``aggregate``: 4 independent sender/receiver pairs at once; aggregate
+  delivered frames/s and loss, same three switches.
+
+The descriptor limit is raised to its hard maximum for the run (each
+port costs the switch and the client two descriptors).  Every process
+started here is killed by PID on exit; temporary directories are removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from switch_forwarding import (BenchError, Children, compile_vdeload,  # noqa: E402
+                               machine_header, read_line, start_client)
+
+SWITCHES = {
+    "C": ["/usr/bin/vde_switch"],
+    "ours": [os.path.join(os.path.dirname(HERE), "compat", "vde_switch")],
+    "ours-lossless": [os.path.join(os.path.dirname(HERE), "compat", "vde_switch"),
+                      "--lossless"],
+}
+SECTIONS = ("joins", "latency", "lossless", "aggregate")
+
+
+def mac(n: int) -> str:
+    return "02:00:00:00:%02x:%02x" % (n >> 8, n & 0xFF)
+
+
+def start_switch(children: Children, kind: str, workdir: str, numports: int = 32):
+    path = os.path.join(workdir, "sw")
+    log_path = os.path.join(workdir, "switch.log")
+    with open(log_path, "wb") as log:
+        # stdin stays open: both switches read their console there and quit on EOF
+        p = children.start(SWITCHES[kind] + ["-s", path, "-n", str(numports)],
+                           stdin=subprocess.PIPE, stderr=log)
+    deadline = time.monotonic() + 20
+    while not os.path.exists(os.path.join(path, "ctl")):
+        if p.poll() is not None or time.monotonic() > deadline:
+            with open(log_path, "rb") as f:
+                err = f.read().decode(errors="replace").strip()
+            raise BenchError("%s vde_switch failed to start: %s" % (kind, err))
+        time.sleep(0.01)
+    return p, path
+
+
+def rss_kb(pid: int) -> int:
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise BenchError("no VmRSS for %d" % pid)
+
+
+class Fresh:
+    """A switch in a directory of its own, for one measurement."""
+
+    def __init__(self, children: Children, kind: str, numports: int = 32):
+        self.children, self.kind = children, kind
+        self.workdir = children.mkdtemp("vs")
+        self.clients: list[subprocess.Popen] = []
+        self.sw, self.path = start_switch(children, kind, self.workdir, numports)
+
+    def client(self, vdeload: str, *args: str) -> subprocess.Popen:
+        p = start_client(self.children, vdeload, [args[0], self.path] + list(args[1:]))
+        self.clients.append(p)
+        return p
+
+    def close(self) -> None:
+        for p in self.clients + [self.sw]:
+            self.children.stop(p)
+        self.children.dirs.remove(self.workdir)
+        subprocess.run(["rm", "-rf", self.workdir])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def go(p: subprocess.Popen) -> None:
+    p.stdin.write(b"go\n")
+    p.stdin.flush()
+
+
+# -- sections --------------------------------------------------------------------
+def measure_joins(children, vdeload, kind: str, marks: list[int]) -> dict:
+    with Fresh(children, kind, numports=marks[-1] + 2) as f:
+        time.sleep(0.3)                          # let the interpreter settle
+        idle = rss_kb(f.sw.pid)
+        p = f.client(vdeload, "join", "--count", str(marks[-1]),
+                     "--marks", ",".join(map(str, marks[:-1])))
+        go(p)
+        seg, rss, prev = {}, {}, 0
+        for m in marks:
+            word, n, secs = read_line(p, 600, "join mark %d" % m).split()
+            if word != "MARK" or int(n) != m:
+                raise BenchError("join client said %s %s" % (word, n))
+            seg[m] = (float(secs), m - prev)     # seconds for the joins since prev
+            rss[m] = rss_kb(f.sw.pid)
+            prev = m
+            p.stdin.write(b"\n")
+            p.stdin.flush()
+        if f.sw.poll() is not None:
+            raise BenchError("%s switch exited during the joins" % kind)
+    return {"idle_kb": idle, "rss_kb": rss, "segments": seg}
+
+
+def measure_latency(children, vdeload, kind: str, count: int, loaded: bool) -> dict:
+    with Fresh(children, kind) as f:
+        load_rx = load_tx = None
+        if loaded:
+            load_tx = f.client(vdeload, "send", "--mac", mac(11), "--dst", mac(12),
+                               "--size", "64", "--duration", "600")
+            load_rx = f.client(vdeload, "recv", "--mac", mac(12), "--from", mac(11),
+                               "--announce")
+        f.client(vdeload, "echo", "--mac", mac(2))
+        ping = f.client(vdeload, "ping", "--mac", mac(1), "--dst", mac(2),
+                        "--count", str(count), "--interval-us", "100")
+        time.sleep(0.1)
+        if load_tx is not None:
+            go(load_tx)
+            time.sleep(0.3)
+        go(ping)
+        r = json.loads(read_line(ping, 600, "ping results"))
+        if load_tx is not None:
+            os.kill(load_tx.pid, signal.SIGTERM)
+            sent = json.loads(read_line(load_tx, 10, "load sender result"))
+            r["load_per_s"] = sent["sent"] / (sent["elapsed"] or 1e-9)
+    return r
+
+
+def measure_flows(children, vdeload, kind: str, pairs: int, duration: float,
+                  broadcast: bool = False) -> dict:
+    """``pairs`` independent senders, each to its own receiver (or, with
+    ``broadcast``, one sender flooding two receivers)."""
+    with Fresh(children, kind) as f:
+        rx, tx = [], []
+        nrx = 2 if broadcast else pairs
+        for i in range(nrx):
+            src = mac(100) if broadcast else mac(100 + i)
+            rx.append(f.client(vdeload, "recv", "--mac", mac(200 + i), "--from", src,
+                               "--announce"))
+        for i in range(1 if broadcast else pairs):
+            dst = "ff:ff:ff:ff:ff:ff" if broadcast else mac(200 + i)
+            tx.append(f.client(vdeload, "send", "--mac", mac(100 + i), "--dst", dst,
+                               "--size", "64", "--duration", str(duration)))
+        time.sleep(0.2)
+        for p in tx:
+            go(p)
+        sent = [json.loads(read_line(p, duration + 60, "a sender's result")) for p in tx]
+        time.sleep(0.5)                        # what the switch still holds
+        got = []
+        for p in rx:
+            os.kill(p.pid, signal.SIGUSR1)
+            got.append(json.loads(read_line(p, 10, "a receiver's result")))
+        if f.sw.poll() is not None:
+            raise BenchError("%s switch exited during the run" % kind)
+    elapsed = max(s["elapsed"] for s in sent) or 1e-9
+    copies = nrx if broadcast else 1
+    expected = sum(s["sent"] for s in sent) * copies
+    delivered = sum(g["frames"] for g in got)
+    return {"sent_per_s": sum(s["sent"] for s in sent) / elapsed,
+            "delivered_per_s": delivered / elapsed,
+            "loss_pct": 100.0 * (expected - delivered) / expected if expected else 0.0}
+
+
+# -- report -----------------------------------------------------------------------
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def rate(x: float) -> str:
+    return "%.0f" % x if x < 1e4 else "%.1fk" % (x / 1e3)
+
+
+def ratio(a: float, b: float) -> str:
+    return "%.2f" % (a / b) if b else "-"
+
+
+def join_tables(res: dict, marks: list[int]) -> list[str]:
+    out = ["### joins: one client opening ports one after another",
+           "",
+           "| ports | C us/join | ours us/join | ours/C | C total s | ours total s | ours/C |",
+           "|---|---|---|---|---|---|---|"]
+    for m in marks:
+        row = []
+        for kind in ("C", "ours"):
+            rs = res.get(kind, [])
+            per = med([r["segments"][m][0] / r["segments"][m][1] * 1e6 for r in rs])
+            tot = med([sum(r["segments"][k][0] for k in marks if k <= m) for r in rs])
+            row.append((per, tot))
+        (cp, ct), (op, ot) = row
+        out.append("| %d | %.0f | %.0f | %s | %.3f | %.3f | %s |"
+                   % (m, cp, op, ratio(op, cp), ct, ot, ratio(ot, ct)))
+    out.append("")
+    out.append("us/join: median time per join over the joins since the previous mark "
+               "(the first mark: from 0).")
+    out += ["", "### memory: RSS of the switch process", "",
+            "| | idle | " + " | ".join("%d ports" % m for m in marks)
+            + " | KB per port |", "|---|---|" + "---|" * len(marks) + "---|"]
+    for kind in ("C", "ours"):
+        rs = res.get(kind, [])
+        if not rs:
+            continue
+        idle = med([r["idle_kb"] for r in rs])
+        at = [med([r["rss_kb"][m] for r in rs]) for m in marks]
+        per = (at[-1] - idle) / marks[-1]
+        out.append("| %s | %.1f MB | %s | %.2f |" % (
+            kind, idle / 1024, " | ".join("%.1f MB" % (a / 1024) for a in at), per))
+    return out
+
+
+def latency_table(res: dict) -> list[str]:
+    out = ["### latency: round trip through the switch twice, 64 B, one frame at a time",
+           "", "| | switch | p50 us | p90 us | p99 us | ours/C p50 | ours/C p99 | lost | load fr/s |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for cond in ("idle", "loaded"):
+        base = {}
+        for kind in ("C", "ours", "ours-lossless"):
+            rs = res.get((cond, kind), [])
+            if not rs:
+                continue
+            p = {q: med([r[q] for r in rs]) for q in ("p50", "p90", "p99")}
+            if kind == "C":
+                base = p
+            load = med([r.get("load_per_s", 0) for r in rs]) if cond == "loaded" else 0
+            out.append("| %s | %s | %.0f | %.0f | %.0f | %s | %s | %d | %s |" % (
+                cond, kind, p["p50"], p["p90"], p["p99"],
+                "" if kind == "C" else ratio(p["p50"], base.get("p50", 0)),
+                "" if kind == "C" else ratio(p["p99"], base.get("p99", 0)),
+                sum(r["lost"] for r in rs), rate(load) if load else "-"))
+    out.append("")
+    out.append("loaded: a full-speed 64 B flow between two other ports during the pings.")
+    return out
+
+
+def flow_table(title: str, res: dict, cells: list[str]) -> list[str]:
+    out = [title, "", "| traffic | switch | delivered fr/s | ours/C | sent fr/s | lost % |",
+           "|---|---|---|---|---|---|"]
+    for cell in cells:
+        base = None
+        for kind in ("C", "ours", "ours-lossless"):
+            rs = res.get((cell, kind), [])
+            if not rs:
+                continue
+            d = med([r["delivered_per_s"] for r in rs])
+            if kind == "C":
+                base = d
+            out.append("| %s | %s | %s [%s..%s] | %s | %s | %.2f |" % (
+                cell, kind, rate(d), rate(min(r["delivered_per_s"] for r in rs)),
+                rate(max(r["delivered_per_s"] for r in rs)),
+                "" if kind == "C" or not base else ratio(d, base),
+                rate(med([r["sent_per_s"] for r in rs])),
+                med([r["loss_pct"] for r in rs])))
+    return out
+
+
+# -- main -------------------------------------------------------------------------
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sections", default=",".join(SECTIONS),
+                    help="comma-separated, of: %s (default all)" % ", ".join(SECTIONS))
+    ap.add_argument("--runs", type=int, default=3, help="measurements per cell (default 3)")
+    ap.add_argument("--marks", default="100,1000,5000",
+                    help="port counts for the joins section (default 100,1000,5000)")
+    ap.add_argument("--pings", type=int, default=2000, help="round trips per measurement")
+    ap.add_argument("--duration", type=float, default=2.0,
+                    help="seconds of sending in the lossless and aggregate sections")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: 1 run, marks 20,50, 200 pings, 0.3 s flows")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.runs, args.marks, args.pings, args.duration = 1, "20,50", 200, 0.3
+    args.sections = [s for s in args.sections.split(",") if s]
+    if any(s not in SECTIONS for s in args.sections):
+        ap.error("--sections takes %s" % ", ".join(SECTIONS))
+    args.marks = sorted(int(m) for m in args.marks.split(","))
+    return args
+
+
+def raise_fd_limit(need: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, need)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < need:
+        raise BenchError("%d ports need %d descriptors; the hard limit is %d"
+                         % (need // 2, need, want))
+    return want
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    children = Children()
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        limit = raise_fd_limit(2 * args.marks[-1] + 100)
+        for line in machine_header(None)[:4]:
+            print(line)
+        print("descriptor limit: %d; %d run(s) per cell, C and ours alternating\n"
+              % (limit, args.runs), flush=True)
+        vdeload = compile_vdeload(children)
+        out: list[str] = []
+
+        def each(kinds, fn, label):
+            for run in range(args.runs):
+                for kind in (kinds if run % 2 == 0 else kinds[::-1]):
+                    r = fn(kind)
+                    print("  %s %s run %d: %s" % (label, kind, run + 1, json.dumps(r)),
+                          file=sys.stderr, flush=True)
+                    yield kind, r
+
+        if "joins" in args.sections:
+            res: dict = {}
+            for kind, r in each(["C", "ours"], lambda k: measure_joins(
+                    children, vdeload, k, args.marks), "joins"):
+                res.setdefault(kind, []).append(r)
+            out += join_tables(res, args.marks) + [""]
+        three = ["C", "ours", "ours-lossless"]
+        if "latency" in args.sections:
+            res = {}
+            for cond in ("idle", "loaded"):
+                for kind, r in each(three, lambda k: measure_latency(
+                        children, vdeload, k, args.pings, cond == "loaded"), cond):
+                    res.setdefault((cond, kind), []).append(r)
+            out += latency_table(res) + [""]
+        if "lossless" in args.sections:
+            res = {}
+            for cell, bcast in (("unicast", False), ("broadcast to 2", True)):
+                for kind, r in each(three, lambda k: measure_flows(
+                        children, vdeload, k, 1, args.duration, bcast), cell):
+                    res.setdefault((cell, kind), []).append(r)
+            out += flow_table("### independent full-speed sender and receiver(s), 64 B",
+                              res, ["unicast", "broadcast to 2"]) + [""]
+        if "aggregate" in args.sections:
+            res = {}
+            for kind, r in each(three, lambda k: measure_flows(
+                    children, vdeload, k, 4, args.duration), "4 pairs"):
+                res.setdefault(("4 pairs", kind), []).append(r)
+            out += flow_table("### aggregate: 4 independent sender/receiver pairs, 64 B",
+                              res, ["4 pairs"]) + [""]
+        print("\n".join(out))
+        print("load average after: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
+        return 0
+    except BenchError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        children.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
