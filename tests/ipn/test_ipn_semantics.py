@@ -107,3 +107,24 @@ def test_sol_socket_receive_timeout_is_the_generic_option(agent, netdir):
     assert res["status"] == "timeout" and 0.25 <= res["secs"] < 10
     typ = r.ok("getsockopt", level=socket.SOL_SOCKET, opt=socket.SO_TYPE)["value"]
     assert typ == socket.SOCK_RAW
+
+
+def test_numnodes_reports_a_killed_consumer_while_the_network_is_idle(agent, netdir):
+    from vde_ipn.ipn import IPN_SO_HANDLE_OOB, IPN_SO_WANT_OOB_NUMNODES
+    import time
+    path = os.path.join(netdir, "bus")
+    oob = [[0, IPN_SO_HANDLE_OOB, 1], [0, IPN_SO_WANT_OOB_NUMNODES, 1]]
+    producer = creator(agent, path, oob, shutdown=socket.SHUT_RD)
+
+    def counts():
+        reply = producer.ok("recv", timeout=10)
+        assert reply["flags"] == [socket.MSG_OOB], reply
+        return struct.unpack("=iiii", reply["msgs"][0].encode("latin-1"))[2:]
+    assert counts() == (0, 1)
+    consumer = member(agent, path, shutdown=socket.SHUT_WR)
+    assert counts() == (1, 1)
+    consumer.start("recv", timeout=60)                 # asleep in recv, nobody sends
+    t0 = time.monotonic()
+    consumer.kill()
+    assert counts() == (0, 1)                          # without anyone sending
+    assert time.monotonic() - t0 < 5.0                 # 1 s on an idle machine
