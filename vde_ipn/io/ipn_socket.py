@@ -29,6 +29,7 @@ from collections import deque
 from ..engine.ipn_policy import IPN_BROADCAST, IPN_MAX_PROTO, has_learn, policy_class
 from ..wire.ipn_registry import Params, cursor_slot
 from . import ipn_bell
+from .ipn_ring import require_tso
 from .ipn_watch import DeathWatch
 from .ipn_datapath import MSG_OOB, DataPath, _err
 from .ipn_member import NetView
@@ -65,6 +66,7 @@ class IpnSocket(DataPath):
     """One IPN node.  Create with :func:`vde_ipn.ipn.socket`."""
 
     def __init__(self, protocol: int = IPN_BROADCAST):
+        require_tso()
         if not 0 <= protocol <= IPN_MAX_PROTO:
             raise _err(errno.EPROTONOSUPPORT)
         self.protocol = protocol
