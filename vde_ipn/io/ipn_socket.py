@@ -73,6 +73,7 @@ class IpnSocket(DataPath):
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
         self._lock = threading.Lock()
+        self._filter = ipn_bell.BellFilter(self._sock)
         self._member_init()
         self._pre = {IPN_SO_MTU: 1514, IPN_SO_NUMNODES: 64, IPN_SO_MSGPOOLSIZE: 8,
                      IPN_SO_FLAGS: 0, IPN_SO_MODE: 0o777}
@@ -82,8 +83,8 @@ class IpnSocket(DataPath):
         self._shut_rd = self._shut_wr = False
         self._connected = self._closed = False
         self._rcv_timeout = self._snd_timeout = None
-        self._arm_value = ipn_bell.new_arm(0)     # readiness (see ipn_datapath)
-        self._wait_arm = 0
+        self._secret = ipn_bell.new_arm(0)        # readiness (see ipn_datapath)
+        self._arm_count = self._wait_count = 0
         self._bell = self._armed = False
         self._last_counts = None
         self._watch = None                          # DeathWatch while numnodes are wanted
