@@ -15,6 +15,36 @@ module (ipn.md); where an emulation has to differ, the modules under
 ``vde_ipn.io.ipn_*`` say so.  Policies: ``IPN_BROADCAST`` (hub),
 ``IPN_VDESWITCH`` (kvde_switch) and the example ``IPN_CHANNEL``; write
 your own with :func:`vde_ipn.engine.ipn_policy.protocol`.
+
+Socket semantics: ``fileno()`` is readable exactly when ``recv`` has a
+message or OOB message to return (``select``, ``poll``, ``epoll``,
+``selectors``, asyncio); a socket may be shared by threads; SOL_SOCKET
+options (``SO_RCVTIMEO``, ``SO_SNDTIMEO``, ``SO_TYPE``...) come before the
+IPN levels, as in the kernel.  x86 only: elsewhere ``socket()`` raises
+OSError(EAFNOSUPPORT).
+
+Permissions.  The socket file's bits mean r = receive, w = send, x =
+manage, and the kernel enforces them on the companion directory, for
+every class (owner, group, others) separately:
+
+* r: read the senders' rings (``w/``), create one's own cursors (``c/``);
+* w: create one's own ring, read the receivers' cursors (their progress
+  and arm values);
+* x: ``bind`` the existing network and resize it (``net``); no ring or
+  cursor is readable with x alone;
+* any bit: one's own doorbell socket in ``n/``.
+
+Per-member files belong to their member and live in sticky directories
+(named by port and a random identity), so no member removes, replaces or
+pre-empts another's.  Doorbells are filtered by the kernel (only those
+carrying the node's secret, which senders alone can read, pass); numnodes
+messages are recounted by the receiver, never taken from a datagram.  Not enforceable without a kernel:
+a member truncating ``gen`` or its own mapped files kills those who map
+them (SIGBUS); a member holding the ``mutex``/``live`` locks stalls joins
+or keeps a dead network alive; extra sockets in ``n/`` count as ports; a
+sender may wake a receiver without a message; ``chgrp``/``chmod`` after
+creation are not followed by the companion (use ``IPN_SO_MODE`` and
+:func:`set_network_group`).
 """
 
 from __future__ import annotations

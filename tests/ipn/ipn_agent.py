@@ -88,6 +88,144 @@ def op_recv(count=1, timeout=5.0, bufsize=65536, nonblock=False, slow=0.0, summa
     return {"msgs": got, "flags": flags, "status": status}
 
 
+def op_newcomer(how="select", wait=4.0, bufsize=64):
+    """The obvious receive loop, with blocking recv after each readiness report.
+
+    Returns how many messages it got before the loop saw no readiness for
+    ``wait`` seconds (a recv that blocks instead never answers).
+    """
+    import selectors
+    S.setblocking(True)
+    got = []
+    if how == "select":
+        import select
+        while select.select([S], [], [], wait)[0]:
+            got.append(_s(S.recv(bufsize)))
+    elif how == "poll":
+        import select
+        p = select.poll()
+        p.register(S.fileno(), select.POLLIN)
+        while p.poll(int(wait * 1000)):
+            got.append(_s(S.recv(bufsize)))
+    elif how == "epoll":
+        import select
+        ep = select.epoll()
+        ep.register(S.fileno(), select.EPOLLIN)
+        while ep.poll(wait):
+            got.append(_s(S.recv(bufsize)))
+        ep.close()
+    elif how == "selectors":
+        sel = selectors.DefaultSelector()
+        sel.register(S, selectors.EVENT_READ)
+        while sel.select(wait):
+            got.append(_s(S.recv(bufsize)))
+        sel.close()
+    elif how == "asyncio":
+        import asyncio
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            while True:
+                fut = loop.create_future()
+                loop.add_reader(S.fileno(), lambda: fut.done() or fut.set_result(None))
+                try:
+                    await asyncio.wait_for(fut, wait)
+                except asyncio.TimeoutError:
+                    return
+                finally:
+                    loop.remove_reader(S.fileno())
+                got.append(_s(S.recv(bufsize)))
+        asyncio.run(main())
+    elif how == "dontwait":
+        import select
+        while select.select([S], [], [], wait)[0]:
+            got.append(_s(S.recv(bufsize, socket.MSG_DONTWAIT)))
+    return {"n": len(got), "last": got[-1:]}
+
+
+def op_pingpong(rounds, serve=False, use_select=False, limit=10.0):
+    """Ping-pong on a broadcast network: a lost wake-up stalls it for good."""
+    import select
+    S.setblocking(True)
+    worst = 0.0
+    for i in range(rounds):
+        if not serve:
+            S.send(b"ping%d" % i)
+        t0 = time.monotonic()
+        if use_select and not select.select([S], [], [], limit)[0]:
+            return {"stalled_at": i}
+        S.settimeout(limit)
+        try:
+            S.recv(64)
+        except TimeoutError:
+            return {"stalled_at": i}
+        worst = max(worst, time.monotonic() - t0)
+        if serve:
+            S.send(b"pong%d" % i)
+    return {"stalled_at": None, "worst": worst}
+
+
+def op_thread_send(threads=2, count=3000):
+    """``threads`` threads send ``count`` numbered messages each on this socket."""
+    import threading
+    errors = []
+
+    def run(t):
+        try:
+            for i in range(count):
+                S.send(b"t%d-%d" % (t, i))
+        except OSError as e:
+            errors.append(repr(e))
+    ts = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return {"errors": errors}
+
+
+def op_recv_plain(count=1, bufsize=65536):
+    """recv as the socket is configured (no timeout set here)."""
+    t0 = time.monotonic()
+    got = []
+    try:
+        for _ in range(count):
+            got.append(_s(S.recv(bufsize)))
+        status = "done"
+    except TimeoutError:
+        status = "timeout"
+    except BlockingIOError:
+        status = "eagain"
+    return {"msgs": got, "status": status, "secs": time.monotonic() - t0}
+
+
+def op_sendto_raw(path, data):
+    """A datagram straight to a unix socket, bypassing the library."""
+    raw = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        raw.sendto(_b(data), path)
+    finally:
+        raw.close()
+    return {}
+
+
+def op_listdir(path):
+    return {"names": sorted(os.listdir(path))}
+
+
+def op_unlink(path):
+    os.unlink(path)
+    return {}
+
+
+def op_write_file(path, data, truncate=False):
+    with open(path, "r+b") as f:
+        if truncate:
+            f.truncate(0)
+        f.write(_b(data))
+    return {}
+
+
 def op_shutdown(how):
     S.shutdown(how)
     return {}
@@ -96,6 +234,10 @@ def op_shutdown(how):
 def op_setsockopt(level, opt, value):
     S.setsockopt(level, opt, _b(value) if isinstance(value, str) else value)
     return {}
+
+
+def op_getsockopt_raw(level, opt, buflen):
+    return {"value": _s(S.getsockopt(level, opt, buflen))}
 
 
 def op_getsockopt(level, opt, buflen=0):

@@ -35,7 +35,7 @@ def test_read_only_members_receive_and_cannot_send(agent, netdir):
     owner.ok("send", data=["to readers"])
     assert reader.ok("recv")["msgs"] == ["to readers"]
     comp = os.path.join(netdir, ".bus.ipn")
-    ring = os.path.join(comp, "w", "9")
+    ring = os.path.join(comp, "w", "9.abcd0123")
     reply = reader.call("access", path=ring, flags=os.O_CREAT | os.O_WRONLY)
     assert reply["errno"] == errno.EACCES                # cannot make itself a writer
 
@@ -49,7 +49,8 @@ def test_write_only_members_send_and_cannot_receive(agent, netdir):
     assert writer.call("recv")["errno"] == errno.EPIPE
     writer.ok("send", data=["from nobody"])
     assert owner.ok("recv")["msgs"] == ["from nobody"]
-    owner_ring = os.path.join(netdir, ".bus.ipn", "w", "0")
+    wdir = os.path.join(netdir, ".bus.ipn", "w")
+    owner_ring = os.path.join(wdir, [n for n in os.listdir(wdir) if n.startswith("0.")][0])
     assert writer.call("access", path=owner_ring, flags=os.O_RDONLY)["errno"] == errno.EACCES
 
 
@@ -98,3 +99,73 @@ def test_a_group_restricted_network_admits_its_group_only(agent, netdir):
     other = agent("nobody")
     other.ok("new")
     assert other.call("connect", path=closed)["errno"] == errno.EACCES
+
+
+# -- what a hostile member (nobody) must not be able to do ---------------------
+def _files(comp, sub):
+    return [os.path.join(comp, sub, n) for n in sorted(os.listdir(os.path.join(comp, sub)))]
+
+
+def test_a_manager_without_r_cannot_read_the_traffic(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    owner = make_net(agent, path, 0o701)
+    owner.ok("send", data=["secret payload"])
+    manager = agent("nobody")
+    manager.ok("new")
+    manager.ok("bind", path=path)                        # x: may manage
+    comp = os.path.join(netdir, ".bus.ipn")
+    rings = _files(comp, "w")
+    assert rings
+    for ring in rings:
+        assert manager.call("access", path=ring, flags=os.O_RDONLY)["errno"] == errno.EACCES
+    assert manager.call("listdir", path=os.path.join(comp, "w"))["errno"] == errno.EACCES
+
+
+def test_a_read_only_member_cannot_forge_numnodes(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    owner = make_net(agent, path, 0o704, opts=OOB_OPTS)
+    assert struct.unpack("=iiii", owner.ok("recv")["msgs"][0].encode("latin-1"))[2:] == (1, 1)
+    intruder = agent("nobody")
+    intruder.ok("new")
+    intruder.ok("connect", path=path)                    # r only
+    assert struct.unpack("=iiii", owner.ok("recv")["msgs"][0].encode("latin-1"))[2:] == (2, 1)
+    forged = struct.pack("=iiii", 0, 0, 99, 99).decode("latin-1")
+    for sock in _files(os.path.join(netdir, ".bus.ipn"), "n"):
+        intruder.ok("sendto_raw", path=sock, data=forged)
+        intruder.ok("sendto_raw", path=sock, data="\0\0\0\0")
+    reply = owner.call("recv", nonblock=True)
+    assert reply["ok"] and reply["status"] == "eagain", reply
+
+
+def test_a_read_only_member_cannot_remove_or_take_another_port(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    owner = make_net(agent, path, 0o704)
+    intruder = agent("nobody")
+    intruder.ok("new")
+    mine = intruder.ok("connect", path=path)["port"]
+    comp = os.path.join(netdir, ".bus.ipn")
+    for sub in ("n", "w", "c"):
+        for f in _files(comp, sub):
+            if os.path.basename(f).startswith("%d." % mine):
+                continue
+            assert intruder.call("unlink", path=f)["errno"] in (errno.EPERM, errno.EACCES), f
+    late = agent()
+    late.ok("new", shutdown=socket.SHUT_WR)
+    assert late.ok("connect", path=path)["port"] not in (0, mine)
+    owner.ok("send", data=["still one network"])
+    assert intruder.ok("recv")["msgs"] == ["still one network"]
+
+
+def test_scribbling_on_the_shared_generation_breaks_no_join(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    owner = make_net(agent, path, 0o646)
+    vandal = agent("nobody")
+    vandal.ok("new")
+    vandal.ok("connect", path=path)                      # r and w as "other"
+    gen = os.path.join(netdir, ".bus.ipn", "gen")
+    vandal.ok("write_file", path=gen, data="\xff" * 8)
+    late = agent()
+    late.ok("new", shutdown=socket.SHUT_WR)
+    late.ok("connect", path=path)
+    owner.ok("send", data=["after the scribble"])
+    assert late.ok("recv")["msgs"] == ["after the scribble"]

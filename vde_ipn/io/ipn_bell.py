@@ -1,21 +1,18 @@
 """Doorbells: the datagrams that make an IPN node's descriptor readable.
 
-A node's ``fileno()`` is its doorbell socket.  The kernel decides what
-``select``/``poll``/``epoll`` report on it, so the node keeps this rule:
-a datagram is queued there only while a message (or an OOB message) is
-waiting for the node.  Two things could break it, and both are handled
-in the kernel, before a datagram is queued:
+A node's ``fileno()`` is its doorbell socket, and the kernel decides what
+``select``/``poll``/``epoll`` report on it.  So that a readable socket
+means a message (see :mod:`vde_ipn.io.ipn_datapath`), the socket carries
+a classic BPF filter, checked by the kernel before anything is queued:
 
-* a *late* doorbell: a sender saw the node's arm value, was delayed, and
-  rang after the node had read everything and armed again.  Each arming
-  picks a new random 32-bit value; a doorbell carries the value it
-  answers, and the socket filter attached here (classic BPF) drops every
-  4-byte datagram whose value is not a current one;
-* anything else sent to the socket: dropped too, except 16-byte numnodes
-  hints on a node that handles OOB messages.
+* a doorbell is 4 bytes, the node's secret (the high half of the arm
+  word it publishes to senders in its cursor file, or to receivers in its
+  ring's wait word); anything else of that size is dropped;
+* a 16-byte numnodes hint passes only on a node that handles OOB
+  messages (and is recounted there, never trusted);
+* every other datagram is dropped.
 
-The filter is replaced at every arming (one ``setsockopt``), which is
-how a stale value stops being accepted.
+The filter is set when the socket is made and when OOB handling changes.
 """
 
 from __future__ import annotations
@@ -37,33 +34,48 @@ _rng = random.Random(os.urandom(16))
 
 
 def new_arm(old: int) -> int:
-    """A fresh arm value: 32 bits, never 0, never ``old``."""
+    """A fresh random 32-bit value, never 0, never ``old`` (node secrets)."""
     while True:
         a = _rng.getrandbits(32)
         if a and a != old:
             return a
 
 
-def _program(values: tuple[int, int], hints: bool) -> bytes:
+def _program(values: tuple[int, int], hints: bool) -> list:
     a1, a2 = values
     a2 = a2 or a1                           # 0 stands for "no value": never accepted
-    insns = [(_LDLEN, 0, 0, 0),             # 0
-             (_JEQ, 0, 4, BELL.size),       # 1: a doorbell? else 6
-             (_LDW, 0, 0, 0),               # 2
-             (_JEQ, 1, 0, a1),              # 3: -> 5
-             (_JEQ, 0, 2, a2),              # 4: -> 5 else 7
-             (_RET, 0, 0, _ACCEPT),         # 5
-             (_JEQ, 1, 0, HINT_LEN),        # 6: -> 8 else 7
-             (_RET, 0, 0, 0),               # 7
-             (_RET, 0, 0, _ACCEPT if hints else 0)]   # 8
-    return b"".join(_INSN.pack(*i) for i in insns)
+    return [(_LDLEN, 0, 0, 0),              # 0
+            (_JEQ, 0, 4, BELL.size),        # 1: a doorbell? else 6
+            (_LDW, 0, 0, 0),                # 2
+            (_JEQ, 1, 0, a1),               # 3: -> 5
+            (_JEQ, 0, 2, a2),               # 4: -> 5 else 7
+            (_RET, 0, 0, _ACCEPT),          # 5
+            (_JEQ, 1, 0, HINT_LEN),         # 6: -> 8 else 7
+            (_RET, 0, 0, 0),                # 7
+            (_RET, 0, 0, _ACCEPT if hints else 0)]   # 8
+
+
+class BellFilter:
+    """The filter of one doorbell socket, rewritten in place at each arming."""
+
+    __slots__ = ("sock", "code", "prog")
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.code = ctypes.create_string_buffer(_INSN.size * 9)
+        self.prog = struct.pack("@HP", 9, ctypes.addressof(self.code))
+
+    def set(self, values: tuple[int, int], hints: bool) -> None:
+        """Accept doorbells carrying one of ``values`` (0: none), and hints if asked."""
+        code = self.code
+        for i, insn in enumerate(_program(values, hints)):
+            _INSN.pack_into(code, i * _INSN.size, *insn)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, self.prog)
 
 
 def set_filter(sock: socket.socket, values: tuple[int, int], hints: bool) -> None:
-    """Accept doorbells carrying one of ``values`` (0: none), and hints if asked."""
-    code = ctypes.create_string_buffer(_program(values, hints))
-    prog = struct.pack("@HP", len(code.raw) // _INSN.size, ctypes.addressof(code))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
+    """One-off :meth:`BellFilter.set` (tests, tools)."""
+    BellFilter(sock).set(values, hints)
 
 
 def ring(sock: socket.socket, path: str, value: int) -> bool:

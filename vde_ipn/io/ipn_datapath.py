@@ -13,23 +13,30 @@ states, and each ``recv`` restores one of them before it returns:
 * *behind*: a message or OOB message is waiting, and at least one
   datagram is queued on the doorbell socket (the node rings itself if no
   sender did);
-* *armed*: nothing is waiting, the doorbell socket is empty, and the
-  node has published a fresh random arm value A (cursor word
-  ``CURSOR_ARM_W``) and set its socket filter to accept only doorbells
-  carrying A.  A sender that writes a message and then sees an arm value
-  it has not rung for rings once with that value.
+* *armed*: nothing is waiting, the doorbell socket has been drained, and
+  the node has published a new arm word (cursor word ``CURSOR_ARM_W``).
+  A sender that writes a message and then sees an arm word it has not
+  rung for rings once.
 
 Why no wake-up is lost.  The sender does ``store head; FENCE; load arm``
 and the receiver ``store arm; FENCE; load head`` (FENCE: releasing a
-``threading.Lock``, which on x86 is a locked instruction, a full
+``threading.Lock``, a locked instruction, which x86 makes a full
 barrier; x86 keeps every other store-store and load-load order the ring
-relies on, see :mod:`vde_ipn.io.ipn_ring`).  With both fences, at least
+relies on, see :mod:`vde_ipn.io.ipn_ring`).  With both fences at least
 one side sees the other's store: either the receiver finds the message
-while arming (and rings itself), or the sender sees the new arm value
-and rings.  Why no wake-up is false: a doorbell for an older arm value
-(a sender that was slow between its load of the arm and its send) is
-dropped by the kernel's filter, since every arming changes the value and
-drains what was queued before.
+while arming (and rings itself), or the sender sees the new arm word and
+rings.
+
+Why a doorbell means a message.  The node drains its socket each time it
+arms, so doorbells answered before are gone; the high 32 bits of an arm
+word are the node's secret, which doorbells carry, and the kernel drops
+any datagram without it (:mod:`vde_ipn.io.ipn_bell`), so members that
+cannot read the node's arm word (no w) cannot ring it.  One race is left:
+a sender preempted between its fence and its load of the arm word, for
+as long as the receiver takes to read that very message and arm again,
+then rings for a message already read; a ``recv`` after ``select`` then
+waits for the next message.  Closing it needs an atomic exchange between
+processes, which a kernel has and plain shared memory has not.
 
 Queueing (ipn.md section 7): on a LOSSLESS network a sender blocks (or
 gets EAGAIN) while its ring holds a message some receiver has not read;
@@ -108,7 +115,7 @@ class DataPath(Member):
                 a = cur[CURSOR_ARM_W]
                 if a != peer.rung:
                     peer.rung = a
-                    if not self._ring_peer(peer, a):
+                    if not self._ring_peer(peer, a >> 32):
                         self._peer_died_locked()
         return n
 
@@ -169,10 +176,8 @@ class DataPath(Member):
         probed = time.monotonic()
         try:
             while True:
-                w = ipn_bell.new_arm(self._wait_arm)
-                self._wait_arm = w
-                self._set_filter()
-                ring.hdr[RING_WAIT_W] = w         # readers: wake me with w
+                self._wait_count = (self._wait_count + 1) & 0xFFFFFFFF
+                ring.hdr[RING_WAIT_W] = (self._secret << 32) | self._wait_count
                 _fence()
                 self._limit = self._room()
                 if end <= self._limit:
@@ -200,8 +205,6 @@ class DataPath(Member):
                 if self._genv[0] != self._gen_seen:
                     self.refresh()
         finally:
-            self._wait_arm = 0
-            self._set_filter()
             self._settle()                       # doorbells for us as a reader
 
     # -- receive -----------------------------------------------------------------
@@ -320,23 +323,21 @@ class DataPath(Member):
 
     def _arm(self) -> None:
         """Nothing left: drain the doorbells, publish a new arm value, re-check."""
-        a = ipn_bell.new_arm(self._arm_value)
-        self._arm_value = a
-        self._set_filter()                        # late doorbells are dropped from here
+        self._arm_count = (self._arm_count + 1) & 0xFFFFFFFF
         self._drain()
         self._bell = False
-        self._cursors[CURSOR_ARM_W] = a
+        self._cursors[CURSOR_ARM_W] = (self._secret << 32) | self._arm_count
         _fence()
         self._armed = True
         if self._oob or self._pending():
             self._self_ring()
 
     def _set_filter(self) -> None:
-        ipn_bell.set_filter(self._sock, (self._arm_value, self._wait_arm), self._handle_oob)
+        self._filter.set((self._secret, 0), self._handle_oob)
 
     def _self_ring(self) -> None:
         try:
-            self._sock.sendto(ipn_bell.BELL.pack(self._arm_value), self._reg.node_path(self._name))
+            self._sock.sendto(ipn_bell.BELL.pack(self._secret), self._reg.node_path(self._name))
             self._bell = True
         except OSError:
             pass
@@ -344,7 +345,7 @@ class DataPath(Member):
     def _wake_writer(self, port: int, value: int) -> None:
         peer = self._peers.get(port)
         if peer is not None:
-            self._ring_peer(peer, value)
+            self._ring_peer(peer, value >> 32)
 
     def _poll(self, timeout) -> bool:
         p = select.poll()

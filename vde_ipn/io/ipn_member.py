@@ -20,9 +20,11 @@ import mmap
 import os
 import secrets
 
+from .._errors import RemoteProtocolError
 from ..engine.ipn_policy import NetView, policy_class
 from ..wire.ipn_registry import (CURSOR_PORT_W, CURSOR_WORDS, NODE_OOB, NODE_READER,
-                                 NODE_WRITER, RING_BORN_W, cursor_slot, encode_node)
+                                 NODE_WRITER, RING_BORN_W, cursor_slot, decode_member_file,
+                                 encode_node, member_file)
 from . import ipn_bell
 from .ipn_registry import Registry
 from .ipn_ring import RingReader, RingWriter, ring_capacity
@@ -100,7 +102,8 @@ class Member:
         with reg.locked():
             reg.purge()
             nodes = reg.nodes()
-            used = {p for p, _f, _n in nodes}
+            reg.sweep(nodes)
+            used = {p for p, _f, _n in nodes} | reg.dead_ports()
             port = policy.newport(used, want_port)
             if port < 0 or port >= params.maxports or port in used:
                 raise OSError(errno.EADDRNOTAVAIL, "no free port on the IPN network")
@@ -108,20 +111,20 @@ class Member:
             self._port = port
             flags = self._flags()
             modes = reg.modes
-            if NODE_READER in flags:
-                self._cursors = self._make_cursors(reg, port, modes["cursor"])
-                for p, f, _n in nodes:          # read only what is sent from now on
-                    if NODE_WRITER in f:
-                        ring = self._attach_ring(reg, p, at_head=True)
-                        if ring is not None:
-                            self._joined_rings[p] = ring
-            if NODE_WRITER in flags:
-                cap = ring_capacity(params.mtu, params.msgpool)
-                self._ring = RingWriter(os.path.join(reg.dir, "w", str(port)), cap,
-                                        secrets.randbits(63), modes["ring"])
-                self._ring.hdr[RING_BORN_W] = (reg.gen[0] + 1) & 0xFFFFFFFFFFFFFFFF
             self._nid = secrets.token_hex(4)
             self._name = encode_node(port, flags, self._nid)
+            if NODE_READER in flags:
+                self._cursors = self._make_cursors(reg, port, modes["cursor"])
+                for p, f, n in nodes:           # read only what is sent from now on
+                    if NODE_WRITER in f:
+                        ring = self._attach_ring(reg, p, n, at_head=True)
+                        if ring is not None:
+                            self._joined_rings[n] = ring
+            if NODE_WRITER in flags:
+                cap = ring_capacity(params.mtu, params.msgpool)
+                self._ring = RingWriter(os.path.join(reg.dir, "w", member_file(self._name)), cap,
+                                        secrets.randbits(63), modes["ring"])
+                self._ring.hdr[RING_BORN_W] = (reg.gen[0] + 1) & 0xFFFFFFFFFFFFFFFF
             path = reg.node_path(self._name)
             self._sock.bind(path)
             os.chmod(path, modes["sock"] | 0o600)
@@ -136,13 +139,8 @@ class Member:
         policy.newnet()
         self.refresh()
 
-    @staticmethod
-    def _make_cursors(reg: Registry, port: int, mode: int):
-        path = os.path.join(reg.dir, "c", str(port))
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+    def _make_cursors(self, reg: Registry, port: int, mode: int):
+        path = os.path.join(reg.dir, "c", member_file(self._name))
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.fchmod(fd, mode)
@@ -153,9 +151,9 @@ class Member:
         view[CURSOR_PORT_W] = port
         return view
 
-    def _attach_ring(self, reg: Registry, port: int, at_head: bool):
+    def _attach_ring(self, reg: Registry, port: int, name: str, at_head: bool):
         try:
-            ring = RingReader(os.path.join(reg.dir, "w", str(port)), port)
+            ring = RingReader(os.path.join(reg.dir, "w", member_file(name)), port)
         except OSError:
             return None                 # not there (yet): a later refresh finds it
         if at_head:
@@ -200,9 +198,10 @@ class Member:
             self._peers[port] = peer
             try:
                 if NODE_READER in flags and self._ring is not None:
-                    peer.cursors = _map_words(os.path.join(reg.dir, "c", str(port)), False)
+                    peer.cursors = _map_words(os.path.join(reg.dir, "c", member_file(name)),
+                                              False)
                 if NODE_WRITER in flags and self._cursors is not None:
-                    peer.ring = self._find_ring(port)
+                    peer.ring = self._find_ring(port, name)
             except OSError:
                 pass                             # gone meanwhile: next refresh drops it
             policy.postnewport(port)
@@ -229,12 +228,15 @@ class Member:
         """Read what writers that left before we saw them had sent us."""
         known = {r.ring_id for r in self._draining} | self._finished
         known |= {p.ring.ring_id for p in self._peers.values() if p.ring is not None}
+        mine = member_file(self._name)
+        alive = {member_file(n) for f, n in nodes.values() if NODE_WRITER in f}
         for name in os.listdir(os.path.join(self._reg.dir, "w")):
-            if not name.isdigit() or int(name) == self._port:
+            try:
+                port = decode_member_file(name)
+            except RemoteProtocolError:
                 continue
-            port = int(name)
-            if port in nodes and NODE_WRITER in nodes[port][0]:
-                continue                              # alive: a peer ring
+            if name == mine or name in alive:
+                continue                              # ours, or a peer ring
             try:
                 ring = RingReader(os.path.join(self._reg.dir, "w", name), port)
             except OSError:
@@ -252,13 +254,13 @@ class Member:
                 continue
             self._draining.append(ring)
 
-    def _find_ring(self, port: int):
-        """The ring of writer ``port``: from the start unless seen at join."""
+    def _find_ring(self, port: int, name: str):
+        """The ring of writer node ``name``: from the start unless seen at join."""
         slot = cursor_slot(port)
-        ring = self._joined_rings.pop(port, None)      # positioned when we joined
+        ring = self._joined_rings.pop(name, None)      # positioned when we joined
         if ring is not None:
             return ring
-        ring = self._attach_ring(self._reg, port, at_head=False)
+        ring = self._attach_ring(self._reg, port, name, at_head=False)
         if ring is not None and self._cursors[slot] == ring.ring_id:
             ring.cursor = self._cursors[slot + 1]
             ring.next_seq = -1
@@ -304,7 +306,7 @@ class Member:
         self._cursors.release()
         self._cursors = None
         try:
-            os.unlink(os.path.join(self._reg.dir, "c", str(self._port)))
+            os.unlink(os.path.join(self._reg.dir, "c", member_file(self._name)))
         except OSError:
             pass
 

@@ -141,6 +141,7 @@ def set_option(sock, level: int, opt: int, value) -> None:
             if before is not None and sock._flags() != before:
                 sock._change_flags()
                 sock._settle()
+            sock._update_watch()
     else:
         raise _err(errno.EINVAL)
 

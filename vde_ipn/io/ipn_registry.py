@@ -28,8 +28,8 @@ from contextlib import contextmanager
 
 from .._errors import RemoteProtocolError
 from ..wire.ipn_registry import (NODE_OOB, NODE_READER, NODE_WRITER, Params, decode_node,
-                                 decode_params, derived_modes, encode_numnode_oob,
-                                 encode_params)
+                                 decode_member_file, decode_params, derived_modes,
+                                 encode_numnode_oob, encode_params, member_file)
 
 SHARED_FILES = ("gen", "live", "mutex")
 
@@ -69,6 +69,7 @@ class Registry:
         self.dir = comp
         self._live = live_fd
         self.params = self.read_params()
+        self.dead: set[str] = set()       # dead nodes another user's files keep listed
         self.modes = derived_modes(self.params.mode)
         fd = os.open(os.path.join(comp, "gen"), os.O_RDWR)
         try:
@@ -208,9 +209,38 @@ class Registry:
                 port, flags = decode_node(name)
             except RemoteProtocolError:
                 continue
-            out.append((port, flags, name))
+            if name not in self.dead:
+                out.append((port, flags, name))
         out.sort()
         return out
+
+    def dead_ports(self) -> set[int]:
+        """Ports of dead nodes whose socket we could not remove (not reusable)."""
+        return {decode_node(n)[0] for n in self.dead
+                if os.path.lexists(self.node_path(n))}
+
+    def sweep(self, nodes) -> None:
+        """Remove rings of writers that left (hold :meth:`locked`).
+
+        Receivers that saw them still hold the mapping and drain it; the
+        file itself goes, so departed members leave nothing behind.
+        """
+        alive = {member_file(n) for _p, _f, n in nodes}
+        wdir = os.path.join(self.dir, "w")
+        try:
+            names = os.listdir(wdir)
+        except OSError:
+            return                              # not ours to see (no r, no w)
+        for name in names:
+            try:
+                decode_member_file(name)
+            except RemoteProtocolError:
+                continue
+            if name not in alive:
+                try:
+                    os.unlink(os.path.join(wdir, name))
+                except OSError:
+                    pass                        # another user's (sticky): theirs to go
 
     def purge(self) -> bool:
         """Remove nodes whose process is gone; True if any was removed."""
@@ -221,7 +251,8 @@ class Registry:
                 try:
                     probe.connect(self.node_path(name))
                 except ConnectionRefusedError:
-                    self.remove_node(port, name)
+                    if not self.remove_node(port, name):
+                        self.dead.add(name)
                     changed = True
                 except OSError:
                     pass                        # EACCES...: cannot tell, keep it
@@ -229,12 +260,17 @@ class Registry:
             probe.close()
         return changed
 
-    def remove_node(self, port: int, name: str) -> None:
-        for p in (self.node_path(name), os.path.join(self.dir, "c", str(port))):
+    def remove_node(self, port: int, name: str) -> bool:
+        """Unlink a node's socket and cursors; False if we may not (not ours)."""
+        gone = True
+        for p in (self.node_path(name), os.path.join(self.dir, "c", member_file(name))):
             try:
                 os.unlink(p)
-            except OSError:
+            except FileNotFoundError:
                 pass
+            except OSError:
+                gone = False
+        return gone
 
     def counts(self) -> tuple[int, int]:
         """(numreaders, numwriters) of the connected nodes."""

@@ -21,8 +21,10 @@ messages of a full queue; a ring keeps the newest.)
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import platform
 
 from ..wire.ipn_registry import (ENTRY, ENTRY_SIZE, KIND_ALL, KIND_MASK, KIND_ONE,
                                  KIND_WRAP, RING_CAP_W, RING_DATA, RING_HEAD_W, RING_ID_W,
@@ -30,6 +32,21 @@ from ..wire.ipn_registry import (ENTRY, ENTRY_SIZE, KIND_ALL, KIND_MASK, KIND_ON
                                  RING_LAST_W, RING_COUNT_W)
 
 RING_MIN_BYTES = 256 * 1024
+TSO_MACHINES = ("x86_64", "amd64", "i386", "i486", "i586", "i686", "x86")
+
+
+def require_tso(machine: str | None = None) -> None:
+    """Refuse to run where stores and loads may be reordered beyond x86's TSO.
+
+    The rings are read and written with plain loads and stores through
+    ``memoryview``; their protocol is correct only under x86's ordering
+    (stores in program order, loads in program order).
+    """
+    m = (machine if machine is not None else platform.machine()).lower()
+    if m not in TSO_MACHINES:
+        raise OSError(errno.EAFNOSUPPORT,
+                      "vde_ipn.ipn needs an x86 processor: its shared-memory rings rely on "
+                      "x86 memory ordering, which %s does not give" % (m or "this machine"))
 
 
 def ring_capacity(mtu: int, msgpool: int) -> int:

@@ -29,6 +29,8 @@ from collections import deque
 from ..engine.ipn_policy import IPN_BROADCAST, IPN_MAX_PROTO, has_learn, policy_class
 from ..wire.ipn_registry import Params, cursor_slot
 from . import ipn_bell
+from .ipn_ring import require_tso
+from .ipn_watch import DeathWatch
 from .ipn_datapath import MSG_OOB, DataPath, _err
 from .ipn_member import NetView
 from .ipn_registry import Registry
@@ -64,12 +66,14 @@ class IpnSocket(DataPath):
     """One IPN node.  Create with :func:`vde_ipn.ipn.socket`."""
 
     def __init__(self, protocol: int = IPN_BROADCAST):
+        require_tso()
         if not 0 <= protocol <= IPN_MAX_PROTO:
             raise _err(errno.EPROTONOSUPPORT)
         self.protocol = protocol
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
         self._lock = threading.Lock()
+        self._filter = ipn_bell.BellFilter(self._sock)
         self._member_init()
         self._pre = {IPN_SO_MTU: 1514, IPN_SO_NUMNODES: 64, IPN_SO_MSGPOOLSIZE: 8,
                      IPN_SO_FLAGS: 0, IPN_SO_MODE: 0o777}
@@ -79,10 +83,11 @@ class IpnSocket(DataPath):
         self._shut_rd = self._shut_wr = False
         self._connected = self._closed = False
         self._rcv_timeout = self._snd_timeout = None
-        self._arm_value = ipn_bell.new_arm(0)     # readiness (see ipn_datapath)
-        self._wait_arm = 0
+        self._secret = ipn_bell.new_arm(0)        # readiness (see ipn_datapath)
+        self._arm_count = self._wait_count = 0
         self._bell = self._armed = False
         self._last_counts = None
+        self._watch = None                          # DeathWatch while numnodes are wanted
         self._oob: deque = deque()
         self._genv = None
         self._learn = False
@@ -164,6 +169,7 @@ class IpnSocket(DataPath):
             self._learn = has_learn(self._policy)
             self.refresh()
             self._settle()                       # armed, or ringing itself
+            self._update_watch()
 
     def refresh(self) -> None:
         super().refresh()
@@ -197,6 +203,15 @@ class IpnSocket(DataPath):
                     self._oob.clear()
                 self._change_flags()
                 self._settle()
+                self._update_watch()
+
+    def _update_watch(self) -> None:
+        want = self._connected and self._handle_oob and self._want_numnodes
+        if want and self._watch is None:
+            self._watch = DeathWatch(self._reg)
+        elif not want and self._watch is not None:
+            self._watch.stop()
+            self._watch = None
 
     def setsockopt(self, level: int, opt: int, value) -> None:
         """Level 0 options, or the policy's at level = protocol (ipn_options)."""
@@ -259,6 +274,9 @@ class IpnSocket(DataPath):
         """Leave the network; the last node to leave ends it."""
         if self._closed:
             return
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
         with self._lock:
             self._closed = True
             try:

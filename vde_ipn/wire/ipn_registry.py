@@ -8,10 +8,10 @@ companion directory ``.NAME.ipn`` next to the socket file and share:
 * ``n/P.F.I``  one AF_UNIX datagram socket per connected node: ``P`` is the
                port number, ``F`` the node flags, ``I`` its random identity
                (see :func:`encode_node`);
-* ``w/P``      the message ring of writer port ``P`` (:data:`RING_SLOTS`); it
-               stays after its writer left, so receivers can read what was
-               sent before, until a new writer takes the port;
-* ``c/P``      the read cursors of reader port ``P`` (:func:`cursor_slot`).
+* ``w/P.I``    the message ring of writer node ``P.?.I`` (:data:`RING_SLOTS`);
+               it stays after its writer left, so receivers can read what
+               was sent before, until the next member joins;
+* ``c/P.I``    the read cursors of reader node ``P.?.I`` (:func:`cursor_slot`).
 
 Rings and cursor files are arrays of native u64 words so that members can
 read and write single fields through ``memoryview.cast("Q")``.  Entries in
@@ -120,6 +120,22 @@ def decode_node(name: str) -> tuple[int, str]:
     return int(head), flags
 
 
+def member_file(name: str) -> str:
+    """The name of a node's ring (in ``w/``) and cursor file (in ``c/``):
+    ``"<port>.<nid>"``, unique to that node, so no member can squat on the
+    files of a port before its next owner comes."""
+    head, _flags, nid = name.split(".")
+    return "%s.%s" % (head, nid)
+
+
+def decode_member_file(name: str) -> int:
+    """The port of a ``member_file`` name; RemoteProtocolError otherwise."""
+    head, sep, nid = name.partition(".")
+    if not sep or not head.isdigit() or not nid.isalnum():
+        raise RemoteProtocolError("not an IPN member file: %r" % name)
+    return int(head)
+
+
 def encode_numnode_oob(readers: int, writers: int) -> bytes:
     return NUMNODE_OOB.pack(0, IPN_OOB_NUMNODE_TAG, readers, writers)
 
@@ -139,16 +155,21 @@ def derived_modes(mode: int) -> dict[str, int]:
 
     The socket file's bits mean r = receive, w = send, x = manage.  Each
     class (user, group, other) gets, on each part, only what its bits
-    allow, so the kernel enforces the permissions on every member:
+    allow, so the kernel enforces the permissions on every member, not
+    only this library:
 
-    * ``dir``: entered by anyone with a bit; ``n/`` (doorbell sockets):
-      entered and written by anyone with a bit;
-    * ``w/`` (rings): created by senders, read by receivers and managers;
-    * ``c/`` (cursors): created by receivers, read by senders and managers;
+    * ``dir``: entered by anyone with a bit;
+    * ``n/`` (doorbell sockets): entered and written by anyone with a bit,
+      sticky: a member cannot unlink or rename another member's socket;
+    * ``w/`` (rings): created by senders, listed by receivers, sticky;
+      a ring file is read by receivers only (x does not read traffic);
+    * ``c/`` (cursors): created by receivers, listed by senders, sticky;
+      a cursor file is read by senders only;
     * ``net``: read by all, rewritten by managers; ``shared`` files
       (``gen`` and the locks) are read and written by all members.
     """
-    out = {"dir": 0o2000, "n": 0o2000, "w": 0o2000, "c": 0o2000, "net": 0, "shared": 0,
+    sticky = 0o3000                       # setgid (the group follows) + sticky
+    out = {"dir": 0o2000, "n": sticky, "w": sticky, "c": sticky, "net": 0, "shared": 0,
            "ring": 0, "cursor": 0, "sock": 0}
     for shift in (6, 3, 0):
         bits = (mode >> shift) & 7
@@ -156,12 +177,12 @@ def derived_modes(mode: int) -> dict[str, int]:
         any_bit = 7 if bits else 0
         out["dir"] |= (5 if bits else 0) << shift
         out["n"] |= any_bit << shift
-        out["w"] |= (7 if w else 5 if (r or x) else 0) << shift
-        out["c"] |= (7 if r else 5 if (w or x) else 0) << shift
+        out["w"] |= (7 if w else 5 if r else 0) << shift
+        out["c"] |= (7 if r else 5 if w else 0) << shift
         out["net"] |= ((4 if bits else 0) | (2 if x else 0)) << shift
         out["shared"] |= (6 if bits else 0) << shift
-        out["ring"] |= (4 if (r or x) else 0) << shift
-        out["cursor"] |= (4 if (w or x) else 0) << shift
+        out["ring"] |= (4 if r else 0) << shift
+        out["cursor"] |= (4 if w else 0) << shift
         out["sock"] |= (6 if bits else 0) << shift
     for part in ("ring", "cursor", "net"):
         out[part] |= 0o600                # the creating member keeps its own file
