@@ -118,8 +118,8 @@ class Processes:
 def listening(path: str) -> bool:
     """Whether a unix socket bound to ``path`` is listening (``/proc/net/unix``
     of this network namespace: flag __SO_ACCEPTCON)."""
-    names = {path, os.path.realpath(path)}
-    with open("/proc/net/unix") as f:
+    names = {os.fsencode(path), os.fsencode(os.path.realpath(path))}
+    with open("/proc/net/unix", "rb") as f:       # abstract names may be any bytes
         next(f)
         for line in f:
             fields = line.split()

@@ -99,7 +99,7 @@ def test_null_swallows_and_stays(procs, sockdir, new_switch, kind):
     assert in_pkts(sw, 1) == 0 and peer.drain(0.3) == []
     assert cable.poll() is None
     cable.terminate()
-    attached(sw, 1)                               # its port is freed when it goes
+    cable.wait(timeout=10)
 
 
 # -- hub:// and switch:// ----------------------------------------------------

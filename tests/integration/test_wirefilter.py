@@ -277,7 +277,7 @@ def test_dpipe_stream_mode_between_switches(procs, sockdir, tree):
                      WF["ours"], "-l", "RL100", "=", C_TOOLS["vde_plug"], right.dir])
     a = StreamPlug(procs, OURS["vde_plug"], left.dir)
     b = StreamPlug(procs, OURS["vde_plug"], right.dir)
-    time.sleep(1.0)
+    all_joined(a, (b,))                         # LR passes: the whole chain is up
     from support import descendants
     tree.extend(descendants(d.pid))
     a.send(frame(BROADCAST, mac(1), b"go"))
