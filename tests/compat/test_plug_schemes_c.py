@@ -105,7 +105,8 @@ def test_cmd_echo_does_not_deadlock(procs):
     hang forever here, both pipes full)."""
     import threading
     p = StreamPlug(procs, plug_tool("ours"), "cmd://cat")
-    frames = [frame(BROADCAST, mac(5), b"echo %d" % i, size=1000) for i in range(3000)]
+    # 800 kB: far beyond what the pipes hold, below what ours holds (1 MiB)
+    frames = [frame(BROADCAST, mac(5), b"echo %d" % i, size=1000) for i in range(800)]
     data = b"".join(struct.pack("!H", len(f)) + f for f in frames)
 
     def feed():
