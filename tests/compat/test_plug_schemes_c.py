@@ -99,6 +99,27 @@ def test_cmd_in_stream_mode(procs, sockdir, new_switch, kind):
     assert p.close() == 0
 
 
+def test_cmd_echo_does_not_deadlock(procs):
+    """Frames in faster than an echoing command gives them back: ours holds what
+    the command's stdin has no room for (the C plugin writes blocking and can
+    hang forever here, both pipes full)."""
+    import threading
+    p = StreamPlug(procs, plug_tool("ours"), "cmd://cat")
+    # 800 kB: far beyond what the pipes hold, below what ours holds (1 MiB)
+    frames = [frame(BROADCAST, mac(5), b"echo %d" % i, size=1000) for i in range(800)]
+    data = b"".join(struct.pack("!H", len(f)) + f for f in frames)
+
+    def feed():
+        p.proc.stdin.write(data)
+        p.proc.stdin.flush()
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    got = [p.recv(30) for _ in frames]
+    assert got == frames
+    t.join(5)
+    assert p.close() == 0
+
+
 # -- multi:// and bonding:// --------------------------------------------------
 def node_with_links(procs, sockdir, kind, scheme, nlinks=2):
     """A node hosted by ``kind``'s vde_plug (its stream is the host) and

@@ -8,7 +8,11 @@ own stdin/stdout, so ``cmd://"ssh HOST vde_plug /tmp/sw"`` is a cable to
 a remote switch.
 
 ``recv`` reads one record at a time and never more, so a complete frame
-never waits in our buffer while the pipe looks idle.  When the command
+never waits in our buffer while the pipe looks idle.  With an event loop
+``send`` never blocks: what the command's stdin has no room for waits
+(up to 1 MiB, then frames are dropped and counted in ``dropped``), so a
+command that echoes, like ``cat``, cannot deadlock the plug; the C
+plugin writes blocking and does.  When the command
 closes its stdout (or exits) ``recv`` returns ``b""`` and the plug
 counts as hung up.  Closing the plug closes the command's stdin, gives
 it two seconds to leave, then ends it with SIGTERM (and SIGKILL).
@@ -26,6 +30,7 @@ from ..wire.stream import STREAM_MAX
 from .endpoints import Plug
 
 EXIT_WAIT = 2.0
+PENDING_MAX = 1 << 20                    # stream bytes held for a slow command
 
 
 class CmdPipe:
@@ -33,12 +38,17 @@ class CmdPipe:
 
     module = "cmd"
 
-    def __init__(self, argv: list[str]):
+    def __init__(self, argv: list[str], loop=None):
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      bufsize=0, close_fds=True)
         self._out = self.proc.stdout.fileno()
         self._in = self.proc.stdin.fileno()
         os.set_blocking(self._out, False)
+        self._loop = loop
+        self._pending = bytearray()      # the part of the stream the pipe had no room for
+        self.dropped = 0
+        if loop is not None:
+            os.set_blocking(self._in, False)
         self._head = b""                 # length bytes of the record being read
         self._body = bytearray()
         self._need = 0                   # body bytes still missing
@@ -83,16 +93,44 @@ class CmdPipe:
         if n > STREAM_MAX:
             return 0
         record = bytes((n >> 8, n & 0xFF)) + bytes(frame)
-        view = memoryview(record)
-        # the command's stdin is blocking: a stream must not lose half a record
-        while view:
-            view = view[os.write(self._in, view):]
+        if self._loop is None:
+            # no event loop to finish a record later: a blocking write
+            view = memoryview(record)
+            while view:
+                view = view[os.write(self._in, view):]
+            return n
+        if self._pending:
+            if len(self._pending) >= PENDING_MAX:
+                self.dropped += 1        # the command does not keep up: lost, as on a wire
+                return n
+            self._pending += record
+            return n
+        try:
+            done = os.write(self._in, record)
+        except BlockingIOError:
+            done = 0
+        if done < len(record):           # the rest when the pipe has room again
+            self._pending = bytearray(record[done:])
+            self._loop.add_writer(self._in, self._flush)
         return n
+
+    def _flush(self, now=None) -> None:
+        try:
+            done = os.write(self._in, self._pending)
+        except BlockingIOError:
+            return
+        except OSError:                  # the command is gone
+            done = len(self._pending)
+        del self._pending[:done]
+        if not self._pending:
+            self._loop.remove_writer(self._in)
 
     def close(self) -> None:
         proc, self.proc = self.proc, None
         if proc is None:
             return
+        if self._pending and self._loop is not None:
+            self._loop.forget(self._in)
         for f in (proc.stdin, proc.stdout):
             try:
                 f.close()
@@ -109,7 +147,7 @@ class CmdPipe:
                 proc.wait()
 
 
-def open_cmd_plug(arg, **_) -> Plug:
+def open_cmd_plug(arg, *, loop=None, **_) -> Plug:
     """``cmd://COMMAND``: see the module docstring."""
     try:
         argv = shlex.split(arg)
@@ -118,7 +156,7 @@ def open_cmd_plug(arg, **_) -> Plug:
     if not argv:
         raise ConnectError(errno.EINVAL, "cmd:// needs a command")
     try:
-        pipe = CmdPipe(argv)
+        pipe = CmdPipe(argv, loop)
     except OSError as e:
         raise ConnectError(e.errno or errno.ENOENT, "cannot run %s" % argv[0]) from None
     return Plug(pipe, None, scheme="cmd", hangup_on_empty=True)

@@ -51,17 +51,17 @@ def library():
 
 
 def _library_dir() -> str | None:
+    """The directory libvdeplug was loaded from (where it looks for plugins)."""
     try:
-        lib = library()
+        library()
     except OSError:
         return None
-    del lib
-    # the directory libvdeplug was loaded from, as the C library finds its own
     with open("/proc/self/maps") as maps:
         for line in maps:
-            path = line.split()[-1] if line.count(" ") >= 5 else ""
-            if os.path.basename(path).startswith("libvdeplug.so"):
-                return os.path.dirname(path)
+            parts = line.split(None, 5)
+            if len(parts) == 6 and os.path.basename(parts[5].strip()).startswith(
+                    "libvdeplug.so"):
+                return os.path.dirname(parts[5].strip())
     return None
 
 
