@@ -9,10 +9,11 @@ ICMP echo onto ordinary host sockets); this module only drives it:
   we hand the readiness back (``slirp_pollfds_poll``), which also runs
   its TCP timers.  The timeout it asks for becomes a loop timer.
 * libslirp's own timers (IPv6 router advertisements) are loop timers.
-* Frames: a datagram socket pair joins the two sides.  The plug the user
-  gets (:func:`open_slirp_plug`) holds one end, like any VDE data
-  socket; frames arriving at the other end go to ``slirp_input``, and
-  libslirp's output is sent back through it.
+* Frames: the plug the user gets (:func:`open_slirp_plug`) hands what
+  it is given straight to ``slirp_input``; libslirp's output comes back
+  through a socket pair whose one end is the plug's data socket (its
+  ``fileno`` for poll), like any VDE plug's.  Frames written to that
+  socket directly reach libslirp as well.
 
 No thread: everything runs in the loop that runs the rest of the program.
 """
@@ -42,8 +43,9 @@ class SlirpError(ConnectError):
 
 
 class SlirpRouter:
-    """One libslirp instance, configured by ``settings``, fed and read
-    through ``self.inside`` (a datagram socket: one frame per datagram).
+    """One libslirp instance, configured by ``settings``, fed by
+    :meth:`feed` (or through ``self.inside``) and read from ``self.inside``
+    (a seqpacket socket: one frame per packet).
 
     ``loop`` is a :class:`vde_ipn.io.loop.Loop`; :meth:`close` stops
     everything and closes the sockets libslirp opened.
@@ -182,6 +184,18 @@ class SlirpRouter:
             if len(frame) >= 14:
                 feed(slirp, frame, len(frame))
         self._cycle(True)
+
+    def feed(self, frame) -> int:
+        """Give libslirp one frame from the guests (the plug's ``send``:
+        no socket in between when the plug's user is in this process)."""
+        if self._slirp is None:
+            raise OSError(errno.EBADF, "the slirp router is closed")
+        if len(frame) >= 14:
+            if not isinstance(frame, bytes):
+                frame = bytes(frame)
+            self.lib.slirp_input(self._slirp, frame, len(frame))
+            self._cycle(True)
+        return len(frame)
 
     def _cb_send(self, buf, size, opaque) -> int:
         try:
@@ -384,4 +398,6 @@ def open_slirp_plug(arg, *, loop=None, settings: SlirpSettings | None = None, **
                            str(e)) from e
     if settings.verbose:
         sys.stderr.write("SLIRP configuration\n" + settings.table())
-    return Plug(router.inside, None, scheme="slirp", owner=router, hangup_on_empty=True)
+    plug = Plug(router.inside, None, scheme="slirp", owner=router, hangup_on_empty=True)
+    plug.send = router.feed
+    return plug
