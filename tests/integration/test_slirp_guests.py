@@ -242,3 +242,23 @@ def test_udp_host_forward_reaches_the_guest(lab):
         assert udp_noports(lab) >= before + 5
     finally:
         lab.stop_router(p)
+
+
+def test_every_guest_on_the_switch_gets_a_lease(lab):
+    """A second VM on the same switch: its own address from the pool, and
+    both reach the host side through the one router."""
+    import hashlib
+    second = lab.add_guest("52:54:00:5a:00:10", "slirp-guest2")
+    p = lab.start_router([require(OURS_PLUG), lab.sw, "slirp://"])
+    try:
+        first_lease, second_lease = lab.dhcp(), lab.dhcp(second)
+        assert first_lease["ip"] != second_lease["ip"], (first_lease, second_lease)
+        assert {first_lease["ip"], second_lease["ip"]} <= {"10.0.2.%d" % i
+                                                          for i in range(15, 31)}
+        for g in (lab.guest, second):
+            assert lab.fetch("10.0.2.2", g) == (hashlib.md5(lab.payload).hexdigest(),
+                                                len(lab.payload))
+        rc, out = second.run("ping -c 2 -w 20 %s" % first_lease["ip"], 40)
+        assert rc == 0, out                  # and they see each other on the switch
+    finally:
+        lab.stop_router(p)
