@@ -343,8 +343,8 @@ class _RouterEnd:
         self.send = None                # the router's feed, once it exists
 
     def push(self, frame: bytes) -> None:
-        if len(self.queue) >= QUEUE_MAX:
-            return                      # nobody reading fast enough: a lost frame
+        if len(self.queue) >= QUEUE_MAX or self._w < 0:
+            return                      # nobody reading (fast enough): a lost frame
         self.queue.append(frame)
         if not self._signalled:
             self._signalled = True
