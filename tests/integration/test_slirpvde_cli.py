@@ -9,6 +9,7 @@ to detach, write the pid file, hold a port and clean both up on SIGTERM.
 import os
 import select
 import signal
+import socket
 import subprocess
 import time
 
@@ -62,10 +63,14 @@ def test_no_dhcp_without_d(procs):
 
 def test_banner_as_c(procs, sockdir):
     sw = Switch(procs, OURS["vde_switch"], os.path.join(sockdir, "sw"))
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]              # free now; each tool listens there in turn
+    probe.close()
     outs = []
     for tool in (SLIRPVDE, require(C_SLIRPVDE)):
         p = procs.start([tool, "-s", sw.dir, "-D", "-H", "10.2.0.1/16", "-N", "10.2.0.53",
-                         "-L", "17080:10.2.0.15:80"])
+                         "-L", "%d:10.2.0.15:80" % port])
         wait_for(lambda: sw.cmd("port/print").count("-- endpoint ID") == 1, 20,
                  "%s to join" % tool)
         text = b""                      # the banner may come after the port
