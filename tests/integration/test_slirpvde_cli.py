@@ -54,8 +54,9 @@ def test_stream_mode_dhcp_offer_as_c(procs, args):
     assert ours == c
 
 
-def test_no_dhcp_without_d(procs):
-    plug = StreamPlug(procs, SLIRPVDE, "-")
+@pytest.mark.parametrize("tool", [SLIRPVDE, C_SLIRPVDE])
+def test_no_dhcp_without_d(procs, tool):
+    plug = StreamPlug(procs, tool, "-")
     plug.send(discover())
     assert plug.recv_matching(lambda f: DHCP in Ether(f), timeout=3) is None
     assert plug.proc.poll() is None
