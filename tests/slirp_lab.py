@@ -152,11 +152,15 @@ class SlirpLab:
         # the guest, as nobody too: the initramfs must be readable
         image, initrd = initramfs()
         os.chmod(os.path.dirname(initrd), 0o755)
-        self.guest = QemuGuest(self.procs, self.work, self.sw, GUEST_MAC, name="slirp-guest",
-                               wrap=self.wrap())
-        self.guest.check("printf '%%s\\n' %s > /tmp/dhcp.sh && chmod +x /tmp/dhcp.sh"
-                         % " ".join("'%s'" % line for line in DHCP_SCRIPT))
-        self.guest.check("ip link set eth0 up")
+        self.guest = self.add_guest(GUEST_MAC, "slirp-guest")
+
+    def add_guest(self, mac: str, name: str) -> QemuGuest:
+        """Another QEMU guest on the switch, as nobody, ready for :meth:`dhcp`."""
+        g = QemuGuest(self.procs, self.work, self.sw, mac, name=name, wrap=self.wrap())
+        g.check("printf '%%s\\n' %s > /tmp/dhcp.sh && chmod +x /tmp/dhcp.sh"
+                % " ".join("'%s'" % line for line in DHCP_SCRIPT))
+        g.check("ip link set eth0 up")
+        return g
 
     def wrap(self) -> list:
         return ["ip", "netns", "exec", self.ns] + NOBODY
@@ -197,9 +201,9 @@ class SlirpLab:
         return rc
 
     # -- the guest's side ---------------------------------------------------------------
-    def dhcp(self) -> dict:
+    def dhcp(self, guest=None) -> dict:
         """Forget the last lease, ask for a new one; its fields."""
-        g = self.guest
+        g = guest or self.guest
         g.check("ip addr flush dev eth0; ip neigh flush dev eth0; rm -f /tmp/lease")
         g.check("udhcpc -i eth0 -s /tmp/dhcp.sh -n -q -t 8 -T 2 -A 1", timeout=60)
         out = g.check("cat /tmp/lease")
@@ -207,9 +211,9 @@ class SlirpLab:
         assert m, out
         return dict(kv.split("=", 1) for kv in m.group(1).split())
 
-    def fetch(self, router_ip: str) -> tuple[str, int]:
+    def fetch(self, router_ip: str, guest=None) -> tuple[str, int]:
         """The host-side file, fetched by the guest over TCP: (md5, size)."""
-        out = self.guest.check("rm -f /tmp/got; nc %s %d </dev/null >/tmp/got; "
+        out = (guest or self.guest).check("rm -f /tmp/got; nc %s %d </dev/null >/tmp/got; "
                                "md5sum /tmp/got; wc -c </tmp/got"
                                % (router_ip, SEND_PORT), timeout=120)
         m = re.search(r"([0-9a-f]{32})\s+/tmp/got\s+(\d+)", out)

@@ -87,15 +87,17 @@ def test_slirpvde_refuses_a_busy_host_port(switch, sockdir, busy_port):
     assert "Address already in use" in line and str(busy_port) in line, line
 
 
-def test_slirpvde_unknown_option_as_2_3_2(switch, sockdir):
+@pytest.mark.parametrize("bad", [["-Z"], ["-P", "3"]])
+def test_slirpvde_unknown_option_as_2_3_2(switch, sockdir, bad):
     """getopt_long_only's complaint, then the usage, exit 255: as the C tool
-    (whose usage ends with a credit line for code this one does not have)."""
-    argv = [require(SLIRPVDE), "-s", switch.dir, "-Z"]
+    (whose usage ends with a credit line for code this one does not have).
+    ``-P`` is one: its manual lists it, but only ``--port`` exists."""
+    argv = [require(SLIRPVDE), "-s", switch.dir] + bad
     ours = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     c = subprocess.run([require("/usr/bin/slirpvde")] + argv[1:], capture_output=True,
                        text=True, timeout=30)
     assert ours.returncode == c.returncode == 255
-    assert ours.stderr.splitlines()[0] == "%s: unrecognized option '-Z'" % argv[0]
+    assert ours.stderr.splitlines()[0] == "%s: unrecognized option '%s'" % (argv[0], bad[0])
     c_lines = [line for line in c.stderr.splitlines()
                if line and "Gasparovski" not in line]
     assert ours.stderr.splitlines()[1:] == c_lines[1:]

@@ -18,7 +18,10 @@ proxy (the C plugin too), a UDP host forward, a guest connection to a
 host command.
 """
 
+import hashlib
+import itertools
 import os
+import time
 
 import pytest
 
@@ -33,6 +36,7 @@ DEFAULT_LEASE = {"ip": "10.0.2.15", "subnet": "255.255.255.0", "router": "10.0.2
 NET9_LEASE = {"ip": "10.0.9.15", "subnet": "255.255.255.0", "router": "10.0.9.2",
               "dns": "10.0.9.3"}
 FIELDS = ("ip", "subnet", "router", "dns", "serverid")
+TOKENS = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +63,7 @@ def unprivileged(pid: int) -> None:
 def host_forward_reaches_guest(lab, guest_ip: str) -> str:
     """A server in the guest on FWD_GUEST; the host side connects to
     127.0.0.1:FWD_HOST and reads what it says."""
-    token = "fwd-token-%d" % os.getpid()
+    token = "fwd-token-%d-%d" % (os.getpid(), next(TOKENS))   # one per router
     # (the listener's stdin stays open: busybox nc -l whose stdin ends at
     # once takes the guest's shell down with it)
     lab.guest.check("((echo %s; sleep 900) | nc -l -p %d >/dev/null) & sleep 1"
@@ -93,7 +97,6 @@ def exercise(lab, key, argv, expected, forward=True):
         rc, out = lab.guest.run("ping -c 3 -w 20 %s" % lease["router"], 40)
         assert rc == 0 and "3 packets received" in out, out
         md5, size = lab.fetch(lease["router"])
-        import hashlib
         assert (md5, size) == (hashlib.md5(lab.payload).hexdigest(), len(lab.payload))
         if forward:
             host_forward_reaches_guest(lab, lease["ip"])
@@ -235,10 +238,27 @@ def test_udp_host_forward_reaches_the_guest(lab):
                      "import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
                      "for i in range(5): s.sendto(b'dgram%d' % i, ('127.0.0.1', 7053))\n"])
         assert r.returncode == 0, r.stderr
-        import time
         deadline = time.monotonic() + 20
         while udp_noports(lab) < before + 5 and time.monotonic() < deadline:
             time.sleep(0.5)
         assert udp_noports(lab) >= before + 5
+    finally:
+        lab.stop_router(p)
+
+
+def test_every_guest_on_the_switch_gets_a_lease(lab):
+    """A second VM on the same switch: its own address from the pool, and
+    both reach the host side through the one router."""
+    second = lab.add_guest("52:54:00:5a:00:10", "slirp-guest2")
+    p = lab.start_router([require(OURS_PLUG), lab.sw, "slirp://"])
+    try:
+        first_lease, second_lease = lab.dhcp(), lab.dhcp(second)
+        assert (first_lease["ip"], second_lease["ip"]) == ("10.0.2.15", "10.0.2.16"), (
+            first_lease, second_lease)                 # the pool, in order
+        for g in (lab.guest, second):
+            assert lab.fetch("10.0.2.2", g) == (hashlib.md5(lab.payload).hexdigest(),
+                                                len(lab.payload))
+        rc, out = second.run("ping -c 2 -w 20 %s" % first_lease["ip"], 40)
+        assert rc == 0, out                  # and they see each other on the switch
     finally:
         lab.stop_router(p)

@@ -105,3 +105,18 @@ def test_slirpvde_host_keeps_its_host_part_and_dhcp_is_off_without_d():
 def test_slirpvde_bad_values_refused(argv):
     with pytest.raises(Refused):
         settings_of(parse(argv))
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="/=:,.%\"'\\abcdefhlnoprstuv0123456789", max_size=60))
+def test_any_text_parses_or_is_refused_cleanly(text):
+    """Whatever follows ``slirp://``, the answer is settings or a VnlError."""
+    try:
+        s = parse_slirp_vnl(text)
+    except VnlError:
+        return
+    assert s.ipv4 or s.ipv6
+    assert all(0 < f.host_port < 65536 and 0 < f.guest_port < 65536 for f in s.forwards)

@@ -9,16 +9,18 @@ ICMP echo onto ordinary host sockets); this module only drives it:
   we hand the readiness back (``slirp_pollfds_poll``), which also runs
   its TCP timers.  The timeout it asks for becomes a loop timer.
 * libslirp's own timers (IPv6 router advertisements) are loop timers.
-* Frames: a datagram socket pair joins the two sides.  The plug the user
-  gets (:func:`open_slirp_plug`) holds one end, like any VDE data
-  socket; frames arriving at the other end go to ``slirp_input``, and
-  libslirp's output is sent back through it.
+* Frames: the plug the user gets (:func:`open_slirp_plug`) hands what
+  it is given straight to ``slirp_input``; libslirp's output waits in a
+  queue the plug's ``recv`` takes from, and a pipe makes the plug's
+  ``fileno`` readable while the queue is not empty, so the plug is
+  polled like any VDE plug.
 
 No thread: everything runs in the loop that runs the rest of the program.
 """
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import errno
 import os
@@ -32,9 +34,7 @@ from ..wire.vnl import VnlError
 from . import libslirp as L
 from .endpoints import Plug
 
-RECV_MAX = 65536
-BATCH = 64
-SOCKBUF = 1 << 20
+QUEUE_MAX = 1024          # frames waiting for the plug's reader; more are lost
 
 
 class SlirpError(ConnectError):
@@ -42,14 +42,14 @@ class SlirpError(ConnectError):
 
 
 class SlirpRouter:
-    """One libslirp instance, configured by ``settings``, fed and read
-    through ``self.inside`` (a datagram socket: one frame per datagram).
+    """One libslirp instance, configured by ``settings``, fed by
+    :meth:`feed`; what it sends to the guests goes to ``output(frame)``.
 
     ``loop`` is a :class:`vde_ipn.io.loop.Loop`; :meth:`close` stops
     everything and closes the sockets libslirp opened.
     """
 
-    def __init__(self, settings: SlirpSettings, loop, *, log=None):
+    def __init__(self, settings: SlirpSettings, loop, output, *, log=None):
         self.lib = L.load()
         self.loop = loop
         self.settings = settings
@@ -65,14 +65,7 @@ class SlirpRouter:
         self._next_timer = 1
         self._busy = False
         self._again = False
-        self.inside, self.outside = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        for s in (self.inside, self.outside):
-            s.setblocking(False)
-            for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-                try:
-                    s.setsockopt(socket.SOL_SOCKET, opt, SOCKBUF)
-                except OSError:
-                    pass
+        self.output = output
         try:
             self._start()
         except BaseException:
@@ -153,7 +146,6 @@ class SlirpRouter:
             if rc < 0:
                 raise SlirpError(errno.EINVAL, "%sfwd %s:%d: refused by libslirp"
                                  % (g.kind, g.addr, g.port))
-        self.loop.add_reader(self.outside, self._from_guests)
         self._cycle(False)
 
     def add_forward(self, f) -> None:
@@ -171,23 +163,20 @@ class SlirpRouter:
                              % ("udp" if f.udp else "tcp", f.host_addr, f.host_port))
 
     # -- frames ------------------------------------------------------------------
-    def _from_guests(self, now: float) -> None:
-        recv, feed = self.outside.recv, self.lib.slirp_input
-        slirp = self._slirp
-        for _ in range(BATCH):
-            try:
-                frame = recv(RECV_MAX)
-            except (BlockingIOError, InterruptedError):
-                break
-            if len(frame) >= 14:
-                feed(slirp, frame, len(frame))
-        self._cycle(True)
+    def feed(self, frame) -> int:
+        """Give libslirp one frame from the guests (the plug's ``send``:
+        no socket in between when the plug's user is in this process)."""
+        if self._slirp is None:
+            raise OSError(errno.EBADF, "the slirp router is closed")
+        if len(frame) >= 14:
+            if not isinstance(frame, bytes):
+                frame = bytes(frame)
+            self.lib.slirp_input(self._slirp, frame, len(frame))
+            self._cycle(True)
+        return len(frame)
 
     def _cb_send(self, buf, size, opaque) -> int:
-        try:
-            self.outside.send(ctypes.string_at(buf, size))
-        except OSError:
-            pass                        # nobody reading fast enough: a lost frame
+        self.output(ctypes.string_at(buf, size))
         return size
 
     def _cb_guest_error(self, msg, opaque) -> None:
@@ -340,11 +329,47 @@ class SlirpRouter:
             slirp, self._slirp = self._slirp, None
             self.lib.slirp_cleanup(slirp)
         self._timers.clear()
-        if self.outside is not None:
-            loop.forget(self.outside)
-            self.outside.close()
-            self.inside.close()
-            self.outside = None
+
+
+class _RouterEnd:
+    """The data "socket" of a slirp plug: ``send`` feeds the router,
+    ``recv`` takes what it answered, ``fileno`` is readable while there
+    is something to take."""
+
+    def __init__(self):
+        self.queue: collections.deque = collections.deque()
+        self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._signalled = False
+        self.send = None                # the router's feed, once it exists
+
+    def push(self, frame: bytes) -> None:
+        if len(self.queue) >= QUEUE_MAX or self._w < 0:
+            return                      # nobody reading (fast enough): a lost frame
+        self.queue.append(frame)
+        if not self._signalled:
+            self._signalled = True
+            os.write(self._w, b"!")
+
+    def recv(self, bufsize: int) -> bytes:
+        if self.queue:
+            return self.queue.popleft()[:bufsize]
+        if self._signalled:
+            self._signalled = False
+            try:
+                os.read(self._r, 64)
+            except BlockingIOError:
+                pass
+        raise BlockingIOError(errno.EAGAIN, "no frame from the slirp router")
+
+    def fileno(self) -> int:
+        return self._r
+
+    def close(self) -> None:
+        if self._r >= 0:
+            os.close(self._r)
+            os.close(self._w)
+            self._r = self._w = -1
+        self.queue.clear()
 
 
 def _probe_port(f) -> int | None:
@@ -377,11 +402,17 @@ def open_slirp_plug(arg, *, loop=None, settings: SlirpSettings | None = None, **
             raise ConnectError(errno.EINVAL, str(e)) from e
     if loop is None:
         raise ConnectError(errno.EINVAL, "slirp:// needs an event loop")
+    end = _RouterEnd()
     try:
-        router = SlirpRouter(settings, loop)
+        router = SlirpRouter(settings, loop, end.push)
     except L.SlirpMissing as e:
+        end.close()
         raise ConnectError(errno.ENOPKG if hasattr(errno, "ENOPKG") else errno.ENOENT,
                            str(e)) from e
+    except BaseException:
+        end.close()
+        raise
     if settings.verbose:
         sys.stderr.write("SLIRP configuration\n" + settings.table())
-    return Plug(router.inside, None, scheme="slirp", owner=router, hangup_on_empty=True)
+    end.send = router.feed
+    return Plug(end, None, scheme="slirp", owner=router)
