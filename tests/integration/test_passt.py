@@ -78,7 +78,10 @@ def test_guest_reaches_a_loopback_service_through_passt(lonely_ns):
         passt = wait_for(lambda: descendants(plug.pid) or plug.poll() is not None, 15,
                          "passt under the plug")
         assert plug.poll() is None, plug.stderr.read().decode()
-        guest = QemuGuest(procs, work, sw.dir, "52:54:00:78:02:01", name="qpasst")
+        guest = QemuGuest(procs, work, sw.dir, "52:54:00:78:02:01", name="qpasst",
+                          wait=False)
+        guest.wait_text(r"GUEST-READY", 300)      # generous: a shared, busy machine
+        guest.check("true")
         guest.configure("10.0.2.15/24")
         guest.check("ip route add default via 10.0.2.2")
         # guest -> host data only: Debian 12's passt (2023-03) repeats host ->
