@@ -401,6 +401,38 @@ def test_sigkilled_client_frees_its_port(procs, new_switch, sockdir, kind):
     assert_serves(procs, sw)
 
 
+def test_console_answers_while_many_clients_leave(new_switch, raw, sockdir):
+    """Hundreds of clients leaving at once are let go a slice at a time: the
+    console is answered between the slices, not after the last one.
+
+    The first answer must come within a quarter of the time all take to
+    leave (or within a second when leaving is that quick), a ratio that
+    holds on a slow machine as on a fast one.
+    """
+    count = 150
+    sw = new_switch("ours", os.path.join(sockdir, "sw"), "-n", str(count + 2))
+    clients = []
+    for i in range(count):
+        c = raw(sw, "m%03d" % i)
+        c.attach(v3_request(c.addr, descr=b"leaving"))
+        clients.append(c)
+    attached(sw, count, timeout=60)
+    start = time.monotonic()
+    for c in clients:
+        c.close()
+    latencies = []
+    while True:
+        asked = time.monotonic()
+        left = sw.cmd("port/print", timeout=120).count("-- endpoint ID")
+        latencies.append(time.monotonic() - asked)
+        if left == 0:
+            break
+    total = time.monotonic() - start
+    assert latencies[0] <= max(1.0, total / 4), (
+        "first answer after %.2fs of %.2fs of leaving" % (latencies[0], total))
+    assert data_files(sw) == []
+
+
 # -- no free port ------------------------------------------------------------------------
 def plug_tool(kind):
     return OURS["vde_plug"] if kind == "ours" else C_TOOLS["vde_plug"]

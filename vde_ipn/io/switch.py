@@ -13,6 +13,8 @@ this server is stricter and stays compatible:
 * bytes written on ``ctl`` after the handshake are ignored, and never
   leave a port that cannot be freed;
 * a failed handshake leaves no data socket file behind;
+* clients that leave are let go a slice of time per loop turn, so the
+  consoles answer while hundreds leave at once;
 * at the descriptor limit the ``ctl`` listener is left alone (no busy
   loop) until a descriptor is freed; a complete request that cannot get
   its data socket yet waits for one, and requests left unfinished for
@@ -47,6 +49,7 @@ from .senders import SenderTable
 HANDSHAKE_TIMEOUT = 5.0
 STALLED = 1.0            # a request unfinished this long may be dropped for a newcomer
 PENDING_MAX = 64         # unfinished requests at once; the oldest makes way
+LEAVE_SLICE = 0.05       # seconds of endpoint closing per loop turn
 _VERSIONS = (0, 1, 3)                    # 0/1: the v1 layout (the word is its type)
 
 
@@ -133,6 +136,8 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO):
         self._waiting: list = []         # (conn, request) waiting for a free descriptor
         self._gate: AcceptGate | None = None
         self._freeing = False
+        self._leaving: list = []         # endpoints whose client left, to close
+        self._reaper = None
         self.started = time.monotonic()
         self._tune_policy()
         self.on_shutdown = loop.stop
@@ -158,6 +163,9 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO):
         """Close every endpoint and remove our files."""
         self._freeing = True             # no more clients served from here on
         self.stop_observing()
+        if self._reaper is not None:
+            self.loop.cancel(self._reaper)
+        self._leaving.clear()
         for ep_id in list(self.endpoints):
             self.close_endpoint(ep_id)
         for conn in list(self._pending):
@@ -396,9 +404,30 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO):
                 return
             except OSError:
                 pass
-            self.close_endpoint(ep_id)
+            self.loop.forget(conn)
+            self._leave_soon(ep)
 
         self.loop.add_reader(conn, on_ctl)
+
+    def _leave_soon(self, ep: _Endpoint) -> None:
+        """Close a departed client's endpoint from a timer, a slice at a time
+        (``LEAVE_SLICE`` seconds per loop turn), so that consoles and other
+        clients are served between the slices when hundreds leave at once."""
+        self._leaving.append(ep)
+        if self._reaper is None:
+            self._reaper = self.loop.call_later(0, self._reap)
+
+    def _reap(self, now: float) -> None:
+        self._reaper = None
+        deadline = self.loop.clock() + LEAVE_SLICE
+        while self._leaving:
+            ep = self._leaving.pop(0)
+            if self.endpoints.get(ep.id) is ep:   # not closed (and its id reused) meanwhile
+                self.close_endpoint(ep.id)
+            if self.loop.clock() >= deadline:
+                break
+        if self._leaving:
+            self._reaper = self.loop.call_later(0, self._reap)
 
     def attach_local(self, description: str, want: int | None = None) -> socket.socket:
         """An endpoint inside this process: returns our end of a socketpair.
