@@ -302,6 +302,32 @@ def test_refusals_leak_no_fd(procs, new_switch, raw, sockdir):
     assert data_files(sw) == []
 
 
+def test_refusal_flood_neither_floods_the_log_nor_stalls(procs, new_switch, sockdir):
+    """5,000 bad requests, and the switch's stderr is a pipe nobody reads:
+    2.3.2-style one line per refusal fills it within a second and the
+    switch then hangs in write(); ours logs a bounded number and serves on."""
+    sw = new_switch("ours", os.path.join(sockdir, "sw"))   # stderr: an unread pipe
+    ctl = os.path.join(sw.dir, "ctl")
+    bad = v3_request(os.path.join(sockdir, "nobody-here"), magic=0xDEADBEEF)
+    for _ in range(5000):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        try:
+            s.connect(ctl)
+            s.sendall(bad)
+            s.recv(1)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            s.close()
+    assert "Numports=32" in sw.cmd("port/showinfo", timeout=10)
+    assert_serves(procs, sw)
+    os.set_blocking(sw.proc.stderr.fileno(), False)
+    logged = sw.proc.stderr.read() or b""
+    assert 0 < logged.count(b"\n") < 200, logged[-500:]
+    assert b"similar messages not logged" in logged
+
+
 # -- frames -------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
 def test_bad_frames_are_dropped(procs, new_switch, raw, sockdir, kind):

@@ -19,7 +19,9 @@ this server is stricter and stays compatible:
   loop) until a descriptor is freed; a complete request that cannot get
   its data socket yet waits for one, and requests left unfinished for
   ``STALLED`` seconds make way for newcomers (see ``_on_accept``);
-* frames longer than the maximum are dropped and counted, not truncated.
+* frames longer than the maximum are dropped and counted, not truncated;
+* refusals are logged at a bounded rate (a flood of bad requests must not
+  flood the log, nor stall the switch on a stderr pipe nobody reads).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .console_view import ConsoleView
 from .datasock import Batcher, Sender, make_reader
 from .fstp_io import FstpIO
 from .accept_gate import OUT_OF_FDS, AcceptGate
+from .log_limit import LimitedLog
 from .monitor import MonitorIO
 from .port_access import may_take
 from .senders import SenderTable
@@ -118,6 +121,8 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO):
         self.config = config
         self.loop = loop
         self.log = log
+        # what clients cause is logged at a bounded rate (see io/log_limit.py)
+        self.client_log = LimitedLog(log, loop.clock)
         self.mode, self.dirmode = ctldir.derive_modes(config.mode, config.dirmode)
         self.macaddr = config.macaddr or b"\x00\xff" + os.urandom(4)
         self.fstp = Fstp(self.macaddr, config.priority, origin=loop.clock())
@@ -303,7 +308,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO):
         try:
             req = vde_ctl.decode_request(raw)
         except RemoteProtocolError as e:
-            self.log(str(e))
+            self.client_log(str(e))
             conn.close()
             return True
         try:
@@ -317,7 +322,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO):
         return True
 
     def _refuse(self, conn, req, err) -> None:
-        self.log("cannot give a port to %s: %s" % (req.path or "abstract client", err))
+        self.client_log("cannot give a port to %s: %s" % (req.path or "abstract client", err))
         conn.close()
 
     def _client_user(self, req) -> int:
@@ -343,7 +348,8 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO):
                 # the full raw address: abstract names match byte for byte
                 data.connect(req.sockaddr)
             except OSError as e:
-                self.log("Connecting to client data socket %s: %s" % (req.path, e.strerror))
+                self.client_log("Connecting to client data socket %s: %s"
+                                % (req.path, e.strerror))
                 raise
             path = "%s/%03d.%d" % (self.dir, port_no, data.fileno())
             try:
