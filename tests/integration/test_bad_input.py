@@ -306,6 +306,32 @@ def test_refusals_leak_no_fd(procs, new_switch, raw, sockdir):
     assert data_files(sw) == []
 
 
+def test_refusal_flood_neither_floods_the_log_nor_stalls(procs, new_switch, sockdir):
+    """5,000 bad requests, and the switch's stderr is a pipe nobody reads:
+    2.3.2-style one line per refusal fills it within a second and the
+    switch then hangs in write(); ours logs a bounded number and serves on."""
+    sw = new_switch("ours", os.path.join(sockdir, "sw"))   # stderr: an unread pipe
+    ctl = os.path.join(sw.dir, "ctl")
+    bad = v3_request(os.path.join(sockdir, "nobody-here"), magic=0xDEADBEEF)
+    for _ in range(5000):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        try:
+            s.connect(ctl)
+            s.sendall(bad)
+            s.recv(1)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            s.close()
+    assert "Numports=32" in sw.cmd("port/showinfo", timeout=10)
+    assert_serves(procs, sw)
+    os.set_blocking(sw.proc.stderr.fileno(), False)
+    logged = sw.proc.stderr.read() or b""
+    assert 0 < logged.count(b"\n") < 200, logged[-500:]
+    assert b"similar messages not logged" in logged
+
+
 # -- frames -------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
 def test_bad_frames_are_dropped(procs, new_switch, raw, sockdir, kind):
@@ -403,6 +429,38 @@ def test_sigkilled_client_frees_its_port(procs, new_switch, sockdir, kind):
     attached(sw, 0)
     assert data_files(sw) == []
     assert_serves(procs, sw)
+
+
+def test_console_answers_while_many_clients_leave(new_switch, raw, sockdir):
+    """Hundreds of clients leaving at once are let go a slice at a time: the
+    console is answered between the slices, not after the last one.
+
+    The first answer must come within a quarter of the time all take to
+    leave (or within a second when leaving is that quick), a ratio that
+    holds on a slow machine as on a fast one.
+    """
+    count = 150
+    sw = new_switch("ours", os.path.join(sockdir, "sw"), "-n", str(count + 2))
+    clients = []
+    for i in range(count):
+        c = raw(sw, "m%03d" % i)
+        c.attach(v3_request(c.addr, descr=b"leaving"))
+        clients.append(c)
+    attached(sw, count, timeout=60)
+    start = time.monotonic()
+    for c in clients:
+        c.close()
+    latencies = []
+    while True:
+        asked = time.monotonic()
+        left = sw.cmd("port/print", timeout=120).count("-- endpoint ID")
+        latencies.append(time.monotonic() - asked)
+        if left == 0:
+            break
+    total = time.monotonic() - start
+    assert latencies[0] <= max(1.0, total / 4), (
+        "first answer after %.2fs of %.2fs of leaving" % (latencies[0], total))
+    assert data_files(sw) == []
 
 
 # -- no free port ------------------------------------------------------------------------

@@ -184,3 +184,41 @@ def test_stalled_requests_do_not_pin_every_descriptor(procs, sockdir):
             c.close()
         for t in stallers:
             t.join(timeout=5)
+
+
+def test_mgmt_sessions_at_the_fd_limit(procs, sockdir):
+    """More console sessions than descriptors: the switch waits for one to
+    end, without spinning, and then greets the next."""
+    d, mgmt = os.path.join(sockdir, "sw"), os.path.join(sockdir, "mgmt")
+    sw = procs.start([require("/usr/bin/prlimit"), "--nofile=%d" % NOFILE,
+                      require(OURS["vde_switch"]), "-s", d, "-M", mgmt], stdin=subprocess.PIPE)
+    wait_for(lambda: os.path.exists(mgmt) or sw.poll() is not None, 20, "the switch to start")
+    sessions = []
+    try:
+        def greeted(s):
+            s.settimeout(0.2)
+            try:
+                return b"vde$ " in s.recv(4096)
+            except socket.timeout:
+                return False
+
+        for _ in range(NOFILE + 5):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(mgmt)                      # queued by the kernel when not accepted
+            sessions.append(s)
+        greeted_now = [greeted(s) for s in sessions]
+        assert not all(greeted_now), "the limit was never reached"
+        start = cpu_seconds(sw.pid)
+        time.sleep(CPU_WINDOW)
+        used = cpu_seconds(sw.pid) - start
+        print("switch CPU with mgmt sessions at its fd limit: %.2f s" % used)
+        assert used < CPU_MAX, "the switch used %.2f CPU s in %.1f s" % (used, CPU_WINDOW)
+        waiting = [s for s, ok in zip(sessions, greeted_now) if not ok]
+        for s, ok in zip(sessions, greeted_now):
+            if ok:
+                s.close()
+        wait_for(lambda: greeted(waiting[0]), 10, "a waiting session to be greeted")
+        assert sw.poll() is None
+    finally:
+        for s in sessions:
+            s.close()

@@ -13,11 +13,15 @@ this server is stricter and stays compatible:
 * bytes written on ``ctl`` after the handshake are ignored, and never
   leave a port that cannot be freed;
 * a failed handshake leaves no data socket file behind;
+* clients that leave are let go a slice of time per loop turn, so the
+  consoles answer while hundreds leave at once;
 * at the descriptor limit the ``ctl`` listener is left alone (no busy
   loop) until a descriptor is freed; a complete request that cannot get
   its data socket yet waits for one, and requests left unfinished for
   ``STALLED`` seconds make way for newcomers (see ``_on_accept``);
-* frames longer than the maximum are dropped and counted, not truncated.
+* frames longer than the maximum are dropped and counted, not truncated;
+* refusals are logged at a bounded rate (a flood of bad requests must not
+  flood the log, nor stall the switch on a stderr pipe nobody reads).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from .console_view import ConsoleView
 from .datasock import Backpressure, Batcher, Gate, Sender, drain, make_reader
 from .fstp_io import FstpIO
 from .accept_gate import OUT_OF_FDS, AcceptGate
+from .log_limit import LimitedLog
 from .monitor import MonitorIO
 from .plugins import PluginIO
 from .port_access import may_take
@@ -48,6 +53,7 @@ from .senders import SenderTable
 HANDSHAKE_TIMEOUT = 5.0
 STALLED = 1.0            # a request unfinished this long may be dropped for a newcomer
 PENDING_MAX = 64         # unfinished requests at once; the oldest makes way
+LEAVE_SLICE = 0.05       # seconds of endpoint closing per loop turn
 _VERSIONS = (0, 1, 3)                    # 0/1: the v1 layout (the word is its type)
 
 
@@ -117,6 +123,8 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         self.config = config
         self.loop = loop
         self.log = log
+        # what clients cause is logged at a bounded rate (see io/log_limit.py)
+        self.client_log = LimitedLog(log, loop.clock)
         self.mode, self.dirmode = ctldir.derive_modes(config.mode, config.dirmode)
         self.macaddr = config.macaddr or b"\x00\xff" + os.urandom(4)
         self.fstp = Fstp(self.macaddr, config.priority, origin=loop.clock())
@@ -137,6 +145,8 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         self._waiting: list = []         # (conn, request) waiting for a free descriptor
         self._gate: AcceptGate | None = None
         self._freeing = False
+        self._leaving: list = []         # endpoints whose client left, to close
+        self._reaper = None
         self.started = time.monotonic()
         self._tune_policy()
         self.on_shutdown = loop.stop
@@ -164,6 +174,9 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         self._freeing = True             # no more clients served from here on
         self.stop_observing()
         self.close_plugins()
+        if self._reaper is not None:
+            self.loop.cancel(self._reaper)
+        self._leaving.clear()
         for ep_id in list(self.endpoints):
             self.close_endpoint(ep_id)
         for conn in list(self._pending):
@@ -301,7 +314,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         try:
             req = vde_ctl.decode_request(raw)
         except RemoteProtocolError as e:
-            self.log(str(e))
+            self.client_log(str(e))
             conn.close()
             return True
         try:
@@ -315,7 +328,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         return True
 
     def _refuse(self, conn, req, err) -> None:
-        self.log("cannot give a port to %s: %s" % (req.path or "abstract client", err))
+        self.client_log("cannot give a port to %s: %s" % (req.path or "abstract client", err))
         conn.close()
 
     def _client_user(self, req) -> int:
@@ -341,7 +354,8 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
                 # the full raw address: abstract names match byte for byte
                 data.connect(req.sockaddr)
             except OSError as e:
-                self.log("Connecting to client data socket %s: %s" % (req.path, e.strerror))
+                self.client_log("Connecting to client data socket %s: %s"
+                                % (req.path, e.strerror))
                 raise
             path = "%s/%03d.%d" % (self.dir, port_no, data.fileno())
             try:
@@ -404,9 +418,30 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
                 return
             except OSError:
                 pass
-            self.close_endpoint(ep_id)
+            self.loop.forget(conn)
+            self._leave_soon(ep)
 
         self.loop.add_reader(conn, on_ctl)
+
+    def _leave_soon(self, ep: _Endpoint) -> None:
+        """Close a departed client's endpoint from a timer, a slice at a time
+        (``LEAVE_SLICE`` seconds per loop turn), so that consoles and other
+        clients are served between the slices when hundreds leave at once."""
+        self._leaving.append(ep)
+        if self._reaper is None:
+            self._reaper = self.loop.call_later(0, self._reap)
+
+    def _reap(self, now: float) -> None:
+        self._reaper = None
+        deadline = self.loop.clock() + LEAVE_SLICE
+        while self._leaving:
+            ep = self._leaving.pop(0)
+            if self.endpoints.get(ep.id) is ep:   # not closed (and its id reused) meanwhile
+                self.close_endpoint(ep.id)
+            if self.loop.clock() >= deadline:
+                break
+        if self._leaving:
+            self._reaper = self.loop.call_later(0, self._reap)
 
     def attach_local(self, description: str, want: int | None = None) -> socket.socket:
         """An endpoint inside this process: returns our end of a socketpair.
