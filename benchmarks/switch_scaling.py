@@ -137,6 +137,18 @@ def measure_joins(children, vdeload, kind: str, marks: list[int]) -> dict:
     return {"idle_kb": idle, "rss_kb": rss, "segments": seg}
 
 
+def interpreter_kb(children) -> int:
+    """RSS of the interpreter our switch runs on (``env python3``, with its
+    site hooks) doing nothing: the floor under our idle figure."""
+    p = children.start(["/usr/bin/env", "python3", "-c", "import sys; sys.stdin.read()"],
+                       stdin=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        return rss_kb(p.pid)
+    finally:
+        children.stop(p)
+
+
 def measure_latency(children, vdeload, kind: str, count: int, loaded: bool) -> dict:
     with Fresh(children, kind) as f:
         load_rx = load_tx = None
@@ -209,7 +221,7 @@ def ratio(a: float, b: float) -> str:
     return "%.2f" % (a / b) if b else "-"
 
 
-def join_tables(res: dict, marks: list[int]) -> list[str]:
+def join_tables(res: dict, marks: list[int], floor_kb: int) -> list[str]:
     out = ["### joins: one client opening ports one after another",
            "",
            "| ports | C us/join | ours us/join | ours/C | C total s | ours total s | ours/C |",
@@ -239,6 +251,9 @@ def join_tables(res: dict, marks: list[int]) -> list[str]:
         per = (at[-1] - idle) / marks[-1]
         out.append("| %s | %.1f MB | %s | %.2f |" % (
             kind, idle / 1024, " | ".join("%.1f MB" % (a / 1024) for a in at), per))
+    out.append("| python3 alone | %.1f MB |%s |" % (floor_kb / 1024, " |" * len(marks)))
+    out += ["", "python3 alone: the interpreter ours runs on (env python3, with its site "
+            "hooks), doing nothing."]
     return out
 
 
@@ -351,7 +366,7 @@ def main(argv=None) -> int:
             for kind, r in each(["C", "ours"], lambda k: measure_joins(
                     children, vdeload, k, args.marks), "joins"):
                 res.setdefault(kind, []).append(r)
-            out += join_tables(res, args.marks) + [""]
+            out += join_tables(res, args.marks, interpreter_kb(children)) + [""]
         three = ["C", "ours", "ours-lossless"]
         if "latency" in args.sections:
             res = {}
