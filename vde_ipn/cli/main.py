@@ -35,7 +35,10 @@ def cli():
 @click.option("--monitor", metavar="PORT[:PORTS[:VLANS]]",
               help="Copy traffic (of PORTS and VLANS, default all) to PORT.")
 @click.option("--dump", type=click.Path(dir_okay=False), help="Write every frame to FILE (pcap).")
-def switch(directory, hub, ports, mgmt, mode, group, max_frame, console, monitor, dump):
+@click.option("--lossless", is_flag=True,
+              help="Never drop for a full receiver: pause the ports sending to it.")
+def switch(directory, hub, ports, mgmt, mode, group, max_frame, console, monitor, dump,
+           lossless):
     """Run a switch on DIRECTORY (default: the standard VDE control directory)."""
     from . import switch as drop_in
     argv = ["vde_switch", "--numports", str(ports)]
@@ -57,6 +60,8 @@ def switch(directory, hub, ports, mgmt, mode, group, max_frame, console, monitor
         argv += ["--monitor", monitor]
     if dump:
         argv += ["--dump", dump]
+    if lossless:
+        argv.append("--lossless")
     sys.exit(drop_in.main(argv))
 
 
