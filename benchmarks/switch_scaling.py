@@ -130,11 +130,22 @@ def measure_joins(children, vdeload, kind: str, marks: list[int]) -> dict:
             seg[m] = (float(secs), m - prev)     # seconds for the joins since prev
             rss[m] = rss_kb(f.sw.pid)
             prev = m
-            p.stdin.write(b"\n")
-            p.stdin.flush()
+            if m != marks[-1]:
+                p.stdin.write(b"\n")
+                p.stdin.flush()
+        # every port leaves at once (the client exits): time until the switch
+        # has removed every data socket file (both switches unlink them)
+        left = time.monotonic()
+        p.stdin.close()
+        p.wait(timeout=60)
+        while any(n != "ctl" for n in os.listdir(f.path)):
+            if time.monotonic() - left > 300 or f.sw.poll() is not None:
+                raise BenchError("%s switch did not let the ports go" % kind)
+            time.sleep(0.002)
+        left = time.monotonic() - left
         if f.sw.poll() is not None:
             raise BenchError("%s switch exited during the joins" % kind)
-    return {"idle_kb": idle, "rss_kb": rss, "segments": seg}
+    return {"idle_kb": idle, "rss_kb": rss, "segments": seg, "leave_s": left}
 
 
 def interpreter_kb(children) -> int:
@@ -236,9 +247,13 @@ def join_tables(res: dict, marks: list[int], floor_kb: int) -> list[str]:
         (cp, ct), (op, ot) = row
         out.append("| %d | %.0f | %.0f | %s | %.3f | %.3f | %s |"
                    % (m, cp, op, ratio(op, cp), ct, ot, ratio(ot, ct)))
+    leave = [med([r["leave_s"] for r in res.get(kind, [])]) for kind in ("C", "ours")]
     out.append("")
     out.append("us/join: median time per join over the joins since the previous mark "
                "(the first mark: from 0).")
+    out.append("Then all %d leave at once (the client exits): C %.3f s, ours %.3f s "
+               "(ours/C %s) until every data socket is gone."
+               % (marks[-1], leave[0], leave[1], ratio(leave[1], leave[0])))
     out += ["", "### memory: RSS of the switch process", "",
             "| | idle | " + " | ".join("%d ports" % m for m in marks)
             + " | KB per port |", "|---|---|" + "---|" * len(marks) + "---|"]
