@@ -130,11 +130,34 @@ def measure_joins(children, vdeload, kind: str, marks: list[int]) -> dict:
             seg[m] = (float(secs), m - prev)     # seconds for the joins since prev
             rss[m] = rss_kb(f.sw.pid)
             prev = m
-            p.stdin.write(b"\n")
-            p.stdin.flush()
+            if m != marks[-1]:
+                p.stdin.write(b"\n")
+                p.stdin.flush()
+        # every port leaves at once (the client exits): time until the switch
+        # has removed every data socket file (both switches unlink them)
+        left = time.monotonic()
+        p.stdin.close()
+        p.wait(timeout=60)
+        while any(n != "ctl" for n in os.listdir(f.path)):
+            if time.monotonic() - left > 300 or f.sw.poll() is not None:
+                raise BenchError("%s switch did not let the ports go" % kind)
+            time.sleep(0.002)
+        left = time.monotonic() - left
         if f.sw.poll() is not None:
             raise BenchError("%s switch exited during the joins" % kind)
-    return {"idle_kb": idle, "rss_kb": rss, "segments": seg}
+    return {"idle_kb": idle, "rss_kb": rss, "segments": seg, "leave_s": left}
+
+
+def interpreter_kb(children) -> int:
+    """RSS of the interpreter our switch runs on (``env python3``, with its
+    site hooks) doing nothing: the floor under our idle figure."""
+    p = children.start(["/usr/bin/env", "python3", "-c", "import sys; sys.stdin.read()"],
+                       stdin=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        return rss_kb(p.pid)
+    finally:
+        children.stop(p)
 
 
 def measure_latency(children, vdeload, kind: str, count: int, loaded: bool) -> dict:
@@ -209,7 +232,7 @@ def ratio(a: float, b: float) -> str:
     return "%.2f" % (a / b) if b else "-"
 
 
-def join_tables(res: dict, marks: list[int]) -> list[str]:
+def join_tables(res: dict, marks: list[int], floor_kb: int) -> list[str]:
     out = ["### joins: one client opening ports one after another",
            "",
            "| ports | C us/join | ours us/join | ours/C | C total s | ours total s | ours/C |",
@@ -224,9 +247,13 @@ def join_tables(res: dict, marks: list[int]) -> list[str]:
         (cp, ct), (op, ot) = row
         out.append("| %d | %.0f | %.0f | %s | %.3f | %.3f | %s |"
                    % (m, cp, op, ratio(op, cp), ct, ot, ratio(ot, ct)))
+    leave = [med([r["leave_s"] for r in res.get(kind, [])]) for kind in ("C", "ours")]
     out.append("")
     out.append("us/join: median time per join over the joins since the previous mark "
                "(the first mark: from 0).")
+    out.append("Then all %d leave at once (the client exits): C %.3f s, ours %.3f s "
+               "(ours/C %s) until every data socket is gone."
+               % (marks[-1], leave[0], leave[1], ratio(leave[1], leave[0])))
     out += ["", "### memory: RSS of the switch process", "",
             "| | idle | " + " | ".join("%d ports" % m for m in marks)
             + " | KB per port |", "|---|---|" + "---|" * len(marks) + "---|"]
@@ -239,6 +266,9 @@ def join_tables(res: dict, marks: list[int]) -> list[str]:
         per = (at[-1] - idle) / marks[-1]
         out.append("| %s | %.1f MB | %s | %.2f |" % (
             kind, idle / 1024, " | ".join("%.1f MB" % (a / 1024) for a in at), per))
+    out.append("| python3 alone | %.1f MB |%s |" % (floor_kb / 1024, " |" * len(marks)))
+    out += ["", "python3 alone: the interpreter ours runs on (env python3, with its site "
+            "hooks), doing nothing."]
     return out
 
 
@@ -351,7 +381,7 @@ def main(argv=None) -> int:
             for kind, r in each(["C", "ours"], lambda k: measure_joins(
                     children, vdeload, k, args.marks), "joins"):
                 res.setdefault(kind, []).append(r)
-            out += join_tables(res, args.marks) + [""]
+            out += join_tables(res, args.marks, interpreter_kb(children)) + [""]
         three = ["C", "ours", "ours-lossless"]
         if "latency" in args.sections:
             res = {}

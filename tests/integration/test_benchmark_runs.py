@@ -42,3 +42,21 @@ def test_benchmark_fails_when_a_switch_cannot_start():
          "--c-switch", "/bin/false"],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "failed to start" in p.stderr, p.stdout + p.stderr
+
+
+SCALING = os.path.join(REPO, "benchmarks", "switch_scaling.py")
+
+
+def test_quick_scaling_benchmark_prints_every_table():
+    require(C_TOOLS["vde_switch"])
+    p = subprocess.run([sys.executable, SCALING, "--quick"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    for title in ("### joins", "### memory", "### latency", "### independent", "### aggregate"):
+        assert title in p.stdout, p.stdout
+    rows = [line.split("|") for line in p.stdout.splitlines() if line.startswith("| ")]
+    joins = [r for r in rows if r[1].strip() in ("20", "50")]
+    assert len(joins) == 2 and all(float(r[2]) > 0 and float(r[3]) > 0 for r in joins), p.stdout
+    # the lossless switch loses nothing, whatever the machine's speed
+    lossless = [r for r in rows if r[2].strip() == "ours-lossless" and len(r) == 8]
+    assert len(lossless) == 3 and all(float(r[6]) == 0 for r in lossless), p.stdout

@@ -39,8 +39,10 @@ def cli():
               help="Socket for QEMU -netdev stream clients.")
 @click.option("--qemu-dgram", type=click.Path(), metavar="PATH",
               help="Socket for QEMU -netdev dgram clients.")
+@click.option("--lossless", is_flag=True,
+              help="Never drop for a full receiver: pause the ports sending to it.")
 def switch(directory, hub, ports, mgmt, mode, group, max_frame, console, monitor, dump,
-           qemu_stream, qemu_dgram):
+           qemu_stream, qemu_dgram, lossless):
     """Run a switch on DIRECTORY (default: the standard VDE control directory)."""
     from . import switch as drop_in
     argv = ["vde_switch", "--numports", str(ports)]
@@ -66,6 +68,8 @@ def switch(directory, hub, ports, mgmt, mode, group, max_frame, console, monitor
         argv += ["--qemu-stream", qemu_stream]
     if qemu_dgram:
         argv += ["--qemu-dgram", qemu_dgram]
+    if lossless:
+        argv.append("--lossless")
     sys.exit(drop_in.main(argv))
 
 

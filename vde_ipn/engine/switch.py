@@ -249,15 +249,27 @@ class LearningSwitch(Policy):
         for vlan in [v for v in fstp.trees if v not in self.net.vlans]:
             fstp.forget_vlan(vlan)
 
-    @staticmethod
-    def _membership(p) -> dict[int, bool]:
-        """{VLAN: tagged} of a port, empty when it has no endpoint."""
+    _SHARED: dict = {}                   # one read-only dict per membership seen
+
+    @classmethod
+    def _membership(cls, p) -> dict[int, bool]:
+        """{VLAN: tagged} of a port, empty when it has no endpoint (shared
+        between ports with the same membership: never modify it)."""
         if p is None or not p.endpoints:
             return {}
-        vlans = {vlan: True for vlan in p.tagged}
-        if p.vlan != NO_VLAN:
-            vlans[p.vlan] = False
-        return vlans
+        if not p.tagged:
+            vlans = {} if p.vlan == NO_VLAN else {p.vlan: False}
+        else:
+            vlans = {vlan: True for vlan in p.tagged}
+            if p.vlan != NO_VLAN:
+                vlans[p.vlan] = False
+        key = tuple(sorted(vlans.items()))
+        shared = cls._SHARED.get(key)
+        if shared is None:
+            if len(cls._SHARED) > 4096:      # many distinct trunks: stop sharing
+                return vlans
+            shared = cls._SHARED[key] = vlans
+        return shared
 
     def _rebuild(self) -> None:
         """Recompute the VLAN membership of every port and forget every route."""
