@@ -58,6 +58,7 @@ from ..wire.ipn_registry import (CURSOR_ARM_W, KIND_ALL, KIND_MASK, KIND_ONE,
                                  NODE_READER, NODE_WRITER, RING_HEAD_W, RING_WAIT_W,
                                  cursor_slot, encode_numnode_oob)
 from . import ipn_bell
+from .ipn_macs import RESCAN
 from .ipn_member import Member
 
 MSG_OOB = socket.MSG_OOB
@@ -94,8 +95,13 @@ class DataPath(Member):
             if n > self._mtu:
                 raise _err(errno.EOVERFLOW)
             policy = self._policy
-            dests = policy.handlemsg(self._port, data,
-                                     time.monotonic() if policy.needs_clock else 0.0)
+            now = time.monotonic() if policy.needs_clock else 0.0
+            dests = policy.handlemsg(self._port, data, now)
+            if self._announcer is not None and n >= 14:
+                self._announcer.sent_from(data[6:12], now)
+                if dests is policy.flood and not data[0] & 1 and now - self._mac_scan > RESCAN:
+                    self._read_announcements(now)     # a unicast we would flood
+                    dests = policy.handlemsg(self._port, data, now)
             if not dests:
                 return n
             ring = self._ring

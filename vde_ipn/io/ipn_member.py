@@ -26,6 +26,7 @@ from ..wire.ipn_registry import (CURSOR_PORT_W, CURSOR_WORDS, NODE_OOB, NODE_REA
                                  NODE_WRITER, RING_BORN_W, cursor_slot, decode_member_file,
                                  encode_node, member_file)
 from . import ipn_bell
+from .ipn_macs import Announcer, read_announcements
 from .ipn_registry import Registry
 from .ipn_ring import RingReader, RingWriter, ring_capacity
 
@@ -86,6 +87,8 @@ class Member:
         self._lossless = False
         self._mtu = 1514
         self._limit = 0                          # ring end allowed (lossless)
+        self._announcer = None                   # MACs we send from (switching policies)
+        self._mac_scan = 0.0
         self._lost_gone = 0
 
     # -- join ------------------------------------------------------------
@@ -125,6 +128,9 @@ class Member:
                 self._ring = RingWriter(os.path.join(reg.dir, "w", member_file(self._name)), cap,
                                         secrets.randbits(63), modes["ring"])
                 self._ring.hdr[RING_BORN_W] = (reg.gen[0] + 1) & 0xFFFFFFFFFFFFFFFF
+                if getattr(policy, "announces", False):
+                    self._announcer = Announcer(
+                        os.path.join(reg.dir, "m", member_file(self._name)), modes["macs"])
             path = reg.node_path(self._name)
             self._sock.bind(path)
             os.chmod(path, modes["sock"] | 0o600)
@@ -292,6 +298,7 @@ class Member:
             if NODE_WRITER not in flags and self._ring is not None:
                 self._ring.close(unlink=False)        # readers may still drain it
                 self._ring = None
+                self._drop_announcer()
             if NODE_READER not in flags and self._cursors is not None:
                 self._drop_cursors()
             name = encode_node(self._port, flags, self._nid)
@@ -301,6 +308,21 @@ class Member:
             reg.bump()
             reg.notify_numnodes(self._sock)
         self.refresh()
+
+    def _drop_announcer(self) -> None:
+        if self._announcer is not None:
+            self._announcer.close()
+            self._announcer = None
+
+    def _read_announcements(self, now: float) -> None:
+        """Learn where the other senders' MACs live (see ipn_macs)."""
+        self._mac_scan = now
+        learn = self._policy.learn_mac
+        for peer in list(self._peers.values()):
+            if NODE_WRITER in peer.flags:
+                path = os.path.join(self._reg.dir, "m", member_file(peer.name))
+                for mac, when in read_announcements(path):
+                    learn(peer.port, mac, when)
 
     def _drop_cursors(self) -> None:
         self._cursors.release()
@@ -319,6 +341,7 @@ class Member:
                 if self._ring is not None:
                     self._ring.close(unlink=False)    # readers may still drain it
                     self._ring = None
+                    self._drop_announcer()
                 if self._cursors is not None:
                     self._drop_cursors()
                 reg.remove_node(self._port, self._name)

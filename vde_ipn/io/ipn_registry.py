@@ -95,7 +95,7 @@ class Registry:
             comp = companion(path)
             tmp = "%s.new-%s" % (comp, secrets.token_hex(4))
             os.mkdir(tmp, 0o700)
-            for sub in ("n", "w", "c"):
+            for sub in ("n", "w", "c", "m"):
                 os.mkdir(os.path.join(tmp, sub), 0o700)
                 os.chmod(os.path.join(tmp, sub), modes[sub])
             with open(os.path.join(tmp, "net"), "wb") as f:
@@ -226,21 +226,22 @@ class Registry:
         file itself goes, so departed members leave nothing behind.
         """
         alive = {member_file(n) for _p, _f, n in nodes}
-        wdir = os.path.join(self.dir, "w")
-        try:
-            names = os.listdir(wdir)
-        except OSError:
-            return                              # not ours to see (no r, no w)
-        for name in names:
+        for sub in ("w", "m"):
+            wdir = os.path.join(self.dir, sub)
             try:
-                decode_member_file(name)
-            except RemoteProtocolError:
-                continue
-            if name not in alive:
+                names = os.listdir(wdir)
+            except OSError:
+                continue                        # not ours to see (no r, no w)
+            for name in names:
                 try:
-                    os.unlink(os.path.join(wdir, name))
-                except OSError:
-                    pass                        # another user's (sticky): theirs to go
+                    decode_member_file(name)
+                except RemoteProtocolError:
+                    continue
+                if name not in alive:
+                    try:
+                        os.unlink(os.path.join(wdir, name))
+                    except OSError:
+                        pass                    # another user's (sticky): theirs to go
 
     def purge(self) -> bool:
         """Remove nodes whose process is gone; True if any was removed."""
@@ -308,6 +309,6 @@ def set_network_group(path: str, gid: int) -> None:
     """
     os.chown(path, -1, gid)
     _chown_tree(companion(path), gid)
-    for sub in ("", "n", "w", "c"):
+    for sub in ("", "n", "w", "c", "m"):
         d = os.path.join(companion(path), sub)
         os.chmod(d, os.stat(d).st_mode | stat.S_ISGID)
