@@ -136,7 +136,7 @@ class Member:
             os.chmod(path, modes["sock"] | 0o600)
             reg.bump()
             self._join_gen = reg.gen[0]
-            reg.notify_numnodes(self._sock)
+            reg.notify_numnodes(self._tx)
         self._reg = reg
         self._policy = policy
         self._view = view
@@ -277,7 +277,7 @@ class Member:
 
     def _ring_peer(self, peer: Peer, value: int) -> bool:
         """Wake ``peer`` for its arm ``value``; False when it is dead."""
-        return ipn_bell.ring(self._sock, peer.path, value)
+        return ipn_bell.ring(self._tx, peer.path, value)
 
     def _peer_died(self) -> None:
         reg = self._reg
@@ -286,7 +286,7 @@ class Member:
         with reg.locked():
             if reg.purge():
                 reg.bump()
-                reg.notify_numnodes(self._sock)
+                reg.notify_numnodes(self._tx)
         self.refresh()
 
     # -- change and leave ----------------------------------------------------
@@ -306,7 +306,7 @@ class Member:
                 os.rename(reg.node_path(self._name), reg.node_path(name))
                 self._name = name
             reg.bump()
-            reg.notify_numnodes(self._sock)
+            reg.notify_numnodes(self._tx)
         self.refresh()
 
     def _drop_announcer(self) -> None:
@@ -346,7 +346,7 @@ class Member:
                     self._drop_cursors()
                 reg.remove_node(self._port, self._name)
                 reg.bump()
-                reg.notify_numnodes(self._sock)
+                reg.notify_numnodes(self._tx)
             self._policy.delport(self._port)
             self._policy.delnet()
         for peer in self._peers.values():
