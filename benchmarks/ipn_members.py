@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -68,7 +68,6 @@ def run(n: int) -> str:
         for s in members[n // 2:]:
             s.close()
         members = members[:n // 2]
-        ipn.socket().close()
         late = ipn.socket()
         late.connect(path)                      # a join sweeps what departed senders left
         rings = count(os.path.join(d, ".bus.ipn", "w"))
@@ -90,6 +89,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--members", default="10,100,500")
     args = ap.parse_args(argv)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print("%d-core machine, one process; vm.max_map_count %s" % (
         os.cpu_count(), open("/proc/sys/vm/max_map_count").read().strip()))
     for n in (int(x) for x in args.members.split(",")):

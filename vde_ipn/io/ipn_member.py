@@ -16,7 +16,6 @@ that in line with the directory whenever the shared ``gen`` word moved.
 from __future__ import annotations
 
 import errno
-import mmap
 import os
 import secrets
 
@@ -26,6 +25,7 @@ from ..wire.ipn_registry import (CURSOR_PORT_W, CURSOR_WORDS, NODE_OOB, NODE_REA
                                  NODE_WRITER, RING_BORN_W, cursor_slot, decode_member_file,
                                  encode_node, member_file)
 from . import ipn_bell
+from .ipn_shm import map_file, map_shared
 from .ipn_macs import Announcer, read_announcements
 from .ipn_registry import Registry
 from .ipn_ring import RingReader, RingWriter, ring_capacity
@@ -58,11 +58,11 @@ class Peer:
 def _map_words(path: str, writable: bool):
     fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
     try:
-        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
-        mm = mmap.mmap(fd, CURSOR_WORDS * 8, mmap.MAP_SHARED, prot)
+        if writable:
+            return map_file(fd, CURSOR_WORDS * 8, True).cast("Q")   # keeps no fd
+        return map_shared(fd, CURSOR_WORDS * 8).cast("Q")
     finally:
         os.close(fd)
-    return memoryview(mm).cast("Q")        # the view keeps the mapping alive
 
 
 class Member:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import mmap
 import os
 import secrets
 import shutil
@@ -27,6 +26,7 @@ import stat
 from contextlib import contextmanager
 
 from .._errors import RemoteProtocolError
+from .ipn_shm import map_file
 from ..wire.ipn_registry import (NODE_OOB, NODE_READER, NODE_WRITER, Params, decode_node,
                                  decode_member_file, decode_params, derived_modes,
                                  encode_numnode_oob, encode_params, member_file)
@@ -73,10 +73,9 @@ class Registry:
         self.modes = derived_modes(self.params.mode)
         fd = os.open(os.path.join(comp, "gen"), os.O_RDWR)
         try:
-            self._gen_map = mmap.mmap(fd, 8)
+            self.gen = map_file(fd, 8, True).cast("Q")
         finally:
             os.close(fd)
-        self.gen = memoryview(self._gen_map).cast("Q")
 
     # -- life ------------------------------------------------------------
     @classmethod
@@ -156,7 +155,6 @@ class Registry:
     def close(self) -> None:
         """Leave: release liveness; the last member removes the companion."""
         self.gen.release()
-        self._gen_map.close()
         live, self._live = self._live, -1
         if live < 0:
             return
