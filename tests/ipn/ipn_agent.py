@@ -199,6 +199,23 @@ def op_recv_plain(count=1, bufsize=65536):
     return {"msgs": got, "status": status, "secs": time.monotonic() - t0}
 
 
+def op_writable(timeout=0.0, how="poll"):
+    """Does select/poll/epoll report the socket writable within ``timeout``?"""
+    import select
+    if how == "select":
+        return {"writable": bool(select.select([], [S], [], timeout)[1])}
+    if how == "epoll":
+        ep = select.epoll()
+        ep.register(S.fileno(), select.EPOLLOUT)
+        try:
+            return {"writable": bool(ep.poll(timeout))}
+        finally:
+            ep.close()
+    p = select.poll()
+    p.register(S.fileno(), select.POLLOUT)
+    return {"writable": bool(p.poll(int(timeout * 1000)))}
+
+
 def op_sendto_raw(path, data):
     """A datagram straight to a unix socket, bypassing the library."""
     raw = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -186,3 +186,27 @@ def test_truncation_and_recv_into(net):
     a.send(b"abcdef")
     buf = bytearray(16)
     assert b.recv_into(buf) == 6 and bytes(buf[:6]) == b"abcdef"
+
+
+def test_members_cost_a_few_descriptors_each(net):
+    """A process holding many ports (kvde_switch) must not run out of descriptors."""
+    path, member = net
+    first = member()
+    first.setsockopt(0, ipn.IPN_SO_NUMNODES, 256)
+    first.bind(path)
+    before = len(os.listdir("/proc/self/fd"))
+    socks = []
+    for _ in range(150):
+        s = member()
+        s.connect(path)
+        socks.append(s)
+    assert len(os.listdir("/proc/self/fd")) - before <= 150 * 4
+    socks[0].send(b"to all")
+    for s in socks[1:]:
+        s.settimeout(10)
+        assert s.recv(64) == b"to all"
+    wdir = os.path.join(os.path.dirname(path), ".bus.ipn", "w")
+    for s in socks[75:]:
+        s.close()
+    member().connect(path)                   # a join sweeps the rings of departed senders
+    assert len(os.listdir(wdir)) == 75 + 1          # the 75 still there and the late one

@@ -16,7 +16,7 @@ def test_lines_reach_every_listener_of_a_lossless_network(procs, netdir):
     wait_for(lambda: os.path.exists(path), what="the network")
     second = procs.start([sys.executable, CAT, "listen", path, "--count", "3"],
                          stdout=subprocess.PIPE)
-    nodes = os.path.join(netdir, ".bus.ipn", "n")      # made just after the socket
+    nodes = os.path.join(netdir, ".bus.ipn", "n")    # made just after the socket file
     wait_for(lambda: os.path.isdir(nodes) and len(os.listdir(nodes)) == 2,
              what="two listeners")
     assert os.stat(path).st_mode & 0o777 == 0o700

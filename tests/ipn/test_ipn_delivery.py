@@ -111,3 +111,20 @@ def test_messages_outlive_a_sender_that_left(agent, netdir):
     talker.ok("send", count=3)
     talker.ok("close")                                   # gone before the listener reads
     assert listener.result()["msgs"] == ["m0", "m1", "m2"]
+
+
+def test_vdeswitch_unicast_from_a_pure_sender_reaches_one_port(agent, netdir):
+    """One MAC table per network: a member that never receives learned nothing,
+    yet its frames to a known MAC go to that MAC's port only."""
+    path = os.path.join(netdir, "sw")
+    a, b, s = agent(), agent(), agent()
+    a.ok("new", protocol=IPN_VDESWITCH); a.ok("bind", path=path); a.ok("connect")
+    b.ok("new", protocol=IPN_VDESWITCH); b.ok("connect", path=path)
+    s.ok("new", protocol=IPN_VDESWITCH, shutdown=socket.SHUT_RD); s.ok("connect", path=path)
+    mac_a, mac_s = "\x02\0\0\0\0\x0a", "\x02\0\0\0\0\x05"
+    a.ok("send", data=["\xff" * 6 + mac_a + "\x88\xb5" + "a is here"])
+    assert b.ok("recv")["msgs"][0].endswith("a is here")
+    to_a = mac_a + mac_s + "\x88\xb5" + "for a only"
+    s.ok("send", data=[to_a])
+    assert a.ok("recv")["msgs"] == [to_a]
+    assert b.ok("recv", nonblock=True)["status"] == "eagain"

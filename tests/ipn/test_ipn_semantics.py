@@ -128,3 +128,18 @@ def test_numnodes_reports_a_killed_consumer_while_the_network_is_idle(agent, net
     consumer.kill()
     assert counts() == (0, 1)                          # without anyone sending
     assert time.monotonic() - t0 < 5.0                 # 1 s on an idle machine
+
+
+@pytest.mark.parametrize("how", ["poll", "select", "epoll"])
+def test_a_full_lossless_network_is_not_writable(agent, netdir, how):
+    path = os.path.join(netdir, "bus")
+    owner = creator(agent, path, LOSSLESS, shutdown=socket.SHUT_WR)    # reads, later
+    s = member(agent, path, shutdown=socket.SHUT_RD)
+    assert s.ok("writable", how=how)["writable"]
+    first = s.ok("send", count=100000, nonblock=True)
+    assert first["eagain"]
+    assert not s.ok("writable", how=how, timeout=0.5)["writable"]      # send would block
+    got = owner.ok("recv", count=first["sent"], summary=True, timeout=30)
+    assert (got["n"], got["in_order"]) == (first["sent"], True)
+    assert s.ok("writable", how=how, timeout=10)["writable"]          # room again
+    assert s.ok("send", count=10, nonblock=True)["sent"] == 10

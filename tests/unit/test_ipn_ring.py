@@ -119,24 +119,30 @@ def test_modes_give_each_bit_exactly_its_part():
         assert m[sub] & stat.S_ISVTX
 
 
-def test_the_doorbell_filter_takes_current_values_only(tmp_path):
+def test_the_doorbell_filter_takes_the_secret_only(tmp_path):
     path = str(tmp_path / "bell")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.bind(path)
     s.setblocking(False)
     t = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
-        ipn_bell.set_filter(s, (7, 0), False)
+        ipn_bell.set_filter(s, 7, False)
         for v in (6, 0, 7):
             ipn_bell.ring(t, path, v)
         t.sendto(b"x" * ipn_bell.HINT_LEN, path)
+        t.sendto(b"\0\0\0\7" * 2, path)
         assert s.recv(64) == ipn_bell.BELL.pack(7)
         with pytest.raises(BlockingIOError):
             s.recv(64)
-        ipn_bell.set_filter(s, (7, 9), True)
+        ipn_bell.set_filter(s, 9, True)
         t.sendto(b"x" * ipn_bell.HINT_LEN, path)
         ipn_bell.ring(t, path, 9)
+        ipn_bell.plug(t, path, 8)
+        ipn_bell.plug(t, path, 9)
         assert [s.recv(64), s.recv(64)] == [b"x" * 16, ipn_bell.BELL.pack(9)]
+        assert len(s.recv(ipn_bell.PLUG_LEN)) == ipn_bell.PLUG_LEN
+        with pytest.raises(BlockingIOError):
+            s.recv(64)
         assert ipn_bell.new_arm(5) not in (0, 5)
     finally:
         s.close()

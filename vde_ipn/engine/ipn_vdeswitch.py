@@ -1,8 +1,10 @@
 """IPN_VDESWITCH: kvde_switch (ipn.md section 10) on the userland switch's MAC table.
 
 Each member learns source MACs from the frames it receives (the sending
-port is known from the ring the frame came on), sends known unicast to
-one port and floods the rest.  Entries live 30 s.  A frame for a MAC
+port is known from the ring the frame came on) and from what the senders
+announce they sent from (so a member that never receives knows them too:
+one table per network, as in the kernel), sends known unicast to one port
+and floods the rest.  Entries live 30 s.  A frame for a MAC
 learned on the sender's own port is dropped (the kernel echoed it back
 to the sender).  No VLANs: every MAC is keyed on VLAN 0.
 """
@@ -54,6 +56,17 @@ class VdeSwitch(IpnPolicy):
             else:
                 e[0] = port
                 e[1] = now
+
+    announces = True                     # senders publish their source MACs
+
+    def learn_mac(self, port: int, mac: bytes, when: float) -> None:
+        """``port`` sent from ``mac`` at ``when`` (told by the port itself)."""
+        e = self._macs.get(mac)
+        if e is None:
+            self._macs[mac] = [port, when]
+        elif when >= e[1]:
+            e[0] = port
+            e[1] = when
 
     def handlemsg(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
         if len(frame) < ETH_HLEN:

@@ -10,6 +10,10 @@ a classic BPF filter, checked by the kernel before anything is queued:
   ring's wait word); anything else of that size is dropped;
 * a 16-byte numnodes hint passes only on a node that handles OOB
   messages (and is recounted there, never trusted);
+* a plug (:data:`PLUG_LEN` bytes starting with the secret) passes: a
+  lossless sender that got EAGAIN sends one to each receiver in its way
+  from its own doorbell socket, which stays unwritable until they have
+  consumed it (see ``DataPath._plug``);
 * every other datagram is dropped.
 
 The filter is set when the socket is made and when OOB handling changes.
@@ -26,6 +30,9 @@ import struct
 SO_ATTACH_FILTER = 26
 BELL = struct.Struct(">I")            # what BPF's ``ld [0]`` loads
 HINT_LEN = 16                         # a numnodes hint (struct numnode_oob)
+PLUG_LEN = 5000                       # a plug: over a quarter of PLUG_SNDBUF with overhead
+PLUG_SNDBUF = 16384                   # the kernel doubles it: room for MAX_PLUGS plugs
+MAX_PLUGS = 4
 _INSN = struct.Struct("=HBBI")
 _LDLEN, _LDW, _JEQ, _RET = 0x80, 0x20, 0x15, 0x06
 _ACCEPT = 0x10000
@@ -41,16 +48,14 @@ def new_arm(old: int) -> int:
             return a
 
 
-def _program(values: tuple[int, int], hints: bool) -> list:
-    a1, a2 = values
-    a2 = a2 or a1                           # 0 stands for "no value": never accepted
+def _program(secret: int, hints: bool) -> list:
     return [(_LDLEN, 0, 0, 0),              # 0
-            (_JEQ, 0, 4, BELL.size),        # 1: a doorbell? else 6
-            (_LDW, 0, 0, 0),                # 2
-            (_JEQ, 1, 0, a1),               # 3: -> 5
-            (_JEQ, 0, 2, a2),               # 4: -> 5 else 7
-            (_RET, 0, 0, _ACCEPT),          # 5
-            (_JEQ, 1, 0, HINT_LEN),         # 6: -> 8 else 7
+            (_JEQ, 6, 0, HINT_LEN),         # 1: a hint -> 8
+            (_JEQ, 1, 0, BELL.size),        # 2: a doorbell -> 4
+            (_JEQ, 0, 3, PLUG_LEN),         # 3: a plug -> 4, else 7
+            (_LDW, 0, 0, 0),                # 4
+            (_JEQ, 0, 1, secret),           # 5: carries the secret -> 6, else 7
+            (_RET, 0, 0, _ACCEPT),          # 6
             (_RET, 0, 0, 0),                # 7
             (_RET, 0, 0, _ACCEPT if hints else 0)]   # 8
 
@@ -65,17 +70,29 @@ class BellFilter:
         self.code = ctypes.create_string_buffer(_INSN.size * 9)
         self.prog = struct.pack("@HP", 9, ctypes.addressof(self.code))
 
-    def set(self, values: tuple[int, int], hints: bool) -> None:
-        """Accept doorbells carrying one of ``values`` (0: none), and hints if asked."""
+    def set(self, secret: int, hints: bool) -> None:
+        """Accept doorbells and plugs carrying ``secret``, and hints if asked."""
         code = self.code
-        for i, insn in enumerate(_program(values, hints)):
+        for i, insn in enumerate(_program(secret, hints)):
             _INSN.pack_into(code, i * _INSN.size, *insn)
         self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, self.prog)
 
 
-def set_filter(sock: socket.socket, values: tuple[int, int], hints: bool) -> None:
+def set_filter(sock: socket.socket, secret: int, hints: bool) -> None:
     """One-off :meth:`BellFilter.set` (tests, tools)."""
-    BellFilter(sock).set(values, hints)
+    BellFilter(sock).set(secret, hints)
+
+
+def plug(sock: socket.socket, path: str, secret: int) -> bool:
+    """Send a plug to the node at ``path``; False once the send buffer is full."""
+    try:
+        sock.sendto(BELL.pack(secret & 0xFFFFFFFF).ljust(PLUG_LEN, b"\0"),
+                    socket.MSG_DONTWAIT, path)
+    except BlockingIOError:
+        return False
+    except OSError:
+        pass                              # gone: the writer purges it when it rings
+    return True
 
 
 def ring(sock: socket.socket, path: str, value: int) -> bool:

@@ -58,6 +58,7 @@ from ..wire.ipn_registry import (CURSOR_ARM_W, KIND_ALL, KIND_MASK, KIND_ONE,
                                  NODE_READER, NODE_WRITER, RING_HEAD_W, RING_WAIT_W,
                                  cursor_slot, encode_numnode_oob)
 from . import ipn_bell
+from .ipn_macs import RESCAN
 from .ipn_member import Member
 
 MSG_OOB = socket.MSG_OOB
@@ -94,8 +95,13 @@ class DataPath(Member):
             if n > self._mtu:
                 raise _err(errno.EOVERFLOW)
             policy = self._policy
-            dests = policy.handlemsg(self._port, data,
-                                     time.monotonic() if policy.needs_clock else 0.0)
+            now = time.monotonic() if policy.needs_clock else 0.0
+            dests = policy.handlemsg(self._port, data, now)
+            if self._announcer is not None and n >= 14:
+                self._announcer.sent_from(data[6:12], now)
+                if dests is policy.flood and not data[0] & 1 and now - self._mac_scan > RESCAN:
+                    self._read_announcements(now)     # a unicast we would flood
+                    dests = policy.handlemsg(self._port, data, now)
             if not dests:
                 return n
             ring = self._ring
@@ -172,6 +178,7 @@ class DataPath(Member):
         if end <= self._limit:
             return
         if nonblock:
+            self._plug(end)
             raise BlockingIOError(errno.EAGAIN, "lossless IPN network is full")
         probed = time.monotonic()
         try:
@@ -206,6 +213,31 @@ class DataPath(Member):
                     self.refresh()
         finally:
             self._settle()                       # doorbells for us as a reader
+
+    def _plug(self, end: int) -> None:
+        """Make ``fileno()`` unwritable until the receivers in the way drain.
+
+        A datagram socket is writable while what it sent and nobody read
+        is under a quarter of its send buffer.  The doorbell socket sends
+        nothing else, so a plug (a datagram of ipn_bell.PLUG_LEN bytes)
+        sent to each receiver that holds the ring back (the slowest four)
+        makes it unwritable; a receiver consumes its plug when it has read
+        everything, and then the message fits.
+        """
+        slot = cursor_slot(self._port)
+        ring = self._ring
+        late = []
+        for peer in self._readers:
+            cur = peer.cursors
+            if cur is None:
+                continue
+            c = cur[slot + 1] if cur[slot] == ring.ring_id else 0
+            if c + ring.cap < end:
+                late.append((c, peer))
+        late.sort(key=lambda cp: cp[0])
+        for _c, peer in late[:ipn_bell.MAX_PLUGS]:
+            if not ipn_bell.plug(self._sock, peer.path, peer.cursors[CURSOR_ARM_W] >> 32):
+                break
 
     # -- receive -----------------------------------------------------------------
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
@@ -333,11 +365,11 @@ class DataPath(Member):
             self._self_ring()
 
     def _set_filter(self) -> None:
-        self._filter.set((self._secret, 0), self._handle_oob)
+        self._filter.set(self._secret, self._handle_oob)
 
     def _self_ring(self) -> None:
         try:
-            self._sock.sendto(ipn_bell.BELL.pack(self._secret), self._reg.node_path(self._name))
+            self._tx.sendto(ipn_bell.BELL.pack(self._secret), self._reg.node_path(self._name))
             self._bell = True
         except OSError:
             pass

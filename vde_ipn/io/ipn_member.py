@@ -16,7 +16,6 @@ that in line with the directory whenever the shared ``gen`` word moved.
 from __future__ import annotations
 
 import errno
-import mmap
 import os
 import secrets
 
@@ -26,6 +25,8 @@ from ..wire.ipn_registry import (CURSOR_PORT_W, CURSOR_WORDS, NODE_OOB, NODE_REA
                                  NODE_WRITER, RING_BORN_W, cursor_slot, decode_member_file,
                                  encode_node, member_file)
 from . import ipn_bell
+from .ipn_shm import map_file, map_shared
+from .ipn_macs import Announcer, read_announcements
 from .ipn_registry import Registry
 from .ipn_ring import RingReader, RingWriter, ring_capacity
 
@@ -57,11 +58,11 @@ class Peer:
 def _map_words(path: str, writable: bool):
     fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
     try:
-        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
-        mm = mmap.mmap(fd, CURSOR_WORDS * 8, mmap.MAP_SHARED, prot)
+        if writable:
+            return map_file(fd, CURSOR_WORDS * 8, True).cast("Q")   # keeps no fd
+        return map_shared(fd, CURSOR_WORDS * 8).cast("Q")
     finally:
         os.close(fd)
-    return memoryview(mm).cast("Q")        # the view keeps the mapping alive
 
 
 class Member:
@@ -86,6 +87,8 @@ class Member:
         self._lossless = False
         self._mtu = 1514
         self._limit = 0                          # ring end allowed (lossless)
+        self._announcer = None                   # MACs we send from (switching policies)
+        self._mac_scan = 0.0
         self._lost_gone = 0
 
     # -- join ------------------------------------------------------------
@@ -125,12 +128,15 @@ class Member:
                 self._ring = RingWriter(os.path.join(reg.dir, "w", member_file(self._name)), cap,
                                         secrets.randbits(63), modes["ring"])
                 self._ring.hdr[RING_BORN_W] = (reg.gen[0] + 1) & 0xFFFFFFFFFFFFFFFF
+                if getattr(policy, "announces", False):
+                    self._announcer = Announcer(
+                        os.path.join(reg.dir, "m", member_file(self._name)), modes["macs"])
             path = reg.node_path(self._name)
             self._sock.bind(path)
             os.chmod(path, modes["sock"] | 0o600)
             reg.bump()
             self._join_gen = reg.gen[0]
-            reg.notify_numnodes(self._sock)
+            reg.notify_numnodes(self._tx)
         self._reg = reg
         self._policy = policy
         self._view = view
@@ -271,7 +277,7 @@ class Member:
 
     def _ring_peer(self, peer: Peer, value: int) -> bool:
         """Wake ``peer`` for its arm ``value``; False when it is dead."""
-        return ipn_bell.ring(self._sock, peer.path, value)
+        return ipn_bell.ring(self._tx, peer.path, value)
 
     def _peer_died(self) -> None:
         reg = self._reg
@@ -280,7 +286,7 @@ class Member:
         with reg.locked():
             if reg.purge():
                 reg.bump()
-                reg.notify_numnodes(self._sock)
+                reg.notify_numnodes(self._tx)
         self.refresh()
 
     # -- change and leave ----------------------------------------------------
@@ -292,6 +298,7 @@ class Member:
             if NODE_WRITER not in flags and self._ring is not None:
                 self._ring.close(unlink=False)        # readers may still drain it
                 self._ring = None
+                self._drop_announcer()
             if NODE_READER not in flags and self._cursors is not None:
                 self._drop_cursors()
             name = encode_node(self._port, flags, self._nid)
@@ -299,8 +306,23 @@ class Member:
                 os.rename(reg.node_path(self._name), reg.node_path(name))
                 self._name = name
             reg.bump()
-            reg.notify_numnodes(self._sock)
+            reg.notify_numnodes(self._tx)
         self.refresh()
+
+    def _drop_announcer(self) -> None:
+        if self._announcer is not None:
+            self._announcer.close()
+            self._announcer = None
+
+    def _read_announcements(self, now: float) -> None:
+        """Learn where the other senders' MACs live (see ipn_macs)."""
+        self._mac_scan = now
+        learn = self._policy.learn_mac
+        for peer in list(self._peers.values()):
+            if NODE_WRITER in peer.flags:
+                path = os.path.join(self._reg.dir, "m", member_file(peer.name))
+                for mac, when in read_announcements(path):
+                    learn(peer.port, mac, when)
 
     def _drop_cursors(self) -> None:
         self._cursors.release()
@@ -319,11 +341,12 @@ class Member:
                 if self._ring is not None:
                     self._ring.close(unlink=False)    # readers may still drain it
                     self._ring = None
+                    self._drop_announcer()
                 if self._cursors is not None:
                     self._drop_cursors()
                 reg.remove_node(self._port, self._name)
                 reg.bump()
-                reg.notify_numnodes(self._sock)
+                reg.notify_numnodes(self._tx)
             self._policy.delport(self._port)
             self._policy.delnet()
         for peer in self._peers.values():

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import mmap
 import os
 import secrets
 import shutil
@@ -27,6 +26,7 @@ import stat
 from contextlib import contextmanager
 
 from .._errors import RemoteProtocolError
+from .ipn_shm import map_file
 from ..wire.ipn_registry import (NODE_OOB, NODE_READER, NODE_WRITER, Params, decode_node,
                                  decode_member_file, decode_params, derived_modes,
                                  encode_numnode_oob, encode_params, member_file)
@@ -73,10 +73,9 @@ class Registry:
         self.modes = derived_modes(self.params.mode)
         fd = os.open(os.path.join(comp, "gen"), os.O_RDWR)
         try:
-            self._gen_map = mmap.mmap(fd, 8)
+            self.gen = map_file(fd, 8, True).cast("Q")
         finally:
             os.close(fd)
-        self.gen = memoryview(self._gen_map).cast("Q")
 
     # -- life ------------------------------------------------------------
     @classmethod
@@ -95,7 +94,7 @@ class Registry:
             comp = companion(path)
             tmp = "%s.new-%s" % (comp, secrets.token_hex(4))
             os.mkdir(tmp, 0o700)
-            for sub in ("n", "w", "c"):
+            for sub in ("n", "w", "c", "m"):
                 os.mkdir(os.path.join(tmp, sub), 0o700)
                 os.chmod(os.path.join(tmp, sub), modes[sub])
             with open(os.path.join(tmp, "net"), "wb") as f:
@@ -156,7 +155,6 @@ class Registry:
     def close(self) -> None:
         """Leave: release liveness; the last member removes the companion."""
         self.gen.release()
-        self._gen_map.close()
         live, self._live = self._live, -1
         if live < 0:
             return
@@ -226,21 +224,22 @@ class Registry:
         file itself goes, so departed members leave nothing behind.
         """
         alive = {member_file(n) for _p, _f, n in nodes}
-        wdir = os.path.join(self.dir, "w")
-        try:
-            names = os.listdir(wdir)
-        except OSError:
-            return                              # not ours to see (no r, no w)
-        for name in names:
+        for sub in ("w", "m"):
+            wdir = os.path.join(self.dir, sub)
             try:
-                decode_member_file(name)
-            except RemoteProtocolError:
-                continue
-            if name not in alive:
+                names = os.listdir(wdir)
+            except OSError:
+                continue                        # not ours to see (no r, no w)
+            for name in names:
                 try:
-                    os.unlink(os.path.join(wdir, name))
-                except OSError:
-                    pass                        # another user's (sticky): theirs to go
+                    decode_member_file(name)
+                except RemoteProtocolError:
+                    continue
+                if name not in alive:
+                    try:
+                        os.unlink(os.path.join(wdir, name))
+                    except OSError:
+                        pass                    # another user's (sticky): theirs to go
 
     def purge(self) -> bool:
         """Remove nodes whose process is gone; True if any was removed."""
@@ -308,6 +307,6 @@ def set_network_group(path: str, gid: int) -> None:
     """
     os.chown(path, -1, gid)
     _chown_tree(companion(path), gid)
-    for sub in ("", "n", "w", "c"):
+    for sub in ("", "n", "w", "c", "m"):
         d = os.path.join(companion(path), sub)
         os.chmod(d, os.stat(d).st_mode | stat.S_ISGID)

@@ -22,10 +22,10 @@ messages of a full queue; a ring keeps the newest.)
 from __future__ import annotations
 
 import errno
-import mmap
 import os
 import platform
 
+from .ipn_shm import map_file, map_shared
 from ..wire.ipn_registry import (ENTRY, ENTRY_SIZE, KIND_ALL, KIND_MASK, KIND_ONE,
                                  KIND_WRAP, RING_CAP_W, RING_DATA, RING_HEAD_W, RING_ID_W,
                                  RING_MAGIC, RING_MAGIC_W, RING_RESERVE_W, RING_WAIT_W,
@@ -58,9 +58,10 @@ def ring_capacity(mtu: int, msgpool: int) -> int:
     return cap
 
 
-def _map(fd: int, size: int, writable: bool) -> mmap.mmap:
-    prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
-    return mmap.mmap(fd, size, mmap.MAP_SHARED, prot)
+def _map(fd: int, size: int, writable: bool) -> memoryview:
+    if writable:
+        return map_file(fd, size, True)          # holds no descriptor
+    return map_shared(fd, size)                  # one mapping per process
 
 
 class RingWriter:
@@ -79,7 +80,7 @@ class RingWriter:
         finally:
             os.close(fd)
         self.path = path
-        self.hdr = memoryview(self.mm)[:RING_DATA].cast("Q")
+        self.hdr = self.mm[:RING_DATA].cast("Q")
         self.hdr[RING_ID_W] = ring_id
         self.hdr[RING_CAP_W] = capacity
         self.hdr[RING_MAGIC_W] = RING_MAGIC
@@ -124,7 +125,7 @@ class RingWriter:
 
     def close(self, unlink: bool = True) -> None:
         self.hdr.release()
-        self.mm.close()
+        self.mm.release()
         if unlink:
             try:
                 os.unlink(self.path)
@@ -150,7 +151,7 @@ class RingReader:
             self.mm = _map(fd, size, False)
         finally:
             os.close(fd)
-        self.hdr = memoryview(self.mm)[:RING_DATA].cast("Q")
+        self.hdr = self.mm[:RING_DATA].cast("Q")
         if self.hdr[RING_MAGIC_W] != RING_MAGIC or self.hdr[RING_CAP_W] + RING_DATA > size:
             self.close()
             raise OSError(0, "ring not ready")
@@ -192,7 +193,7 @@ class RingReader:
                     continue
                 c += left
                 continue
-            data = mm[pos + ENTRY_SIZE:pos + ENTRY_SIZE + n] if n <= left else None
+            data = bytes(mm[pos + ENTRY_SIZE:pos + ENTRY_SIZE + n]) if n <= left else None
             if data is None or hdr[RING_RESERVE_W] > c + cap:
                 c = self._resync()           # overwritten under us
                 continue
@@ -266,7 +267,7 @@ class RingReader:
 
     def close(self) -> None:
         self.hdr.release()
-        self.mm.close()
+        self.mm.release()
 
 
 __all__ = ["RingReader", "RingWriter", "ring_capacity", "KIND_ALL", "KIND_ONE", "KIND_MASK"]

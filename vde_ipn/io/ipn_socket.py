@@ -72,6 +72,9 @@ class IpnSocket(DataPath):
         self.protocol = protocol
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
+        # fileno() sends plugs only (its writability is POLLOUT, see _plug)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, ipn_bell.PLUG_SNDBUF)
+        self._tx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)   # doorbells out
         self._lock = threading.Lock()
         self._filter = ipn_bell.BellFilter(self._sock)
         self._member_init()
@@ -286,6 +289,7 @@ class IpnSocket(DataPath):
                 self._connected = False
                 self._fast_ring = None
                 self._sock.close()
+                self._tx.close()
 
     def __enter__(self):
         return self

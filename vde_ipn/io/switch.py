@@ -403,7 +403,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
             port = self.net.ports[port_no]
             sender = Sender(data, port, self.loop, batcher=self.batcher,
                             backpressure=self.backpressure)
-            ep = _Endpoint(ep_id, port_no, conn, data, path, sender, self._gate(data))
+            ep = _Endpoint(ep_id, port_no, conn, data, path, sender, self._read_gate(data))
             self.endpoints[ep_id] = ep
             self._rebuild_senders(port_no)
         self.loop.add_reader(data, make_reader(data, port_no, self.net, self.senders,
@@ -461,7 +461,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
             ep = self.endpoints[ep_id] = _Endpoint(
                 ep_id, port_no, None, ours, None,
                 Sender(ours, port, self.loop, batcher=self.batcher,
-                       backpressure=self.backpressure), self._gate(ours))
+                       backpressure=self.backpressure), self._read_gate(ours))
             self._rebuild_senders(port_no)
         self.loop.add_reader(ours, make_reader(ours, port_no, self.net, self.senders,
                                                 batcher=self.batcher, gate=ep.gate,
@@ -484,7 +484,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         port = self.net.ports[port_no]
         ep = self.endpoints[ep_id] = _Endpoint(
             ep_id, port_no, None, dev, None,
-            Sender(dev, port, self.loop, backpressure=self.backpressure), self._gate(dev))
+            Sender(dev, port, self.loop, backpressure=self.backpressure), self._read_gate(dev))
         self._rebuild_senders(port_no)
         self.loop.add_reader(dev, make_reader(dev, port_no, self.net, self.senders,
                                               lambda: self.close_endpoint(ep_id),
@@ -511,7 +511,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         self._fd_freed()
         return True
 
-    def _gate(self, sock):
+    def _read_gate(self, sock):
         return None if self.backpressure is None else Gate(sock, self.loop)
 
     def _rebuild_senders(self, port_no: int) -> None:

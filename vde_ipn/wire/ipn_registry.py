@@ -11,7 +11,10 @@ companion directory ``.NAME.ipn`` next to the socket file and share:
 * ``w/P.I``    the message ring of writer node ``P.?.I`` (:data:`RING_SLOTS`);
                it stays after its writer left, so receivers can read what
                was sent before, until the next member joins;
-* ``c/P.I``    the read cursors of reader node ``P.?.I`` (:func:`cursor_slot`).
+* ``c/P.I``    the read cursors of reader node ``P.?.I`` (:func:`cursor_slot`);
+* ``m/P.I``    the source MACs sender node ``P.?.I`` sent from, for policies
+               that switch by MAC (:data:`MAC_SLOT`), so that a member that
+               never receives still knows where a MAC lives.
 
 Rings and cursor files are arrays of native u64 words so that members can
 read and write single fields through ``memoryview.cast("Q")``.  Entries in
@@ -61,6 +64,25 @@ CURSOR_WORDS = 2 + 2 * MAX_PORTS
 # OOB numnodes notification (af_ipn.h: struct numnode_oob, host order)
 NUMNODE_OOB = struct.Struct("=iiii")
 IPN_OOB_NUMNODE_TAG = 0
+
+
+# MAC announcements: MAC_SLOTS slots of (mac, in use, last sent, monotonic clock)
+MAC_SLOT = struct.Struct("=6sHd")
+MAC_SLOTS = 64
+
+
+def encode_mac_slot(mac: bytes, when: float) -> bytes:
+    return MAC_SLOT.pack(mac, 1, when)
+
+
+def decode_mac_slots(buf: bytes) -> list[tuple[bytes, float]]:
+    """(mac, last sent) of the slots in use of an announcement file."""
+    out = []
+    for i in range(min(len(buf) // MAC_SLOT.size, MAC_SLOTS)):
+        mac, used, when = MAC_SLOT.unpack_from(buf, i * MAC_SLOT.size)
+        if used == 1 and not mac[0] & 1:
+            out.append((mac, when))
+    return out
 
 
 def cursor_slot(port: int) -> int:
@@ -165,12 +187,13 @@ def derived_modes(mode: int) -> dict[str, int]:
       a ring file is read by receivers only (x does not read traffic);
     * ``c/`` (cursors): created by receivers, listed by senders, sticky;
       a cursor file is read by senders only;
+    * ``m/`` (MAC announcements): created and read by senders, sticky;
     * ``net``: read by all, rewritten by managers; ``shared`` files
       (``gen`` and the locks) are read and written by all members.
     """
     sticky = 0o3000                       # setgid (the group follows) + sticky
-    out = {"dir": 0o2000, "n": sticky, "w": sticky, "c": sticky, "net": 0, "shared": 0,
-           "ring": 0, "cursor": 0, "sock": 0}
+    out = {"dir": 0o2000, "n": sticky, "w": sticky, "c": sticky, "m": sticky, "net": 0,
+           "shared": 0, "ring": 0, "cursor": 0, "macs": 0, "sock": 0}
     for shift in (6, 3, 0):
         bits = (mode >> shift) & 7
         r, w, x = bits & 4, bits & 2, bits & 1
@@ -179,11 +202,13 @@ def derived_modes(mode: int) -> dict[str, int]:
         out["n"] |= any_bit << shift
         out["w"] |= (7 if w else 5 if r else 0) << shift
         out["c"] |= (7 if r else 5 if w else 0) << shift
+        out["m"] |= (7 if w else 0) << shift
+        out["macs"] |= (4 if w else 0) << shift
         out["net"] |= ((4 if bits else 0) | (2 if x else 0)) << shift
         out["shared"] |= (6 if bits else 0) << shift
         out["ring"] |= (4 if r else 0) << shift
         out["cursor"] |= (4 if w else 0) << shift
         out["sock"] |= (6 if bits else 0) << shift
-    for part in ("ring", "cursor", "net"):
+    for part in ("ring", "cursor", "macs", "net"):
         out[part] |= 0o600                # the creating member keeps its own file
     return out
