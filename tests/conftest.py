@@ -3,6 +3,12 @@ import signal
 import sys
 
 import pytest
+from hypothesis import settings
+
+# Examples are judged by what they produce, not by how long one takes: on a
+# loaded machine a slow example is not a failure.
+settings.register_profile("vde", deadline=None)
+settings.load_profile("vde")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
