@@ -115,6 +115,9 @@ class Processes:
                         pass
 
 
+STARTUP = 30.0        # seconds a program may take to start on a loaded machine
+
+
 def listening(path: str) -> bool:
     """Whether a unix socket bound to ``path`` is listening (``/proc/net/unix``
     of this network namespace: flag __SO_ACCEPTCON)."""
@@ -141,7 +144,7 @@ class Switch:
         # wait for both to listen, so that no first connection is refused
         wait_for(lambda: listening(os.path.join(ctl_dir, "ctl"))
                  and (not mgmt or listening(self.mgmt)) or self.proc.poll() is not None,
-                 what="switch %s to start" % tool)
+                 timeout=STARTUP, what="switch %s to start" % tool)
         if self.proc.poll() is not None:
             raise AssertionError("switch exited with %s: %s"
                                  % (self.proc.returncode, self.proc.stderr.read().decode()))
@@ -338,7 +341,7 @@ def all_joined(sender: "StreamPlug", receivers, timeout: float = 10.0) -> None:
             raise AssertionError("no probe crossed to every receiver in %.1fs" % timeout)
 
 
-def attached(switch: Switch, count: int, timeout: float = 5.0) -> None:
+def attached(switch: Switch, count: int, timeout: float = 10.0) -> None:
     """Wait until the switch's port/print shows ``count`` endpoints."""
     def shown():
         try:

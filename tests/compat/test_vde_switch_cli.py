@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from support import C_TOOLS, OURS, listening, require, wait_for
+from support import C_TOOLS, OURS, STARTUP, listening, require, wait_for
 
 KINDS = ("c", "ours")
 
@@ -51,10 +51,10 @@ class Side:
             ctl = os.path.join(self.argv([wait_ctl])[1] if wait_ctl is not True
                                else self.dir, "ctl")
             wait_for(lambda: self.proc.poll() is not None or listening(ctl),
-                     what="%s switch to start" % self.kind)
+                     STARTUP, "%s switch to start" % self.kind)
         return self.proc
 
-    def finish(self, timeout=5.0):
+    def finish(self, timeout=20.0):
         """Close stdin (EOF) if still running; (status, stdout, stderr) normalised."""
         if self.proc.stdin is not None:
             self.proc.stdin.close()
@@ -62,7 +62,7 @@ class Side:
         out, err = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, self.norm(out), self.norm(err)
 
-    def run(self, args, stdin=subprocess.DEVNULL, timeout=5.0):
+    def run(self, args, stdin=subprocess.DEVNULL, timeout=20.0):
         """Run to completion (for argv that make the switch exit)."""
         self.start(args, stdin=stdin, wait_ctl=False)
         return self.finish(timeout)

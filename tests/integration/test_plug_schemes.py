@@ -14,7 +14,7 @@ import time
 import pytest
 
 from support import (BROADCAST, C_TOOLS, OURS, StreamPlug, all_joined, attached, frame,
-                     in_pkts, mac, out_pkts, require, wait_for)
+                     in_pkts, listening, mac, out_pkts, require, wait_for)
 
 KINDS = ("ours", "c")
 
@@ -106,7 +106,7 @@ def test_null_swallows_and_stays(procs, sockdir, new_switch, kind):
 def node(procs, sockdir, kind):
     path = os.path.join(sockdir, kind)
     p = procs.start([plug_tool("ours"), "null://", "%s://%s" % (kind, path)])
-    wait_for(lambda: os.path.exists(os.path.join(path, "ctl")) or p.poll() is not None,
+    wait_for(lambda: listening(os.path.join(path, "ctl")) or p.poll() is not None,
              what="%s:// to listen" % kind)
     assert p.poll() is None, p.stderr.read()
     return p, path

@@ -15,7 +15,8 @@ import socket
 
 import pytest
 
-from support import BROADCAST, C_TOOLS, StreamPlug, attached, frame, mac, require, wait_for
+from support import (BROADCAST, C_TOOLS, StreamPlug, attached, frame, listening, mac, require,
+                     wait_for)
 
 QEMU = "/usr/bin/qemu-system-x86_64"
 NIC_MAC = bytes.fromhex("525400123456")
@@ -33,7 +34,7 @@ class Qemu:
                 "-device", "e1000,netdev=n0,mac=52:54:00:12:34:56",
                 "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
         self.proc = procs.start(argv)
-        wait_for(lambda: os.path.exists(self.qmp_path) or self.proc.poll() is not None,
+        wait_for(lambda: listening(self.qmp_path) or self.proc.poll() is not None,
                  15, "QEMU's QMP socket")
         if self.proc.poll() is not None:
             raise AssertionError("QEMU exited %s: %s"

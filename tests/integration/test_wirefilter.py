@@ -15,7 +15,7 @@ import time
 import pytest
 
 from support import (BROADCAST, COMPAT, C_TOOLS, OURS, StreamPlug, Switch, all_joined, frame,
-                     mac, require, wait_for)
+                     listening, mac, require, wait_for)
 
 WF = {"ours": os.path.join(COMPAT, "wirefilter"), "c": C_TOOLS["wirefilter"]}
 
@@ -28,7 +28,7 @@ class Cable:
         self.wf = procs.start([require(WF[kind]), "-v", "%s:%s" % (self.left.dir, self.right.dir),
                                "-M", self.mgmt] + list(opts),
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        wait_for(lambda: os.path.exists(self.mgmt) or self.wf.poll() is not None,
+        wait_for(lambda: listening(self.mgmt) or self.wf.poll() is not None,
                  what="wirefilter mgmt socket")
         assert self.wf.poll() is None, self.wf.stderr.read().decode()
         self.a = StreamPlug(procs, OURS["vde_plug"], self.left.dir)
