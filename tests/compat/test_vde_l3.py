@@ -87,7 +87,10 @@ CONSOLE = ["help", "ifconfig", "ifconfig vd1", "ifconfig vd7", "ifconfig eth0", 
            "ifconfig vd1 {ip} netmask 0.255.0.0", "ifconfig", "logout"]
 
 
-@pytest.mark.parametrize("kind", ["c", "ours"])
+# Debian's vde_l3 routes this setup in most runs, but in some (under load)
+# it loses every packet for minutes: it is run here only as ours' reference
+# by hand (``-k routes`` with "c" added back), not in the suite.
+@pytest.mark.parametrize("kind", ["ours"])
 def test_vde_l3_routes_between_two_switches(procs, sockdir, namespaces, kind):  # noqa: F811
     a, b = _net(0), _net(1)
     sw1 = Switch(procs, OURS["vde_switch"], os.path.join(sockdir, "s1"))

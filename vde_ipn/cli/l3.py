@@ -154,9 +154,11 @@ class L3:
         except OSError:
             pass
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind(path)
-        os.chmod(path, MGMT_MODE)
+        tmp = "%s.%d" % (path, os.getpid())       # appears only once listening
+        s.bind(tmp)
         s.listen(15)
+        os.chmod(tmp, MGMT_MODE)
+        os.rename(tmp, path)
         s.setblocking(False)
         self.listener, self.mgmt_path = s, path
         self.loop.add_reader(s, self._accept)
