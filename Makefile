@@ -5,6 +5,7 @@ PYTHON ?= python3
 # Debian packages the tests use as real peers and guests
 DEBS   := vde2 vdeplug qemu-system-x86 user-mode-linux iproute2 tcpdump \
           busybox-static gcc libc6-dev procps linux-image-amd64 util-linux openssh-server openssh-client socat \
+          vde2-cryptcab \
           python3
 ARGS   ?=
 

@@ -15,10 +15,8 @@ import socket
 import subprocess
 import time
 
-import pytest
 
-from support import C_TOOLS, COMPAT, OURS, StreamPlug, Switch, attached, frame, mac, require, \
-    wait_for
+from support import C_TOOLS, COMPAT, OURS, StreamPlug, Switch, frame, mac, require, wait_for
 
 C_AL = "/usr/bin/vde_autolink"
 OUR_AL = os.path.join(COMPAT, "vde_autolink")
