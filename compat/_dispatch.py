@@ -28,6 +28,7 @@ TOOLS = {
     "vde_l3": "vde_ipn.cli.l3",
     "vde_cryptcab": "vde_ipn.cli.cryptcab",
     "vdens": "vde_ipn.cli.vdens",
+    "vde_autolink": "vde_ipn.cli.autolink",
 }
 
 

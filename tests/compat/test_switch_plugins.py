@@ -8,6 +8,7 @@ answers, debug lines, log files and pcap files compared.
 
 import os
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -307,3 +308,28 @@ def test_switch_iplog_to_syslog(procs, sockdir):
 
 
 pytestmark = pytest.mark.real
+
+
+def test_iplog_reopens_its_file_on_sighup_as_the_c_switch(procs, sockdir, new_switch):
+    """Log rotation: after a rename and SIGHUP the old file ends with
+    ``SIGHUP: closing file`` and a new one starts with ``SIGHUP: opening file``."""
+    results = {}
+    for kind in ("c", "ours"):
+        d = os.path.join(sockdir, "hup-" + kind)
+        os.mkdir(d)
+        sw = new_switch(kind, os.path.join(d, "sw"))
+        log = os.path.join(d, "ip.log")
+        for line in ("plugin/add iplog", "iplog/logfile " + log, "iplog/ipadd 10.0.0.0/8"):
+            assert "1000 Success" in sw.cmd(line)
+        os.rename(log, log + ".1")
+        sw.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: os.path.exists(log), what="a new log file")
+        a = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+        a.send(_ip_frame(mac(9), "10.9.9.9"))
+        wait_for(lambda: "10.9.9.9" in open(log).read(), what="the address in the new file")
+        stamp = re.compile(r"^\w{3} [ \d]\d \d\d:\d\d:\d\d ", re.M)
+        results[kind] = [stamp.sub("", open(p).read()) for p in (log + ".1", log)]
+        assert sw.proc.poll() is None                    # SIGHUP does not stop it
+    assert results["ours"][0] == results["c"][0] == "SIGHUP: closing file\n"
+    assert _norm_pid(results["ours"][1]) == _norm_pid(results["c"][1])
+    assert results["ours"][1].startswith("SIGHUP: opening file\nipv4 10.9.9.9 mac=02:00:00:00:00:09")

@@ -17,6 +17,7 @@ import zlib
 
 import pytest
 
+from ifaces import namespaces  # noqa: F401  (fixture)
 from support import C_TOOLS, COMPAT, StreamPlug, Switch, attached, frame, mac, require, wait_for
 
 C_CAB = "/usr/bin/vde_cryptcab"
@@ -181,3 +182,82 @@ def test_missing_preshared_key_as_the_c_one(sockdir):
                                capture_output=True, text=True, timeout=30)
             results.append((p.returncode, p.stderr))
         assert results[1] == results[0] and results[1][0] == 1
+
+
+SSHD, KEYGEN = "/usr/sbin/sshd", "/usr/bin/ssh-keygen"
+
+
+def _sshd_on_loopback(procs, ns, d):
+    """An sshd on 127.0.0.1:2222 inside ``ns``; the ssh config file scp needs."""
+    from ifaces import in_ns
+    hostkey, userkey = os.path.join(d, "host"), os.path.join(d, "user")
+    for k in (hostkey, userkey):
+        subprocess.run([require(KEYGEN), "-q", "-t", "ed25519", "-N", "", "-f", k], check=True)
+    auth = os.path.join(d, "authorized_keys")
+    with open(userkey + ".pub") as src, open(auth, "w") as dst:
+        dst.write(src.read())
+    os.chmod(auth, 0o600)
+    os.makedirs("/run/sshd", exist_ok=True)
+    sshd = procs.start(in_ns(ns, [
+        require(SSHD), "-D", "-e", "-f", "/dev/null", "-o", "HostKey=" + hostkey,
+        "-o", "ListenAddress=127.0.0.1:2222", "-o", "AuthorizedKeysFile=" + auth,
+        "-o", "PidFile=none", "-o", "PermitRootLogin=yes", "-o", "StrictModes=no",
+        "-o", "UsePAM=no", "-o", "PasswordAuthentication=no",
+        "-o", "Subsystem=sftp internal-sftp"]))              # what scp uses today
+    wait_for(lambda: ":2222" in subprocess.run(in_ns(ns, ["ss", "-ltn"]), capture_output=True,
+                                               text=True).stdout or sshd.poll() is not None,
+             what="sshd to listen")
+    assert sshd.poll() is None, sshd.stderr.read().decode()
+    config = os.path.join(d, "ssh_config")
+    with open(config, "w") as f:
+        f.write("Host 127.0.0.1\n  Port 2222\n  User root\n  IdentityFile %s\n"
+                "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  BatchMode yes\n"
+                "  LogLevel ERROR\n" % userkey)
+    return config
+
+
+@pytest.mark.parametrize("server,client", [("c", "ours"), ("ours", "c")])
+def test_key_sent_with_scp_as_2_3_2_does(procs, sockdir, env, namespaces, server, client):
+    """The default mode: the client makes a key, copies it with scp to the
+    server's /tmp/.ID.key (SCP_EXTRA_OPTIONS passes scp an ssh config),
+    and the server reads it when the client logs in.  All on the loopback
+    of a namespace made for the test, with an sshd of its own."""
+    from ifaces import in_ns
+    ns = namespaces.new("cc")
+    config = _sshd_on_loopback(procs, ns, sockdir)
+    env = dict(env, SCP_EXTRA_OPTIONS="-F" + config)
+    s1 = Switch(procs, C_TOOLS["vde_switch"], os.path.join(sockdir, "s1"))
+    s2 = Switch(procs, C_TOOLS["vde_switch"], os.path.join(sockdir, "s2"))
+    a = StreamPlug(procs, C_TOOLS["vde_plug"], s1.dir)
+    b = StreamPlug(procs, C_TOOLS["vde_plug"], s2.dir)
+    before = set(os.listdir("/tmp"))
+    srv = procs.start(in_ns(ns, [require(TOOLS[server]), "-s", s1.dir, "-p", "7667"]), env=env)
+    wait_for(lambda: "7667" in subprocess.run(in_ns(ns, ["ss", "-lun"]), capture_output=True,
+                                              text=True).stdout, what="server socket")
+    cli = procs.start(in_ns(ns, [require(TOOLS[client]), "-s", s2.dir, "-p", "7668",
+                                 "-c", "127.0.0.1:7667"]), env=env)
+    f = frame(b"\xff" * 6, mac(8), b"keyed by scp")
+    deadline = time.monotonic() + 30
+    got = None
+    while got is None and time.monotonic() < deadline:
+        b.send(f)
+        got = a.recv_matching(lambda g: g[6:12] == f[6:12], timeout=1)
+    assert got is not None, cli.stderr.read1(2000) if cli.poll() is not None else "no frame"
+    _unwrap(got, server, f)
+    g = frame(mac(8), mac(9), b"and back")
+    a.send(g)
+    _unwrap(b.recv_matching(lambda x: x[6:12] == g[6:12], timeout=5), client, g)
+    sent = [n for n in set(os.listdir("/tmp")) - before if n.startswith(".vde_")]
+    assert len(sent) == 1 and sent[0].endswith(".key")         # the copy scp made
+    assert os.path.getsize(os.path.join("/tmp", sent[0])) == 24
+    srv.terminate()
+    srv.wait(timeout=10)
+    cli.terminate()
+    cli.wait(timeout=10)
+    # the server removes the keys it was sent; 2.3.2's client leaves its own copy
+    assert not os.path.exists(os.path.join("/tmp", sent[0]))
+    mine = [n for n in set(os.listdir("/tmp")) - before if n.startswith("vde_") and
+            n.endswith(".key")]
+    for n in mine:
+        os.unlink(os.path.join("/tmp", n))
+    assert mine == ([] if client == "ours" else [sent[0][1:]])

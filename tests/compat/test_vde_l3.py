@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
 
@@ -82,12 +81,19 @@ def _console(path, lines):
 CONSOLE = ["help", "ifconfig", "ifconfig vd1", "ifconfig vd7", "ifconfig eth0", "route list",
            "route", "route net 10.200.0.0/255.255.0.0:{gw}", "route net 10.200.0.0/255.255.0.0:{gw}",
            "route default gw {gw}", "route default gw 224.0.0.1", "route list", "route bogus",
-           "tc ls", "tc", "tc set vd0 ufifo", "tc set vd0 ufifo 3", "tc set vd9 ufifo", "bogus",
+           "tc ls", "tc", "tc set vd0 ufifo", "tc set vd0 pfifo limit 10", "tc ls",
+           "tc set vd1 bfifo limit 3000", "tc ls", "tc set vd0 tbf rate 800K latency 50", "tc ls",
+           "tc set vd1 tbf rate 1M limit 20000", "tc ls", "tc set vd0 ufifo", "tc ls",
+           "tc set vd0 tbf rate 4K limit 20000", "tc set vd0 pfifo", "tc set vd0 pfifo limit x",
+           "tc set vd0 nosuch", "tc set vd0 ufifo 3", "tc set vd9 ufifo", "bogus",
            "", "ifconfig vd1 {ip}", "ifconfig vd1 {ip} netmask 255.255.255.0",
            "ifconfig vd1 {ip} netmask 0.255.0.0", "ifconfig", "logout"]
 
 
-@pytest.mark.parametrize("kind", ["c", "ours"])
+# Debian's vde_l3 routes this setup in most runs, but in some (under load)
+# it loses every packet for minutes: it is run here only as ours' reference
+# by hand (``-k routes`` with "c" added back), not in the suite.
+@pytest.mark.parametrize("kind", ["ours"])
 def test_vde_l3_routes_between_two_switches(procs, sockdir, namespaces, kind):  # noqa: F811
     a, b = _net(0), _net(1)
     sw1 = Switch(procs, OURS["vde_switch"], os.path.join(sockdir, "s1"))
@@ -183,3 +189,33 @@ def test_vde_l3_takes_prefix_lengths_too(procs, sockdir, namespaces):  # noqa: F
     _ping(h1, far + "5")                       # through the static route
     listing = _console(mgmt, ["route list"])[1]
     assert "%s0\t%s2\t\t255.255.255.0\t\tvd1" % (far, b) in listing
+
+
+def test_vde_l3_tbf_shapes_the_traffic(procs, sockdir, namespaces):  # noqa: F811
+    """``tc set vd1 tbf rate 40K limit 100000`` (5000 bytes/s): ten pings of
+    1000 bytes sent at once wait their turn, the later ones about a second
+    or more, where they took milliseconds before."""
+    a, b = _net(7), _net(8)
+    sw1 = Switch(procs, OURS["vde_switch"], os.path.join(sockdir, "s1"))
+    sw2 = Switch(procs, OURS["vde_switch"], os.path.join(sockdir, "s2"))
+    h1 = _host(procs, namespaces, sw1.dir, "e", a + "2", a + "1")
+    _host(procs, namespaces, sw2.dir, "f", b + "2", b + "1")
+    mgmt = os.path.join(sockdir, "l3.mgmt")
+    r = procs.start([OUR_L3, "-v", "%s:%s1/24" % (sw1.dir, a), "-v", "%s:%s1/24" % (sw2.dir, b),
+                     "-M", mgmt])
+    wait_for(lambda: os.path.exists(mgmt) or r.poll() is not None, what="vde_l3")
+    _ping(h1, b + "2")
+    burst = ["/usr/bin/busybox", "ping", "-q", "-c", "10", "-i", "0.01", "-s", "1000", "-w", "20",
+             b + "2"]
+
+    def slowest():
+        out = subprocess.run(in_ns(h1, burst), capture_output=True, text=True, timeout=60).stdout
+        assert "round-trip" in out, out
+        return float(out.split("round-trip min/avg/max = ")[1].split("/")[2].split()[0])
+    fast = slowest()
+    assert "queuing discipline set to tbf" in _console(mgmt, ["tc set vd1 tbf rate 40K limit "
+                                                              "100000"])[1]
+    slow = slowest()
+    assert fast < 300 and slow > 700, (fast, slow)
+    assert "vd1: tbf. Shaping at Rate = 5000 Bytes/s, bucket limit: 100000 bytes. Overlimits: 0 " \
+           "packets. MTU=1042" in _console(mgmt, ["tc ls"])[1]

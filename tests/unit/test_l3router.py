@@ -2,6 +2,8 @@
 
 import struct
 
+import pytest
+
 from vde_ipn.engine.l3router import (Router, checksum, inet_aton, ip_mac, parse_ip,
                                      parse_netmask)
 
@@ -98,3 +100,23 @@ def test_expiring_ttl_gets_time_exceeded_and_routes_pick_the_longest_mask():
     assert iface == 0 and f[14 + 20] == 11
     r.expire(10.0)
     assert r.pending == {}
+
+
+def test_queueing_disciplines():
+    from vde_ipn.engine import l3queues as q
+    p = q.make("pfifo", "limit 2")
+    assert [p.enqueue(b"x" * 60, 0) for _ in range(3)] == [True, True, False]
+    assert p.stats() == "Limit: 2 packets. Dropped: 1 packets."
+    b = q.make("bfifo", "limit 130")
+    assert [b.enqueue(b"x" * 60, 0) for _ in range(3)] == [True, True, False]
+    t = q.make("tbf", "rate 80K limit 5000", now=0.0)           # 10000 bytes/s
+    assert t.stats().startswith("Shaping at Rate = 10000 Bytes/s, bucket limit: 5000 bytes")
+    for _ in range(3):
+        t.enqueue(b"y" * 1000, 0.0)
+    assert t.dequeue(0.0) is not None and t.dequeue(0.0) is None   # one MTU of tokens
+    assert abs(t.wait(0.0) - 0.1) < 1e-9 and t.dequeue(0.1) is not None
+    assert q.make("tbf", "rate 800K latency 50").limit == 5000
+    assert q.make("tbf", "rate 4K limit 100") is None and q.make("pfifo", "limit x") is None
+    assert q.make("ufifo", "") is not None and q.make("ufifo", "3") is None
+    with pytest.raises(KeyError):
+        q.make("nosuch", "")

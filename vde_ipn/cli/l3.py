@@ -121,6 +121,7 @@ class L3:
     def __init__(self, router: Router, loop: Loop):
         self.router, self.loop = router, loop
         self.plugs: dict = {}            # interface id -> plug
+        self.waiting: set = set()        # interfaces with a drain timer (tbf)
         self.listener = None
 
     def attach(self, iface_id: int, plug) -> None:
@@ -139,14 +140,34 @@ class L3:
         self.loop.add_reader(plug, readable)
 
     def send(self, frames) -> None:
+        """Through each interface's queueing discipline (tc)."""
+        now = self.loop.clock()
+        touched = {}
         for iface_id, frame in frames:
-            plug = self.plugs.get(iface_id)
-            if plug is None:
-                continue
+            iface = self.router.iface(iface_id)
+            if iface is not None and iface.queue.enqueue(frame, now):
+                touched[iface_id] = iface
+        for iface in touched.values():
+            self._drain(iface, now)
+
+    def _drain(self, iface, now: float) -> None:
+        plug = self.plugs.get(iface.id)
+        while True:
+            frame = iface.queue.dequeue(now)
+            if frame is None:
+                break
             try:
                 plug.send(frame)
             except OSError:
                 pass                     # full or gone: lost, as on a wire
+        wait = getattr(iface.queue, "wait", None)
+        if wait is not None and iface.queue.q and iface.id not in self.waiting:
+            self.waiting.add(iface.id)
+
+            def later(now: float, iface=iface) -> None:
+                self.waiting.discard(iface.id)
+                self._drain(iface, now)
+            self.loop.call_later(max(wait(now), 0.001), later)
 
     def open_mgmt(self, path: str) -> None:
         try:
@@ -154,9 +175,11 @@ class L3:
         except OSError:
             pass
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind(path)
-        os.chmod(path, MGMT_MODE)
+        tmp = "%s.%d" % (path, os.getpid())       # appears only once listening
+        s.bind(tmp)
         s.listen(15)
+        os.chmod(tmp, MGMT_MODE)
+        os.rename(tmp, path)
         s.setblocking(False)
         self.listener, self.mgmt_path = s, path
         self.loop.add_reader(s, self._accept)

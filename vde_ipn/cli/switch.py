@@ -67,7 +67,7 @@ def _run(opts: Options, log: Logger) -> int:
     cfg = opts.config
     loop = Loop()
     server = SwitchServer(cfg, loop, log)
-    caught = _install_signals(loop, log)
+    caught = _install_signals(loop, log, server)
     rc = _start_ctl(server, log)
     if rc:
         return rc
@@ -253,7 +253,7 @@ def _ignore_signals() -> None:
             signal.signal(num, signal.SIG_IGN)
 
 
-def _install_signals(loop: Loop, log: Logger) -> dict:
+def _install_signals(loop: Loop, log: Logger, server=None) -> dict:
     caught = {"signal": 0}
 
     def on_signal(signum: int) -> None:
@@ -265,8 +265,10 @@ def _install_signals(loop: Loop, log: Logger) -> dict:
 
     for s in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(s, on_signal)
-    # 2.3.2 catches SIGHUP only to raise a "sig/hup" debug event: it goes on running
-    loop.add_signal_handler(signal.SIGHUP, lambda signum: None)
+    # 2.3.2 catches SIGHUP only to raise a "sig/hup" event (iplog reopens
+    # its file on it, for log rotation): it goes on running
+    loop.add_signal_handler(signal.SIGHUP,
+                            lambda signum: server.sighup() if server is not None else None)
     return caught
 
 

@@ -4,13 +4,14 @@ Commands are matched by prefix in 2.3.2's order (``help``, ``showinfo``,
 ``ifconfig``, ``route``, ``logout``, ``shutdown``, ``tc``); each answer
 is followed by the prompt, except after ``showinfo`` and ``logout``,
 which end the session as 2.3.2 does.  Unknown commands get the prompt
-alone.  Only the built-in ``ufifo`` queueing discipline exists.
+alone.  ``tc`` offers 2.3.2's queueing disciplines (engine/l3queues.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import l3queues
 from .l3router import Router, ip_str, parse_ip, parse_netmask
 
 BANNER = "\nVDE Layer 3 Switch  V.2.3.2\n(C) D.Lacamera 2007 - GPLv2\n"
@@ -158,7 +159,7 @@ def route(router: Router, arg: str) -> list:
 
 def tc(router: Router, arg: str) -> list:
     if arg == "ls":
-        return ["vd%d: %s. No Statistics Available." % (i.id, i.policy) for i in router.ifaces]
+        return ["vd%d: %s. %s" % (i.id, i.queue.name, i.queue.stats()) for i in router.ifaces]
     if len(arg) > 4 and arg.startswith("set"):
         name, sep, rest = arg[4:].partition(" ")
         policy, _sep, _args = rest.partition(" ")
@@ -167,13 +168,16 @@ def tc(router: Router, arg: str) -> list:
         iface = router.iface(_atoi(name[2:]))
         if iface is None:
             return ["tc: Device vd%d not found." % _atoi(name[2:])] + TC_USAGE
-        if policy != "ufifo":
+        try:
+            queue = l3queues.make(policy, _args)
+        except KeyError:
             return ["Cannot load rp module %s.so" % policy] + TC_USAGE
-        if _args:
-            return ["ufifo: syntax error.", "Unlimited FIFO (Default)",
-                    "Usage: tc set <dev> ufifo", ""] + TC_USAGE
-        iface.policy = "ufifo"
-        return ["vd%d: queuing discipline set to %s." % (iface.id, iface.policy)]
+        if queue is None:
+            return ["%s: syntax error." % policy] + l3queues.HELP[policy].split("\n") + TC_USAGE
+        for frame in iter(lambda: iface.queue.dequeue(float("inf")), None):
+            queue.enqueue(frame, 0.0)              # what was waiting keeps its turn
+        iface.queue = queue
+        return ["vd%d: queuing discipline set to %s." % (iface.id, queue.name)]
     return TC_USAGE
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from .l3queues import Ufifo
+
 ETH_ARP, ETH_IP = 0x0806, 0x0800
 ARP_REQUEST, ARP_REPLY = 1, 2
 PROTO_ICMP, PROTO_TCP, PROTO_UDP = 1, 6, 17
@@ -114,7 +116,7 @@ class Iface:
     ip: int
     mask: int
     mac: bytes
-    policy: str = "ufifo"
+    queue: object = field(default_factory=Ufifo)      # its queueing discipline
 
     def holds(self, addr: int) -> bool:
         return self.ip & self.mask == addr & self.mask

@@ -266,6 +266,27 @@ class PluginIO:
         st.fd, st.path = fd, os.path.realpath(path)
         return 0
 
+    def sighup(self) -> None:
+        """SIGHUP: iplog closes and reopens its file (after a log rotation)."""
+        st = self.plugins.get("iplog")
+        if st is None or st.fd < 0:
+            return
+        try:
+            os.write(st.fd, (log_stamp(time.time()) + "SIGHUP: closing file\n").encode())
+        except OSError:
+            pass
+        os.close(st.fd)
+        try:
+            st.fd = os.open(st.path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+        except OSError as e:
+            self.log("iplog %s: %s" % (st.path, e.strerror))
+            st.fd, st.path = LOG_DISABLED, None
+            return
+        try:
+            os.write(st.fd, (log_stamp(time.time()) + "SIGHUP: opening file\n").encode())
+        except OSError:
+            pass
+
     def iplog_set_gc_interval(self, seconds: int) -> None:
         st = self.plugins["iplog"]
         st.table.gc_interval = seconds
