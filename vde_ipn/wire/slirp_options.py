@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from .vnl import VnlError, parse_head_options
 
@@ -137,7 +137,7 @@ def _int(text: str, what: str, low: int, high: int) -> int:
     return value
 
 
-def _move(addr, old_net, new_net):
+def _move(addr, new_net):
     """``addr``'s host part (under the new mask) put in ``new_net``: the
     plugin's way of following a new host address."""
     mask = int(new_net.netmask)
@@ -191,14 +191,12 @@ def parse_slirp_vnl(arg: str) -> SlirpSettings:
     if ("v4" in opts) != ("v6" in opts):
         s.ipv4, s.ipv6 = "v4" in opts, "v6" in opts
     if "host" in opts:
-        old = s.network
         s.host = _iface4(opts["host"], "host")
-        s.dhcp_start = _move(s.dhcp_start, old, s.network)
-        s.dns = _move(s.dns, old, s.network)
+        s.dhcp_start = _move(s.dhcp_start, s.network)
+        s.dns = _move(s.dns, s.network)
     if "host6" in opts:
-        old6 = s.host6.network
         s.host6 = _iface6(opts["host6"], "host6")
-        s.dns6 = _move(s.dns6, old6, s.host6.network)
+        s.dns6 = _move(s.dns6, s.host6.network)
     for key in ("hostname", "tftp_server_name", "tftp_path", "bootfile"):
         if key in opts:
             setattr(s, key, opts[key])
