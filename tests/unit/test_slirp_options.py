@@ -111,7 +111,7 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet="/=:,.%\"'\\abcdefhlnoprstuv0123456789", max_size=60))
+@given(st.text(alphabet="/=:,.%\"'\\[]abcdefhlnoprstuv0123456789", max_size=60))
 def test_any_text_parses_or_is_refused_cleanly(text):
     """Whatever follows ``slirp://``, the answer is settings or a VnlError."""
     try:
