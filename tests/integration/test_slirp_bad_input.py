@@ -104,15 +104,19 @@ def test_slirpvde_unknown_option_as_2_3_2(switch, sockdir, bad):
     assert endpoints(switch) == 0
 
 
-def test_missing_libslirp_is_one_line_naming_the_package(switch, sockdir):
-    """Without libslirp (its loader made to find nothing) the plug says
-    which Debian package to install, in one line."""
+@pytest.mark.parametrize("tool", ["vde_plug", "slirpvde"])
+def test_missing_libslirp_is_one_line_naming_the_package(switch, sockdir, tool):
+    """Without libslirp (its loader made to find nothing) the plug and
+    slirpvde say which Debian package to install, in one line."""
+    argv = ([tool, switch.dir, "slirp://"] if tool == "vde_plug"
+            else [tool, "-s", switch.dir, "--dhcp"])
     code = ("import sys, ctypes.util; sys.path.insert(0, %r)\n"
             "import vde_ipn.io.libslirp as L\n"
             "L.SONAMES = ('libslirp-absent.so.99',)\n"
             "ctypes.util.find_library = lambda name: None\n"
-            "from vde_ipn.cli.plug import main\n"
-            "sys.exit(main(['vde_plug', %r, 'slirp://']))\n"
-            % (os.path.dirname(COMPAT), switch.dir))
+            "from vde_ipn.cli.%s import main\n"
+            "sys.exit(main(%r))\n"
+            % (os.path.dirname(COMPAT), tool.replace("vde_", ""), argv))
     line = run_bad(switch, sockdir, [sys.executable, "-c", code])
-    assert "libslirp0" in line and line.startswith("vde_open slirp://: "), line
+    assert "install the Debian package libslirp0" in line, line
+    assert line.startswith("vde_open slirp://: " if tool == "vde_plug" else "slirpvde: "), line

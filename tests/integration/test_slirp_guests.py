@@ -60,9 +60,10 @@ def unprivileged(pid: int) -> None:
     assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0, st
 
 
-def host_forward_reaches_guest(lab, guest_ip: str) -> str:
+def host_forward_reaches_guest(lab, guest_ip: str, host: str = "127.0.0.1",
+                               port: int = FWD_HOST) -> str:
     """A server in the guest on FWD_GUEST; the host side connects to
-    127.0.0.1:FWD_HOST and reads what it says."""
+    ``host``:``port`` and reads what it says."""
     token = "fwd-token-%d-%d" % (os.getpid(), next(TOKENS))   # one per router
     # (the listener's stdin stays open: busybox nc -l whose stdin ends at
     # once takes the guest's shell down with it)
@@ -71,14 +72,14 @@ def host_forward_reaches_guest(lab, guest_ip: str) -> str:
     client = ("import socket,time\n"
               "for i in range(40):\n"
               "    try:\n"
-              "        s=socket.create_connection(('127.0.0.1',%d),timeout=10); break\n"
+              "        s=socket.create_connection((%r,%d),timeout=10); break\n"
               "    except OSError: time.sleep(0.25)\n"
               "d=b''\n"
               "while not d.endswith(b'\\n'):\n"
               "    b=s.recv(4096)\n"
               "    if not b: break\n"
               "    d+=b\n"
-              "print(d.decode().strip())\n" % FWD_HOST)
+              "print(d.decode().strip())\n" % (host, port))
     r = lab.run(["python3", "-c", client], timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == token, (r.stdout, r.stderr, guest_ip)
@@ -187,10 +188,13 @@ def test_guest_connection_to_a_command(lab):
         lab.stop_router(p)
 
 
-def test_ipv6_router_advertisement_and_ping(lab):
+def test_ipv6_router_advertisement_ping_and_forward(lab):
     """IPv6 as libslirp offers it: a router advertisement gives the guest
-    an address in the ``host6=`` prefix, and the router answers pings."""
-    p = lab.start_router([require(OURS_PLUG), lab.sw, "slirp:///host6=fd42:7::2%2F64"])
+    an address in the ``host6=`` prefix, the router answers pings, and a
+    host forward on [::1] reaches the guest's IPv6 address."""
+    p = lab.start_router([require(OURS_PLUG), lab.sw,
+                          "slirp:///host6=fd42:7::2%2F64"
+                          "/tcpfwd=[::1]:7081:[fd42:7::5054:ff:fe5a:f]:8080"])
     try:
         g = lab.guest
         g.check("ip -6 addr flush dev eth0 scope global; ip link set eth0 down; "
@@ -201,6 +205,7 @@ def test_ipv6_router_advertisement_and_ping(lab):
         assert "inet6 fd42:7::5054:ff:fe5a:f/64" in out, out
         rc, out = g.run("ping -6 -c 3 -w 20 fd42:7::2", 40)
         assert rc == 0 and "3 packets received" in out, out
+        host_forward_reaches_guest(lab, "fd42:7::5054:ff:fe5a:f", "::1", 7081)
     finally:
         lab.stop_router(p)
 

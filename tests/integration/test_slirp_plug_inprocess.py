@@ -87,22 +87,26 @@ def test_arp_dhcp_and_ping(loop):
     assert open_fds() == fds
 
 
-def test_close_releases_forwarded_ports(loop):
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
+@pytest.mark.parametrize("family,host,fwd", [
+    (socket.AF_INET, "127.0.0.1", "127.0.0.1:%d:10.0.2.15:80"),
+    (socket.AF_INET6, "::1", "[::1]:%d:[fd00::15]:80"),
+])
+def test_close_releases_forwarded_ports(loop, family, host, fwd):
+    probe = socket.socket(family)
+    probe.bind((host, 0))
     port = probe.getsockname()[1]
     probe.close()
     fds = open_fds()
-    plug = open_plug("slirp:///tcpfwd=127.0.0.1:%d:10.0.2.15:80" % port, loop=loop)
-    s = socket.socket()
+    plug = open_plug("slirp:///tcpfwd=" + fwd % port, loop=loop)
+    s = socket.socket(family)
     with pytest.raises(OSError):
-        s.bind(("127.0.0.1", port))          # the router listens there
+        s.bind((host, port))                 # the router listens there
     s.close()
     plug.close()
     assert open_fds() == fds
-    s = socket.socket()
+    s = socket.socket(family)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", port))              # and no more
+    s.bind((host, port))                     # and no more
     s.close()
 
 

@@ -111,7 +111,7 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet="/=:,.%\"'\\abcdefhlnoprstuv0123456789", max_size=60))
+@given(st.text(alphabet="/=:,.%\"'\\[]abcdefhlnoprstuv0123456789", max_size=60))
 def test_any_text_parses_or_is_refused_cleanly(text):
     """Whatever follows ``slirp://``, the answer is settings or a VnlError."""
     try:
@@ -120,3 +120,21 @@ def test_any_text_parses_or_is_refused_cleanly(text):
         return
     assert s.ipv4 or s.ipv6
     assert all(0 < f.host_port < 65536 and 0 < f.guest_port < 65536 for f in s.forwards)
+
+
+def test_ipv6_forwards():
+    s = parse_slirp_vnl("/tcpfwd=[::1]:7081:[fd00::5054:ff:fe5a:f]:8080,7082:[fd00::15]:22"
+                        "/udpfwd=[]:5353:[fd00::15]:53")
+    assert s.forwards == [
+        Forward(False, "::1", 7081, "fd00::5054:ff:fe5a:f", 8080),
+        Forward(False, "::", 7082, "fd00::15", 22),
+        Forward(True, "::", 5353, "fd00::15", 53)]
+    assert str(s.forwards[0]) == "tcp:[::1]:7081:[fd00::5054:ff:fe5a:f]:8080"
+
+
+@pytest.mark.parametrize("text", [
+    "/tcpfwd=[::1]:7081:fd00::15:80", "/tcpfwd=[::1]:7081:[10.0.2.15]:80",
+    "/tcpfwd=[::1]:0:[fd00::15]:80", "/tcpfwd=[::1]7081:[fd00::15]:80"])
+def test_bad_ipv6_forwards(text):
+    with pytest.raises(VnlError):
+        parse_slirp_vnl(text)

@@ -22,6 +22,7 @@ PACKAGE = "libslirp0"
 SONAMES = ("libslirp.so.0",)
 
 POLL_IN, POLL_OUT, POLL_PRI, POLL_ERR, POLL_HUP = 1, 2, 4, 8, 16
+HOSTFWD_UDP, HOSTFWD_V6ONLY = 1, 2
 TIMER_RA = 0
 CONFIG_VERSION = 4          # has disable_dhcp, timer_new_opaque
 NO_TIMEOUT = 0xFFFFFFFF
@@ -46,6 +47,12 @@ class In6Addr(Structure):
     def of(cls, text: str) -> "In6Addr":
         return cls((c_uint32 * 4)(*struct.unpack("=4I", socket.inet_pton(socket.AF_INET6,
                                                                          text))))
+
+
+def sockaddr_in6(addr: str, port: int) -> bytes:
+    """A ``struct sockaddr_in6`` (family, port, flow info, address, scope)."""
+    return (struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", port, 0)
+            + socket.inet_pton(socket.AF_INET6, addr) + struct.pack("=I", 0))
 
 
 class SlirpConfig(Structure):
@@ -137,6 +144,8 @@ def load():
         "slirp_handle_timer": (None, [c_void_p, c_int, c_void_p]),
         "slirp_add_hostfwd": (c_int, [c_void_p, c_int, InAddr, c_int, InAddr, c_int]),
         "slirp_remove_hostfwd": (c_int, [c_void_p, c_int, InAddr, c_int]),
+        "slirp_add_hostxfwd": (c_int, [c_void_p, c_char_p, c_uint32, c_char_p, c_uint32,
+                                       c_int]),
         "slirp_add_exec": (c_int, [c_void_p, c_char_p, POINTER(InAddr), c_int]),
         "slirp_add_unix": (c_int, [c_void_p, c_char_p, POINTER(InAddr), c_int]),
         "slirp_version_string": (c_char_p, []),

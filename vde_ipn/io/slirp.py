@@ -153,14 +153,21 @@ class SlirpRouter:
         :class:`SlirpError` when the port cannot be had."""
         probe = _probe_port(f)
         if probe is not None:
-            raise SlirpError(probe, "cannot forward %s host port %s:%d: %s" % (
-                "udp" if f.udp else "tcp", f.host_addr, f.host_port, os.strerror(probe)))
-        rc = self.lib.slirp_add_hostfwd(self._slirp, int(f.udp), L.InAddr.of(f.host_addr),
-                                        f.host_port, L.InAddr.of(f.guest_addr),
-                                        f.guest_port)
+            raise SlirpError(probe, "cannot forward %s host port %s: %s" % (
+                "udp" if f.udp else "tcp", _hostport(f), os.strerror(probe)))
+        if f.ipv6:
+            host = L.sockaddr_in6(f.host_addr, f.host_port)
+            guest = L.sockaddr_in6(f.guest_addr, f.guest_port)
+            rc = self.lib.slirp_add_hostxfwd(
+                self._slirp, host, len(host), guest, len(guest),
+                L.HOSTFWD_V6ONLY | (L.HOSTFWD_UDP if f.udp else 0))
+        else:
+            rc = self.lib.slirp_add_hostfwd(self._slirp, int(f.udp),
+                                            L.InAddr.of(f.host_addr), f.host_port,
+                                            L.InAddr.of(f.guest_addr), f.guest_port)
         if rc < 0:
-            raise SlirpError(errno.EADDRINUSE, "cannot forward %s host port %s:%d"
-                             % ("udp" if f.udp else "tcp", f.host_addr, f.host_port))
+            raise SlirpError(errno.EADDRINUSE, "cannot forward %s host port %s"
+                             % ("udp" if f.udp else "tcp", _hostport(f)))
 
     # -- frames ------------------------------------------------------------------
     def feed(self, frame) -> int:
@@ -372,14 +379,20 @@ class _RouterEnd:
         self.queue.clear()
 
 
+def _hostport(f) -> str:
+    return ("[%s]:%d" if f.ipv6 else "%s:%d") % (f.host_addr, f.host_port)
+
+
 def _probe_port(f) -> int | None:
     """An errno when ``f``'s host port cannot be bound now, else None
     (libslirp only says -1; this says why, and finds a busy port the
     same way its bind would)."""
     kind = socket.SOCK_DGRAM if f.udp else socket.SOCK_STREAM
-    s = socket.socket(socket.AF_INET, kind)
+    s = socket.socket(socket.AF_INET6 if f.ipv6 else socket.AF_INET, kind)
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if f.ipv6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         s.bind((f.host_addr, f.host_port))
         if not f.udp:
             s.listen(1)

@@ -15,8 +15,9 @@ Pure: :mod:`ipaddress` only, no sockets.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from .vnl import VnlError, parse_head_options
 
@@ -42,9 +43,14 @@ class Forward:
     guest_addr: str
     guest_port: int
 
+    @property
+    def ipv6(self) -> bool:
+        return ":" in self.guest_addr
+
     def __str__(self) -> str:
-        return "%s:%s:%d:%s:%d" % ("udp" if self.udp else "tcp", self.host_addr,
-                                   self.host_port, self.guest_addr, self.guest_port)
+        fmt = "%s:[%s]:%d:[%s]:%d" if self.ipv6 else "%s:%s:%d:%s:%d"
+        return fmt % ("udp" if self.udp else "tcp", self.host_addr, self.host_port,
+                      self.guest_addr, self.guest_port)
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,7 @@ def _int(text: str, what: str, low: int, high: int) -> int:
     return value
 
 
-def _move(addr, old_net, new_net):
+def _move(addr, new_net):
     """``addr``'s host part (under the new mask) put in ``new_net``: the
     plugin's way of following a new host address."""
     mask = int(new_net.netmask)
@@ -145,8 +151,23 @@ def _move(addr, old_net, new_net):
                       | int(new_net.network_address))
 
 
+_V6_FORWARD = re.compile(r"(?:\[([0-9A-Fa-f:.]*)\]:)?([^:]*):\[([0-9A-Fa-f:.]+)\]:([^:]*)")
+
+
 def parse_forward(item: str, udp: bool, what: str = "forward") -> Forward:
-    """``[hostIP:]hostport:guestIP:guestport`` (an empty hostIP is any)."""
+    """``[hostIP:]hostport:guestIP:guestport`` (an empty hostIP is any).
+
+    IPv6 (ours): ``[[HOST6]:]hostport:[GUEST6]:guestport``, addresses in
+    brackets (an empty or missing ``[HOST6]`` is ``[::]``).
+    """
+    if "[" in item:
+        m = _V6_FORWARD.fullmatch(item)
+        if m is None:
+            raise VnlError("%s: %r is not [[hostIP6]:]hostport:[guestIP6]:guestport"
+                           % (what, item))
+        haddr, hport, gaddr, gport = m.groups()
+        return Forward(udp, str(_v6(haddr or "::", what)), _port(hport, what, item),
+                       str(_v6(gaddr, what)), _port(gport, what, item))
     parts = item.split(":")
     if len(parts) == 3:
         parts.insert(0, "")
@@ -191,14 +212,12 @@ def parse_slirp_vnl(arg: str) -> SlirpSettings:
     if ("v4" in opts) != ("v6" in opts):
         s.ipv4, s.ipv6 = "v4" in opts, "v6" in opts
     if "host" in opts:
-        old = s.network
         s.host = _iface4(opts["host"], "host")
-        s.dhcp_start = _move(s.dhcp_start, old, s.network)
-        s.dns = _move(s.dns, old, s.network)
+        s.dhcp_start = _move(s.dhcp_start, s.network)
+        s.dns = _move(s.dns, s.network)
     if "host6" in opts:
-        old6 = s.host6.network
         s.host6 = _iface6(opts["host6"], "host6")
-        s.dns6 = _move(s.dns6, old6, s.host6.network)
+        s.dns6 = _move(s.dns6, s.host6.network)
     for key in ("hostname", "tftp_server_name", "tftp_path", "bootfile"):
         if key in opts:
             setattr(s, key, opts[key])
