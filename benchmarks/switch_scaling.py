@@ -168,9 +168,11 @@ def measure_latency(children, vdeload, kind: str, count: int, loaded: bool) -> d
                                "--size", "64", "--duration", "600")
             load_rx = f.client(vdeload, "recv", "--mac", mac(12), "--from", mac(11),
                                "--announce")
-        f.client(vdeload, "echo", "--mac", mac(2))
+        # the echo port comes up last: the C switch forgets every MAC it
+        # learned whenever a port comes up, and would flood the pings
         ping = f.client(vdeload, "ping", "--mac", mac(1), "--dst", mac(2),
                         "--count", str(count), "--interval-us", "100")
+        f.client(vdeload, "echo", "--mac", mac(2))
         time.sleep(0.1)
         if load_tx is not None:
             go(load_tx)

@@ -208,3 +208,21 @@ def test_incremental_hub_floods_and_free_ports_match_a_rebuild(steps):
             assert net.pick_port(None) == want
         except NoFreePort:
             assert want is None
+
+
+def test_kvde_policy_forgets_a_leaving_port_through_the_index():
+    """kvde_switch's policy learns into the same table: its entries must
+    be indexed too, or a port that left would keep its MACs."""
+    from types import SimpleNamespace
+
+    from vde_ipn.engine.ipn_vdeswitch import VdeSwitch
+    policy = VdeSwitch(SimpleNamespace(port=0, readers=(1, 2, 3), maxports=8))
+    policy.members_changed()
+    policy.learn(1, frame(BCAST, mac(1)), 0.0)
+    policy.learn(2, frame(BCAST, mac(2)), 0.0)
+    policy.learn(2, frame(BCAST, mac(1)), 1.0)          # mac 1 moved to port 2
+    policy.delport(2)
+    assert policy.table.lookup(mac(1)) is None and policy.table.lookup(mac(2)) is None
+    policy.learn(3, frame(BCAST, mac(3)), 2.0)
+    policy.delport(1)                                    # nothing of port 3 goes
+    assert policy.table.lookup(mac(3)) == (3, 2.0)

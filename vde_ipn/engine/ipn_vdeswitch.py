@@ -51,11 +51,12 @@ class VdeSwitch(IpnPolicy):
     def learn(self, port: int, frame: bytes, now: float) -> None:
         if len(frame) >= ETH_HLEN and not frame[6] & 1:
             e = self._macs.get(frame[6:12])
-            if e is None:
-                self._macs[frame[6:12]] = [port, now]
-            else:
-                e[0] = port
+            if e is None:                # through the table: it indexes by port
+                self.table.add(0, frame[6:12], port, now)
+            elif e[0] == port:
                 e[1] = now
+            else:
+                self.table.move(0, frame[6:12], e, port, now)
 
     announces = True                     # senders publish their source MACs
 

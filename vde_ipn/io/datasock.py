@@ -348,7 +348,7 @@ def _batched_reader(sock, port_no, net, senders, on_broken, batcher, recv_batch,
             if not frames:
                 return
             taken += len(frames)
-            batcher.holding = True
+            batcher.holding = len(frames) > 1   # a lone frame goes out at once
             if backpressure is not None:
                 backpressure.current = gate
             try:
