@@ -13,7 +13,7 @@ IO_MODULES = {"socket", "select", "selectors", "time", "threading", "subprocess"
 def imports(path: pathlib.Path):
     """(absolute module names, relative 'vde_ipn.x' targets) imported by a file."""
     tree = ast.parse(path.read_text())
-    layer = path.relative_to(PKG).parts[0]
+    package = list(path.relative_to(PKG).parts[:-1])       # e.g. ["io", "ipn"]
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -22,13 +22,13 @@ def imports(path: pathlib.Path):
             if node.level == 0:
                 yield node.module or ""
             else:
-                base = ["vde_ipn"] + ([layer] if node.level == 1 else [])
+                base = ["vde_ipn"] + package[:len(package) - (node.level - 1)]
                 yield ".".join(base + ([node.module] if node.module else []))
 
 
 def layer_files():
     for layer in RANK:
-        for f in sorted((PKG / layer).glob("*.py")):
+        for f in sorted((PKG / layer).rglob("*.py")):      # subpackages too
             yield layer, f
 
 

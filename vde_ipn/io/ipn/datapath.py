@@ -2,8 +2,8 @@
 
 ``send`` runs the network's policy in the sender and writes the message
 once into the sender's ring; every receiver reads it from there (see
-:mod:`vde_ipn.io.ipn_ring`).  ``fileno()`` is the node's doorbell socket
-(:mod:`vde_ipn.io.ipn_bell`), and it is readable exactly when ``recv``
+:mod:`vde_ipn.io.ipn.ring`).  ``fileno()`` is the node's doorbell socket
+(:mod:`vde_ipn.io.ipn.bell`), and it is readable exactly when ``recv``
 has something to return, so ``select``/``poll``/``epoll``/asyncio and a
 blocking ``recv`` after them never wait for nothing.
 
@@ -22,7 +22,7 @@ Why no wake-up is lost.  The sender does ``store head; FENCE; load arm``
 and the receiver ``store arm; FENCE; load head`` (FENCE: releasing a
 ``threading.Lock``, a locked instruction, which x86 makes a full
 barrier; x86 keeps every other store-store and load-load order the ring
-relies on, see :mod:`vde_ipn.io.ipn_ring`).  With both fences at least
+relies on, see :mod:`vde_ipn.io.ipn.ring`).  With both fences at least
 one side sees the other's store: either the receiver finds the message
 while arming (and rings itself), or the sender sees the new arm word and
 rings.
@@ -30,7 +30,7 @@ rings.
 Why a doorbell means a message.  The node drains its socket each time it
 arms, so doorbells answered before are gone; the high 32 bits of an arm
 word are the node's secret, which doorbells carry, and the kernel drops
-any datagram without it (:mod:`vde_ipn.io.ipn_bell`), so members that
+any datagram without it (:mod:`vde_ipn.io.ipn.bell`), so members that
 cannot read the node's arm word (no w) cannot ring it.  One race is left:
 a sender preempted between its fence and its load of the arm word, for
 as long as the receiver takes to read that very message and arm again,
@@ -54,12 +54,12 @@ import socket
 import threading
 import time
 
-from ..wire.ipn_registry import (CURSOR_ARM_W, KIND_ALL, KIND_MASK, KIND_ONE,
+from ...wire.ipn_layout import (CURSOR_ARM_W, KIND_ALL, KIND_MASK, KIND_ONE,
                                  NODE_READER, NODE_WRITER, RING_HEAD_W, RING_WAIT_W,
                                  cursor_slot, encode_numnode_oob)
-from . import ipn_bell
-from .ipn_macs import RESCAN
-from .ipn_member import Member
+from . import bell
+from .macs import RESCAN
+from .membership import Member
 
 MSG_OOB = socket.MSG_OOB
 _MAXDGRAM = 256
@@ -143,7 +143,7 @@ class DataPath(Member):
 
     def _peer_died_locked(self) -> None:
         with self._lock:
-            if self._reg is not None:
+            if self._comp is not None:
                 self._peer_died()
 
     def _send_error(self) -> OSError:
@@ -219,7 +219,7 @@ class DataPath(Member):
 
         A datagram socket is writable while what it sent and nobody read
         is under a quarter of its send buffer.  The doorbell socket sends
-        nothing else, so a plug (a datagram of ipn_bell.PLUG_LEN bytes)
+        nothing else, so a plug (a datagram of bell.PLUG_LEN bytes)
         sent to each receiver that holds the ring back (the slowest four)
         makes it unwritable; a receiver consumes its plug when it has read
         everything, and then the message fits.
@@ -235,8 +235,8 @@ class DataPath(Member):
             if c + ring.cap < end:
                 late.append((c, peer))
         late.sort(key=lambda cp: cp[0])
-        for _c, peer in late[:ipn_bell.MAX_PLUGS]:
-            if not ipn_bell.plug(self._sock, peer.path, peer.cursors[CURSOR_ARM_W] >> 32):
+        for _c, peer in late[:bell.MAX_PLUGS]:
+            if not bell.plug(self._sock, peer.path, peer.cursors[CURSOR_ARM_W] >> 32):
                 break
 
     # -- receive -----------------------------------------------------------------
@@ -369,7 +369,7 @@ class DataPath(Member):
 
     def _self_ring(self) -> None:
         try:
-            self._tx.sendto(ipn_bell.BELL.pack(self._secret), self._reg.node_path(self._name))
+            self._tx.sendto(bell.BELL.pack(self._secret), self._comp.node_path(self._name))
             self._bell = True
         except OSError:
             pass
@@ -394,7 +394,7 @@ class DataPath(Member):
                 return
             except OSError:
                 return
-            if len(m) == ipn_bell.HINT_LEN and self._handle_oob:
+            if len(m) == bell.HINT_LEN and self._handle_oob:
                 self._hint()
 
     def _take_datagrams(self) -> None:
@@ -404,9 +404,9 @@ class DataPath(Member):
 
     def _hint(self) -> None:
         """A member says the counts changed: count them ourselves (never trust it)."""
-        if self._reg is None or not self._want_numnodes or self._reg.params.mtu < 16:
+        if self._comp is None or not self._want_numnodes or self._comp.params.mtu < 16:
             return
-        nodes = self._reg.nodes()
+        nodes = self._comp.nodes()
         counts = (sum(NODE_READER in f for _p, f, _n in nodes),
                   sum(NODE_WRITER in f for _p, f, _n in nodes))
         if counts != self._last_counts:
