@@ -54,7 +54,7 @@ import socket
 import threading
 import time
 
-from ...wire.ipn_layout import (CURSOR_ARM_W, KIND_ALL, KIND_MASK, KIND_ONE,
+from ...wire.ipn_layout import (CURSOR_ARM_W, ENTRY_SIZE, KIND_ALL, KIND_MASK, KIND_ONE, RING_DATA,
                                  NODE_READER, NODE_WRITER, RING_HEAD_W, RING_WAIT_W,
                                  cursor_slot, encode_numnode_oob)
 from . import bell
@@ -107,7 +107,7 @@ class DataPath(Member):
             ring = self._ring
             if dests is policy.flood:
                 if self._lossless and ring.end_for(n) > self._limit:
-                    self._wait_room(ring.end_for(n), flags)
+                    self._wait_room(n, flags)
                 ring.write(data, KIND_ALL, 0, 0)
                 readers = self._readers
             else:
@@ -136,7 +136,7 @@ class DataPath(Member):
             entries = [(KIND_MASK, 0, mask)]
         for kind, port, mask in entries:
             if self._lossless and ring.end_for(len(data)) > self._limit:
-                self._wait_room(ring.end_for(len(data)), flags)
+                self._wait_room(len(data), flags)
             ring.write(data, kind, port, mask)
         peers = self._peers
         return [peers[p] for p in dests if p in peers]
@@ -165,20 +165,21 @@ class DataPath(Member):
                 low = c
         return (1 << 62) if low is None else low + ring.cap
 
-    def _wait_room(self, end: int, flags: int) -> None:
-        """Lossless: wait until ``end`` fits; EAGAIN / timeout as configured.
+    def _wait_room(self, n: int, flags: int) -> None:
+        """Lossless: wait until an ``n``-byte message fits; EAGAIN / timeout.
 
-        Called with the node's lock held; it is let go while sleeping.
+        Called with the node's lock held; it is let go while sleeping, so
+        another thread may write meanwhile: the end is computed anew.
         """
         nonblock = flags & socket.MSG_DONTWAIT or self._snd_timeout == 0
         timeout = self._snd_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         ring = self._ring
         self._limit = self._room()
-        if end <= self._limit:
+        if ring.end_for(n) <= self._limit:
             return
         if nonblock:
-            self._plug(end)
+            self._plug(ring.end_for(n))
             raise BlockingIOError(errno.EAGAIN, "lossless IPN network is full")
         probed = time.monotonic()
         try:
@@ -187,7 +188,7 @@ class DataPath(Member):
                 ring.hdr[RING_WAIT_W] = (self._secret << 32) | self._wait_count
                 _fence()
                 self._limit = self._room()
-                if end <= self._limit:
+                if ring.end_for(n) <= self._limit:
                     return
                 left = _WAIT_SLICE if deadline is None else min(_WAIT_SLICE,
                                                                 deadline - time.monotonic())
@@ -250,10 +251,18 @@ class DataPath(Member):
                 d = ring.read(self._port)
                 if d is not None:
                     self.received += 1
-                    if ring.cursor == ring.hdr[RING_HEAD_W] or not ring.pending(self._port):
-                        self._arm()
+                    c = ring.cursor
+                    if c == ring.hdr[RING_HEAD_W]:
+                        self._arm()                   # caught up
                     elif not self._bell:
-                        self._self_ring()
+                        off = c & ring.mask
+                        # the next entry is for everyone (the hub's case), or ask
+                        if not ((ring.cap - off >= ENTRY_SIZE
+                                 and ring.mm[RING_DATA + off + 4] == KIND_ALL)
+                                or ring.pending(self._port)):
+                            self._arm()
+                        else:
+                            self._self_ring()
                     return d if len(d) <= bufsize else d[:bufsize]
             return self._recv(bufsize, flags)[0]
         finally:
@@ -386,6 +395,8 @@ class DataPath(Member):
 
     def _drain(self) -> None:
         """Consume every queued datagram (numnodes hints are noted)."""
+        if not self._readable.poll(0):
+            return                                # cheaper than an EAGAIN
         recv = self._sock.recv
         while True:
             try:

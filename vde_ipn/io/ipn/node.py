@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import select
 import socket
 import stat
 import struct
@@ -136,6 +137,8 @@ class IpnNode(DataPath):
         self._tx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._lock = threading.Lock()               # one call at a time (threads)
         self._filter = bell.BellFilter(self._sock)
+        self._readable = select.poll()              # is a datagram queued on fileno()?
+        self._readable.register(self._sock, select.POLLIN)
         # options and socket state
         self._pre = {IPN_SO_MTU: 1514, IPN_SO_NUMNODES: 64, IPN_SO_MSGPOOLSIZE: 8,
                      IPN_SO_FLAGS: 0, IPN_SO_MODE: 0o777}   # pre-bind options

@@ -193,7 +193,7 @@ class RingReader:
                     continue
                 c += left
                 continue
-            data = bytes(mm[pos + ENTRY_SIZE:pos + ENTRY_SIZE + n]) if n <= left else None
+            data = mm[pos + ENTRY_SIZE:pos + ENTRY_SIZE + n].tobytes() if n <= left else None
             if data is None or hdr[RING_RESERVE_W] > c + cap:
                 c = self._resync()           # overwritten under us
                 continue
