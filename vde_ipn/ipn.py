@@ -12,7 +12,7 @@ them sends is delivered to the others by the network's policy::
 ``bind`` creates a network (``IPN_SO_*`` pre-bind options shape it first),
 ``connect`` joins one as a port.  Semantics and errors follow the AF_IPN
 module (ipn.md); where an emulation has to differ, the modules under
-``vde_ipn.io.ipn_*`` say so.  Policies: ``IPN_BROADCAST`` (hub),
+``vde_ipn.io.ipn`` say so.  Policies: ``IPN_BROADCAST`` (hub),
 ``IPN_VDESWITCH`` (kvde_switch) and the example ``IPN_CHANNEL``; write
 your own with :func:`vde_ipn.engine.ipn_policy.protocol`.
 
@@ -36,14 +36,15 @@ every class (owner, group, others) separately:
 
 Per-member files belong to their member and live in sticky directories
 (named by port and a random identity), so no member removes, replaces or
-pre-empts another's.  Doorbells are filtered by the kernel (only those
-carrying the node's secret, which senders alone can read, pass); numnodes
-messages are recounted by the receiver, never taken from a datagram.  Not enforceable without a kernel:
-a member truncating ``gen`` or its own mapped files kills those who map
-them (SIGBUS); a member holding the ``mutex``/``live`` locks stalls joins
-or keeps a dead network alive; extra sockets in ``n/`` count as ports; a
-sender may wake a receiver without a message; ``chgrp``/``chmod`` after
-creation are not followed by the companion (use ``IPN_SO_MODE`` and
+pre-empts another's. Doorbells are filtered by the kernel (only those
+carrying the node's secret, which senders alone can read, pass);
+numnodes messages are recounted by the receiver, never taken from a
+datagram. Not enforceable without a kernel: a member truncating ``gen``
+or its own mapped files kills those who map them (SIGBUS); a member
+holding the ``mutex``/``live`` locks stalls joins or keeps a dead
+network alive; extra sockets in ``n/`` count as ports; a sender may wake
+a receiver without a message; ``chgrp``/``chmod`` after creation are not
+followed by the companion (use ``IPN_SO_MODE`` and
 :func:`set_network_group`).
 """
 
@@ -53,14 +54,13 @@ from .engine.ipn_channel import IPN_CHANNEL
 from .engine.ipn_policy import (IPN_ANY, IPN_BROADCAST, IPN_HUB, IPN_VDESWITCH,
                                 IPN_VDESWITCH_L3, IpnPolicy, ipn_proto_deregister,
                                 ipn_proto_register, protocol)
-from .io.ipn_member import IPN_FLAG_LOSSLESS
-from .io.ipn_registry import set_network_group
-from .io.ipn_socket import (IPN_DESCRLEN, IPN_FLAG_EXCL, IPN_FLAG_FLEXMTU,
+from .io.ipn import IPN_FLAG_LOSSLESS, set_network_group
+from .io.ipn import (IPN_DESCRLEN, IPN_FLAG_EXCL, IPN_FLAG_FLEXMTU,
                             IPN_SO_CHANGE_NUMNODES, IPN_SO_DESCR, IPN_SO_FLAGS,
                             IPN_SO_HANDLE_OOB, IPN_SO_MODE, IPN_SO_MSGPOOLSIZE, IPN_SO_MTU,
                             IPN_SO_NUMNODES, IPN_SO_PORT, IPN_SO_WANT_OOB_NUMNODES, MSG_OOB,
                             IpnSocket)
-from .wire.ipn_registry import IPN_OOB_NUMNODE_TAG, decode_numnode_oob
+from .wire.ipn_layout import IPN_OOB_NUMNODE_TAG, decode_numnode_oob
 
 AF_IPN = PF_IPN = 13
 IPN_PORTNO_ANY = -1

@@ -9,9 +9,9 @@ import stat
 
 import pytest
 
-from vde_ipn.io import ipn_bell
-from vde_ipn.io.ipn_ring import RingReader, RingWriter, require_tso
-from vde_ipn.wire.ipn_registry import (ENTRY, KIND_ALL, KIND_MASK, KIND_ONE, RING_DATA,
+from vde_ipn.io.ipn import bell as ipn_bell
+from vde_ipn.io.ipn.ring import RingReader, RingWriter, require_tso
+from vde_ipn.wire.ipn_layout import (ENTRY, KIND_ALL, KIND_MASK, KIND_ONE, RING_DATA,
                                        RING_HEAD_W, RING_RESERVE_W, derived_modes, entry_space)
 
 CAP = 512                                   # bytes of data area: wraps often

@@ -1,4 +1,4 @@
-"""IPN delivery policies ("protocols" in AF_IPN words) and their registry.
+"""IPN delivery policies ("protocols" in AF_IPN words) and the protocol table.
 
 An IPN network has no central process: every member that sends runs the
 network's policy itself, on its own copy, and the message goes straight

@@ -34,8 +34,8 @@ from ..engine.ipn_policy import IPN_VDESWITCH, has_learn
 from ..wire import vde_ctl
 from . import ctldir
 from .datasock import BATCH, Sender
-from .ipn_registry import set_network_group
-from .ipn_socket import (IPN_SO_DESCR, IPN_SO_MODE, IPN_SO_MTU, IPN_SO_NUMNODES, IPN_SO_PORT,
+from .ipn import set_network_group
+from .ipn import (IPN_SO_DESCR, IPN_SO_MODE, IPN_SO_MTU, IPN_SO_NUMNODES, IPN_SO_PORT,
                          IpnSocket)
 from .switch import HANDSHAKE_TIMEOUT, _incomplete
 

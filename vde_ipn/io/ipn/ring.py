@@ -4,7 +4,7 @@ Each sending member of an IPN network owns one ring (``w/PORT``).  A
 message is written once, with a header saying who it is for (every
 reader, one port, or a port mask), and each receiving member reads it
 from there: one copy in, one copy out, no system call on the way while
-both sides are busy.  Layout in :mod:`vde_ipn.wire.ipn_registry`.
+both sides are busy.  Layout in :mod:`vde_ipn.wire.ipn_layout`.
 
 Ordering: the writer stores the *reserve* word, then the entry, then the
 *head* word; a reader loads the head, the entry, then the reserve.  On
@@ -25,8 +25,8 @@ import errno
 import os
 import platform
 
-from .ipn_shm import map_file, map_shared
-from ..wire.ipn_registry import (ENTRY, ENTRY_SIZE, KIND_ALL, KIND_MASK, KIND_ONE,
+from .shm import map_file, map_shared
+from ...wire.ipn_layout import (ENTRY, ENTRY_SIZE, KIND_ALL, KIND_MASK, KIND_ONE,
                                  KIND_WRAP, RING_CAP_W, RING_DATA, RING_HEAD_W, RING_ID_W,
                                  RING_MAGIC, RING_MAGIC_W, RING_RESERVE_W, RING_WAIT_W,
                                  RING_LAST_W, RING_COUNT_W)
@@ -193,7 +193,7 @@ class RingReader:
                     continue
                 c += left
                 continue
-            data = bytes(mm[pos + ENTRY_SIZE:pos + ENTRY_SIZE + n]) if n <= left else None
+            data = mm[pos + ENTRY_SIZE:pos + ENTRY_SIZE + n].tobytes() if n <= left else None
             if data is None or hdr[RING_RESERVE_W] > c + cap:
                 c = self._resync()           # overwritten under us
                 continue

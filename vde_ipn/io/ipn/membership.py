@@ -1,7 +1,7 @@
 """Membership of one IPN node: join, follow the others, leave.
 
 A connected node owns, in the companion directory (see
-:mod:`vde_ipn.wire.ipn_registry`):
+:mod:`vde_ipn.wire.ipn_layout`):
 
 * its doorbell socket ``n/PORT.FLAGS`` (wake-ups and OOB messages);
 * if it sends, its ring ``w/PORT``; if it receives, its cursors ``c/PORT``.
@@ -19,16 +19,16 @@ import errno
 import os
 import secrets
 
-from .._errors import RemoteProtocolError
-from ..engine.ipn_policy import NetView, policy_class
-from ..wire.ipn_registry import (CURSOR_PORT_W, CURSOR_WORDS, NODE_OOB, NODE_READER,
+from ..._errors import RemoteProtocolError
+from ...engine.ipn_policy import NetView, policy_class
+from ...wire.ipn_layout import (CURSOR_PORT_W, CURSOR_WORDS, NODE_OOB, NODE_READER,
                                  NODE_WRITER, RING_BORN_W, cursor_slot, decode_member_file,
                                  encode_node, member_file)
-from . import ipn_bell
-from .ipn_shm import map_file, map_shared
-from .ipn_macs import Announcer, read_announcements
-from .ipn_registry import Registry
-from .ipn_ring import RingReader, RingWriter, ring_capacity
+from . import bell
+from .shm import map_file, map_shared
+from .macs import Announcer, read_announcements
+from .companion import Companion
+from .ring import RingReader, RingWriter, ring_capacity
 
 IPN_FLAG_LOSSLESS = 1
 
@@ -66,30 +66,11 @@ def _map_words(path: str, writable: bool):
 
 
 class Member:
-    """State and membership of one node; the socket API sits on top."""
+    """Membership of one node: join, follow the others, leave.
 
-    def _member_init(self) -> None:
-        self._reg: Registry | None = None
-        self._policy = None
-        self._view = None
-        self._port = -1
-        self._name = ""
-        self._ring: RingWriter | None = None
-        self._cursors = None
-        self._peers: dict[int, Peer] = {}
-        self._readers: list[Peer] = []           # peers that receive
-        self._rings: list[RingReader] = []       # rings this node reads
-        self._joined_rings: dict[int, RingReader] = {}
-        self._draining: list[RingReader] = []    # rings of writers that left
-        self._finished: set[int] = set()         # ids of rings read to their end
-        self._join_gen = 0
-        self._gen_seen = -1
-        self._lossless = False
-        self._mtu = 1514
-        self._limit = 0                          # ring end allowed (lossless)
-        self._announcer = None                   # MACs we send from (switching policies)
-        self._mac_scan = 0.0
-        self._lost_gone = 0
+    A mixin of :class:`vde_ipn.io.ipn.node.IpnNode`, which declares every
+    attribute it uses.
+    """
 
     # -- join ------------------------------------------------------------
     def _flags(self) -> str:
@@ -97,47 +78,47 @@ class Member:
                 + (NODE_WRITER if not self._shut_wr else "")
                 + (NODE_OOB if self._handle_oob and self._want_numnodes else ""))
 
-    def _join(self, reg: Registry, protocol: int, want_port: int) -> None:
-        """Become a port of ``reg``'s network.  Raises OSError as connect()."""
-        params = reg.params
+    def _join(self, comp: Companion, protocol: int, want_port: int) -> None:
+        """Become a port of ``comp``'s network.  Raises OSError as connect()."""
+        params = comp.params
         view = NetView(params.maxports)
         policy = policy_class(protocol)(view)
-        with reg.locked():
-            reg.purge()
-            nodes = reg.nodes()
-            reg.sweep(nodes)
-            used = {p for p, _f, _n in nodes} | reg.dead_ports()
+        with comp.locked():
+            comp.purge()
+            nodes = comp.nodes()
+            comp.sweep(nodes)
+            used = {p for p, _f, _n in nodes} | comp.dead_ports()
             port = policy.newport(used, want_port)
             if port < 0 or port >= params.maxports or port in used:
                 raise OSError(errno.EADDRNOTAVAIL, "no free port on the IPN network")
             view.port = port
             self._port = port
             flags = self._flags()
-            modes = reg.modes
+            modes = comp.modes
             self._nid = secrets.token_hex(4)
             self._name = encode_node(port, flags, self._nid)
             if NODE_READER in flags:
-                self._cursors = self._make_cursors(reg, port, modes["cursor"])
+                self._cursors = self._make_cursors(comp, port, modes["cursor"])
                 for p, f, n in nodes:           # read only what is sent from now on
                     if NODE_WRITER in f:
-                        ring = self._attach_ring(reg, p, n, at_head=True)
+                        ring = self._attach_ring(comp, p, n, at_head=True)
                         if ring is not None:
                             self._joined_rings[n] = ring
             if NODE_WRITER in flags:
                 cap = ring_capacity(params.mtu, params.msgpool)
-                self._ring = RingWriter(os.path.join(reg.dir, "w", member_file(self._name)), cap,
+                self._ring = RingWriter(os.path.join(comp.dir, "w", member_file(self._name)), cap,
                                         secrets.randbits(63), modes["ring"])
-                self._ring.hdr[RING_BORN_W] = (reg.gen[0] + 1) & 0xFFFFFFFFFFFFFFFF
+                self._ring.hdr[RING_BORN_W] = (comp.gen[0] + 1) & 0xFFFFFFFFFFFFFFFF
                 if getattr(policy, "announces", False):
                     self._announcer = Announcer(
-                        os.path.join(reg.dir, "m", member_file(self._name)), modes["macs"])
-            path = reg.node_path(self._name)
+                        os.path.join(comp.dir, "m", member_file(self._name)), modes["macs"])
+            path = comp.node_path(self._name)
             self._sock.bind(path)
             os.chmod(path, modes["sock"] | 0o600)
-            reg.bump()
-            self._join_gen = reg.gen[0]
-            reg.notify_numnodes(self._tx)
-        self._reg = reg
+            comp.bump()
+            self._join_gen = comp.gen[0]
+            comp.notify_numnodes(self._tx)
+        self._comp = comp
         self._policy = policy
         self._view = view
         self._lossless = bool(params.flags & IPN_FLAG_LOSSLESS)
@@ -145,8 +126,8 @@ class Member:
         policy.newnet()
         self.refresh()
 
-    def _make_cursors(self, reg: Registry, port: int, mode: int):
-        path = os.path.join(reg.dir, "c", member_file(self._name))
+    def _make_cursors(self, comp: Companion, port: int, mode: int):
+        path = os.path.join(comp.dir, "c", member_file(self._name))
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.fchmod(fd, mode)
@@ -157,9 +138,9 @@ class Member:
         view[CURSOR_PORT_W] = port
         return view
 
-    def _attach_ring(self, reg: Registry, port: int, name: str, at_head: bool):
+    def _attach_ring(self, comp: Companion, port: int, name: str, at_head: bool):
         try:
-            ring = RingReader(os.path.join(reg.dir, "w", member_file(name)), port)
+            ring = RingReader(os.path.join(comp.dir, "w", member_file(name)), port)
         except OSError:
             return None                 # not there (yet): a later refresh finds it
         if at_head:
@@ -172,12 +153,12 @@ class Member:
     # -- follow ------------------------------------------------------------
     def refresh(self) -> None:
         """Catch up with membership changes (called when ``gen`` moved)."""
-        reg = self._reg
-        self._gen_seen = reg.gen[0]
-        params = reg.read_params()
-        reg.params = params
+        comp = self._comp
+        self._gen_seen = comp.gen[0]
+        params = comp.read_params()
+        comp.params = params
         self._view.maxports = params.maxports
-        nodes = {p: (f, n) for p, f, n in reg.nodes() if p != self._port}
+        nodes = {p: (f, n) for p, f, n in comp.nodes() if p != self._port}
         policy = self._policy
         for peer in self._peers.values():
             if peer.ring is not None and self._cursors is None:   # we stopped reading
@@ -200,11 +181,11 @@ class Member:
         for port, (flags, name) in nodes.items():
             if port in self._peers:
                 continue
-            peer = Peer(port, name, reg.node_path(name), flags)
+            peer = Peer(port, name, comp.node_path(name), flags)
             self._peers[port] = peer
             try:
                 if NODE_READER in flags and self._ring is not None:
-                    peer.cursors = _map_words(os.path.join(reg.dir, "c", member_file(name)),
+                    peer.cursors = _map_words(os.path.join(comp.dir, "c", member_file(name)),
                                               False)
                 if NODE_WRITER in flags and self._cursors is not None:
                     peer.ring = self._find_ring(port, name)
@@ -236,7 +217,7 @@ class Member:
         known |= {p.ring.ring_id for p in self._peers.values() if p.ring is not None}
         mine = member_file(self._name)
         alive = {member_file(n) for f, n in nodes.values() if NODE_WRITER in f}
-        for name in os.listdir(os.path.join(self._reg.dir, "w")):
+        for name in os.listdir(os.path.join(self._comp.dir, "w")):
             try:
                 port = decode_member_file(name)
             except RemoteProtocolError:
@@ -244,7 +225,7 @@ class Member:
             if name == mine or name in alive:
                 continue                              # ours, or a peer ring
             try:
-                ring = RingReader(os.path.join(self._reg.dir, "w", name), port)
+                ring = RingReader(os.path.join(self._comp.dir, "w", name), port)
             except OSError:
                 continue
             slot = cursor_slot(port)
@@ -266,7 +247,7 @@ class Member:
         ring = self._joined_rings.pop(name, None)      # positioned when we joined
         if ring is not None:
             return ring
-        ring = self._attach_ring(self._reg, port, name, at_head=False)
+        ring = self._attach_ring(self._comp, port, name, at_head=False)
         if ring is not None and self._cursors[slot] == ring.ring_id:
             ring.cursor = self._cursors[slot + 1]
             ring.next_seq = -1
@@ -277,24 +258,24 @@ class Member:
 
     def _ring_peer(self, peer: Peer, value: int) -> bool:
         """Wake ``peer`` for its arm ``value``; False when it is dead."""
-        return ipn_bell.ring(self._tx, peer.path, value)
+        return bell.ring(self._tx, peer.path, value)
 
     def _peer_died(self) -> None:
-        reg = self._reg
-        if reg is None:
+        comp = self._comp
+        if comp is None:
             return
-        with reg.locked():
-            if reg.purge():
-                reg.bump()
-                reg.notify_numnodes(self._tx)
+        with comp.locked():
+            if comp.purge():
+                comp.bump()
+                comp.notify_numnodes(self._tx)
         self.refresh()
 
     # -- change and leave ----------------------------------------------------
     def _change_flags(self) -> None:
         """Publish new node flags after a shutdown or an OOB option change."""
-        reg = self._reg
+        comp = self._comp
         flags = self._flags()
-        with reg.locked():
+        with comp.locked():
             if NODE_WRITER not in flags and self._ring is not None:
                 self._ring.close(unlink=False)        # readers may still drain it
                 self._ring = None
@@ -303,10 +284,10 @@ class Member:
                 self._drop_cursors()
             name = encode_node(self._port, flags, self._nid)
             if name != self._name:
-                os.rename(reg.node_path(self._name), reg.node_path(name))
+                os.rename(comp.node_path(self._name), comp.node_path(name))
                 self._name = name
-            reg.bump()
-            reg.notify_numnodes(self._tx)
+            comp.bump()
+            comp.notify_numnodes(self._tx)
         self.refresh()
 
     def _drop_announcer(self) -> None:
@@ -320,7 +301,7 @@ class Member:
         learn = self._policy.learn_mac
         for peer in list(self._peers.values()):
             if NODE_WRITER in peer.flags:
-                path = os.path.join(self._reg.dir, "m", member_file(peer.name))
+                path = os.path.join(self._comp.dir, "m", member_file(peer.name))
                 for mac, when in read_announcements(path):
                     learn(peer.port, mac, when)
 
@@ -328,25 +309,25 @@ class Member:
         self._cursors.release()
         self._cursors = None
         try:
-            os.unlink(os.path.join(self._reg.dir, "c", member_file(self._name)))
+            os.unlink(os.path.join(self._comp.dir, "c", member_file(self._name)))
         except OSError:
             pass
 
     def _leave(self) -> None:
         """Leave the network (the socket stays usable for nothing)."""
-        reg = self._reg
+        comp = self._comp
         if self._port >= 0:
             self._policy.predelport(self._port)
-            with reg.locked():
+            with comp.locked():
                 if self._ring is not None:
                     self._ring.close(unlink=False)    # readers may still drain it
                     self._ring = None
                     self._drop_announcer()
                 if self._cursors is not None:
                     self._drop_cursors()
-                reg.remove_node(self._port, self._name)
-                reg.bump()
-                reg.notify_numnodes(self._tx)
+                comp.remove_node(self._port, self._name)
+                comp.bump()
+                comp.notify_numnodes(self._tx)
             self._policy.delport(self._port)
             self._policy.delnet()
         for peer in self._peers.values():
@@ -358,5 +339,5 @@ class Member:
         self._peers.clear()
         self._readers = []
         self._rings = []
-        self._reg = None
-        reg.close()
+        self._comp = None
+        comp.close()

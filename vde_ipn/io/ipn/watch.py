@@ -18,10 +18,10 @@ INTERVAL = 0.25
 
 
 class DeathWatch:
-    """The watch of one node over its network (``reg``, a Registry)."""
+    """The watch of one node over its network (``comp``, a Companion)."""
 
-    def __init__(self, reg):
-        self._reg = reg
+    def __init__(self, comp):
+        self._comp = comp
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ipn-numnodes-watch",
                                         daemon=True)
@@ -33,25 +33,25 @@ class DeathWatch:
             self._thread.join(5.0)
 
     def _run(self) -> None:
-        reg = self._reg
+        comp = self._comp
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             while not self._stop.wait(INTERVAL):
                 try:
                     if self._someone_died(probe):
-                        with reg.locked():
-                            if not self._stop.is_set() and reg.purge():
-                                reg.bump()
-                                reg.notify_numnodes(probe)
+                        with comp.locked():
+                            if not self._stop.is_set() and comp.purge():
+                                comp.bump()
+                                comp.notify_numnodes(probe)
                 except (OSError, ValueError):
                     pass                         # the network went away meanwhile
         finally:
             probe.close()
 
     def _someone_died(self, probe: socket.socket) -> bool:
-        for _port, _flags, name in self._reg.nodes():
+        for _port, _flags, name in self._comp.nodes():
             try:
-                probe.connect(self._reg.node_path(name))
+                probe.connect(self._comp.node_path(name))
             except ConnectionRefusedError:
                 return True
             except OSError:

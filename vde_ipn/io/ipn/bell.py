@@ -2,7 +2,7 @@
 
 A node's ``fileno()`` is its doorbell socket, and the kernel decides what
 ``select``/``poll``/``epoll`` report on it.  So that a readable socket
-means a message (see :mod:`vde_ipn.io.ipn_datapath`), the socket carries
+means a message (see :mod:`vde_ipn.io.ipn.datapath`), the socket carries
 a classic BPF filter, checked by the kernel before anything is queued:
 
 * a doorbell is 4 bytes, the node's secret (the high half of the arm

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from ..wire.ipn_registry import MAC_SLOT, MAC_SLOTS, decode_mac_slots, encode_mac_slot
+from ...wire.ipn_layout import MAC_SLOT, MAC_SLOTS, decode_mac_slots, encode_mac_slot
 
 REFRESH = 5.0
 RESCAN = 0.2

@@ -2,8 +2,8 @@
 
 ``send`` runs the network's policy in the sender and writes the message
 once into the sender's ring; every receiver reads it from there (see
-:mod:`vde_ipn.io.ipn_ring`).  ``fileno()`` is the node's doorbell socket
-(:mod:`vde_ipn.io.ipn_bell`), and it is readable exactly when ``recv``
+:mod:`vde_ipn.io.ipn.ring`).  ``fileno()`` is the node's doorbell socket
+(:mod:`vde_ipn.io.ipn.bell`), and it is readable exactly when ``recv``
 has something to return, so ``select``/``poll``/``epoll``/asyncio and a
 blocking ``recv`` after them never wait for nothing.
 
@@ -22,7 +22,7 @@ Why no wake-up is lost.  The sender does ``store head; FENCE; load arm``
 and the receiver ``store arm; FENCE; load head`` (FENCE: releasing a
 ``threading.Lock``, a locked instruction, which x86 makes a full
 barrier; x86 keeps every other store-store and load-load order the ring
-relies on, see :mod:`vde_ipn.io.ipn_ring`).  With both fences at least
+relies on, see :mod:`vde_ipn.io.ipn.ring`).  With both fences at least
 one side sees the other's store: either the receiver finds the message
 while arming (and rings itself), or the sender sees the new arm word and
 rings.
@@ -30,7 +30,7 @@ rings.
 Why a doorbell means a message.  The node drains its socket each time it
 arms, so doorbells answered before are gone; the high 32 bits of an arm
 word are the node's secret, which doorbells carry, and the kernel drops
-any datagram without it (:mod:`vde_ipn.io.ipn_bell`), so members that
+any datagram without it (:mod:`vde_ipn.io.ipn.bell`), so members that
 cannot read the node's arm word (no w) cannot ring it.  One race is left:
 a sender preempted between its fence and its load of the arm word, for
 as long as the receiver takes to read that very message and arm again,
@@ -54,12 +54,12 @@ import socket
 import threading
 import time
 
-from ..wire.ipn_registry import (CURSOR_ARM_W, KIND_ALL, KIND_MASK, KIND_ONE,
+from ...wire.ipn_layout import (CURSOR_ARM_W, ENTRY_SIZE, KIND_ALL, KIND_MASK, KIND_ONE, RING_DATA,
                                  NODE_READER, NODE_WRITER, RING_HEAD_W, RING_WAIT_W,
                                  cursor_slot, encode_numnode_oob)
-from . import ipn_bell
-from .ipn_macs import RESCAN
-from .ipn_member import Member
+from . import bell
+from .macs import RESCAN
+from .membership import Member
 
 MSG_OOB = socket.MSG_OOB
 _MAXDGRAM = 256
@@ -107,7 +107,7 @@ class DataPath(Member):
             ring = self._ring
             if dests is policy.flood:
                 if self._lossless and ring.end_for(n) > self._limit:
-                    self._wait_room(ring.end_for(n), flags)
+                    self._wait_room(n, flags)
                 ring.write(data, KIND_ALL, 0, 0)
                 readers = self._readers
             else:
@@ -136,14 +136,14 @@ class DataPath(Member):
             entries = [(KIND_MASK, 0, mask)]
         for kind, port, mask in entries:
             if self._lossless and ring.end_for(len(data)) > self._limit:
-                self._wait_room(ring.end_for(len(data)), flags)
+                self._wait_room(len(data), flags)
             ring.write(data, kind, port, mask)
         peers = self._peers
         return [peers[p] for p in dests if p in peers]
 
     def _peer_died_locked(self) -> None:
         with self._lock:
-            if self._reg is not None:
+            if self._comp is not None:
                 self._peer_died()
 
     def _send_error(self) -> OSError:
@@ -165,20 +165,21 @@ class DataPath(Member):
                 low = c
         return (1 << 62) if low is None else low + ring.cap
 
-    def _wait_room(self, end: int, flags: int) -> None:
-        """Lossless: wait until ``end`` fits; EAGAIN / timeout as configured.
+    def _wait_room(self, n: int, flags: int) -> None:
+        """Lossless: wait until an ``n``-byte message fits; EAGAIN / timeout.
 
-        Called with the node's lock held; it is let go while sleeping.
+        Called with the node's lock held; it is let go while sleeping, so
+        another thread may write meanwhile: the end is computed anew.
         """
         nonblock = flags & socket.MSG_DONTWAIT or self._snd_timeout == 0
         timeout = self._snd_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         ring = self._ring
         self._limit = self._room()
-        if end <= self._limit:
+        if ring.end_for(n) <= self._limit:
             return
         if nonblock:
-            self._plug(end)
+            self._plug(ring.end_for(n))
             raise BlockingIOError(errno.EAGAIN, "lossless IPN network is full")
         probed = time.monotonic()
         try:
@@ -187,7 +188,7 @@ class DataPath(Member):
                 ring.hdr[RING_WAIT_W] = (self._secret << 32) | self._wait_count
                 _fence()
                 self._limit = self._room()
-                if end <= self._limit:
+                if ring.end_for(n) <= self._limit:
                     return
                 left = _WAIT_SLICE if deadline is None else min(_WAIT_SLICE,
                                                                 deadline - time.monotonic())
@@ -219,7 +220,7 @@ class DataPath(Member):
 
         A datagram socket is writable while what it sent and nobody read
         is under a quarter of its send buffer.  The doorbell socket sends
-        nothing else, so a plug (a datagram of ipn_bell.PLUG_LEN bytes)
+        nothing else, so a plug (a datagram of bell.PLUG_LEN bytes)
         sent to each receiver that holds the ring back (the slowest four)
         makes it unwritable; a receiver consumes its plug when it has read
         everything, and then the message fits.
@@ -235,8 +236,8 @@ class DataPath(Member):
             if c + ring.cap < end:
                 late.append((c, peer))
         late.sort(key=lambda cp: cp[0])
-        for _c, peer in late[:ipn_bell.MAX_PLUGS]:
-            if not ipn_bell.plug(self._sock, peer.path, peer.cursors[CURSOR_ARM_W] >> 32):
+        for _c, peer in late[:bell.MAX_PLUGS]:
+            if not bell.plug(self._sock, peer.path, peer.cursors[CURSOR_ARM_W] >> 32):
                 break
 
     # -- receive -----------------------------------------------------------------
@@ -250,10 +251,18 @@ class DataPath(Member):
                 d = ring.read(self._port)
                 if d is not None:
                     self.received += 1
-                    if ring.cursor == ring.hdr[RING_HEAD_W] or not ring.pending(self._port):
-                        self._arm()
+                    c = ring.cursor
+                    if c == ring.hdr[RING_HEAD_W]:
+                        self._arm()                   # caught up
                     elif not self._bell:
-                        self._self_ring()
+                        off = c & ring.mask
+                        # the next entry is for everyone (the hub's case), or ask
+                        if not ((ring.cap - off >= ENTRY_SIZE
+                                 and ring.mm[RING_DATA + off + 4] == KIND_ALL)
+                                or ring.pending(self._port)):
+                            self._arm()
+                        else:
+                            self._self_ring()
                     return d if len(d) <= bufsize else d[:bufsize]
             return self._recv(bufsize, flags)[0]
         finally:
@@ -369,7 +378,7 @@ class DataPath(Member):
 
     def _self_ring(self) -> None:
         try:
-            self._tx.sendto(ipn_bell.BELL.pack(self._secret), self._reg.node_path(self._name))
+            self._tx.sendto(bell.BELL.pack(self._secret), self._comp.node_path(self._name))
             self._bell = True
         except OSError:
             pass
@@ -386,6 +395,8 @@ class DataPath(Member):
 
     def _drain(self) -> None:
         """Consume every queued datagram (numnodes hints are noted)."""
+        if not self._readable.poll(0):
+            return                                # cheaper than an EAGAIN
         recv = self._sock.recv
         while True:
             try:
@@ -394,7 +405,7 @@ class DataPath(Member):
                 return
             except OSError:
                 return
-            if len(m) == ipn_bell.HINT_LEN and self._handle_oob:
+            if len(m) == bell.HINT_LEN and self._handle_oob:
                 self._hint()
 
     def _take_datagrams(self) -> None:
@@ -404,9 +415,9 @@ class DataPath(Member):
 
     def _hint(self) -> None:
         """A member says the counts changed: count them ourselves (never trust it)."""
-        if self._reg is None or not self._want_numnodes or self._reg.params.mtu < 16:
+        if self._comp is None or not self._want_numnodes or self._comp.params.mtu < 16:
             return
-        nodes = self._reg.nodes()
+        nodes = self._comp.nodes()
         counts = (sum(NODE_READER in f for _p, f, _n in nodes),
                   sum(NODE_WRITER in f for _p, f, _n in nodes))
         if counts != self._last_counts:

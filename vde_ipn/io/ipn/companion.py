@@ -1,6 +1,6 @@
 """The companion directory where the members of an IPN network meet.
 
-See :mod:`vde_ipn.wire.ipn_registry` for what lives there.  Liveness
+See :mod:`vde_ipn.wire.ipn_layout` for what lives there.  Liveness
 needs no process: every member (manager or port) holds a shared
 ``flock`` on ``live``; the kernel drops it when the member exits, even
 on SIGKILL.  A network whose ``live`` lock nobody holds is dead, so its
@@ -25,9 +25,9 @@ import socket
 import stat
 from contextlib import contextmanager
 
-from .._errors import RemoteProtocolError
-from .ipn_shm import map_file
-from ..wire.ipn_registry import (NODE_OOB, NODE_READER, NODE_WRITER, Params, decode_node,
+from ..._errors import RemoteProtocolError
+from .shm import map_file
+from ...wire.ipn_layout import (NODE_OOB, NODE_READER, NODE_WRITER, Params, decode_node,
                                  decode_member_file, decode_params, derived_modes,
                                  encode_numnode_oob, encode_params, member_file)
 
@@ -58,7 +58,7 @@ def _mknod(path: str, mode: int) -> None:
     os.mknod(path, stat.S_IFSOCK | mode)     # the umask applies, as in af_ipn.c
 
 
-class Registry:
+class Companion:
     """One member's handle on the shared state of a network.
 
     Use :meth:`create` or :meth:`open`; :meth:`close` when leaving.
@@ -79,7 +79,7 @@ class Registry:
 
     # -- life ------------------------------------------------------------
     @classmethod
-    def create(cls, path: str, params: Params, make_inode=_mknod) -> "Registry":
+    def create(cls, path: str, params: Params, make_inode=_mknod) -> "Companion":
         """Create the network at ``path`` (absent) with ``params``.
 
         ``params.mode`` is the requested mode; the socket file's real mode
@@ -123,7 +123,7 @@ class Registry:
         return cls(path, comp, live)
 
     @classmethod
-    def open(cls, path: str) -> "Registry":
+    def open(cls, path: str) -> "Companion":
         """Join the live network at ``path``.
 
         Raises:
