@@ -299,6 +299,21 @@ class StreamPlug:
             if f is not None and pred(f):
                 return f
 
+    def collect(self, pred, count: int, timeout: float = 10.0) -> list:
+        """Frames satisfying ``pred``, until ``count`` of them came or
+        ``timeout`` passed (others are discarded); then whatever else
+        arrives in a short grace period, so that extra copies show."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return got
+            f = self.recv(left)
+            if f is not None and pred(f):
+                got.append(f)
+        return got + [f for f in self.drain(0.2) if pred(f)]
+
     def drain(self, wait: float = 0.3) -> list:
         time.sleep(wait)
         got = []

@@ -169,8 +169,8 @@ def test_udp_cable(procs, lan, kinds):
     for i in range(10):
         a.send(tagged(mac(2), mac(1), b"ab%d" % i))
         b.send(tagged(mac(1), mac(2), b"ba%d" % i))
-    assert sum(payload_of(f).startswith(b"ab") for f in b.drain(1.0)) == 10
-    assert sum(payload_of(f).startswith(b"ba") for f in a.drain(0.1)) == 10
+    assert len(b.collect(lambda f: payload_of(f).startswith(b"ab"), 10)) == 10
+    assert len(a.collect(lambda f: payload_of(f).startswith(b"ba"), 10)) == 10
 
 
 # (switch, uplink plug) on host 0, the same on host 1, overlay VNL
