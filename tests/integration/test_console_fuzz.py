@@ -313,6 +313,9 @@ KILLERS = [
     (b"port/print 99999999999999999999\n", b"1022 Invalid argument"),
     (b"vlan/create 4294967297\n", b"1022 Invalid argument"),
     (b"load /dev/zero\n", b"1022 Invalid argument"),
+    (b"dump/start a\0b\n", b"1022 Invalid argument"),
+    (b"plugin/add pdump\n", b"1000 Success"),
+    (b"pdump/filename a\0b\n", b"1022 Invalid argument"),
     (b"port/allprint\n", b"(User: NONE - Group: NONE)"),
 ]
 

@@ -56,8 +56,9 @@ class _Pdump:
         self.close()
         try:
             fd = os.open(self.filename, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        except OSError as e:
-            return ["set_dumper() open(%s): %s" % (self.filename, e.strerror),
+        except (OSError, ValueError) as e:      # ValueError: a NUL in the name
+            why = getattr(e, "strerror", None) or os.strerror(22)
+            return ["set_dumper() open(%s): %s" % (self.filename, why),
                     "ERROR: cannot dump to %s" % self.filename]
         self.file = os.fdopen(fd, "wb")
         self.file.write(pcap.encode_file_header(PDUMP_SNAPLEN))
@@ -260,7 +261,7 @@ class PluginIO:
             return 0
         try:
             fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
-        except OSError:
+        except (OSError, ValueError):          # ValueError: a NUL in the name
             return 2                       # ENOENT, whatever the cause (2.3.2)
         st.close_file()
         st.fd, st.path = fd, os.path.realpath(path)

@@ -55,7 +55,7 @@ menu("dump", "TRAFFIC CAPTURE (PCAP)")
 @command("dump/start", "FILE", "write every frame to FILE (pcap)")
 def _start(ctx, arg):
     path = arg.strip()
-    if not path:
+    if not path or "\0" in path:             # no file can have a NUL in its name
         return None, errno.EINVAL
     if ctx.dump_statistics() is not None:
         return None, errno.EBUSY
