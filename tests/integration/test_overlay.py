@@ -34,9 +34,28 @@ def lan(procs):
     assert not [ns for ns in leftovers() if any(ns in n.made for n in made)]
 
 
+def udp_open(pid: int) -> bool:
+    """Whether process ``pid`` holds a UDP socket (seen from its namespace)."""
+    try:
+        inodes = {os.readlink("/proc/%d/fd/%s" % (pid, fd))[8:-1]
+                  for fd in os.listdir("/proc/%d/fd" % pid)
+                  if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:[")}
+        table = ""
+        for name in ("udp", "udp6"):
+            with open("/proc/%d/net/%s" % (pid, name)) as f:
+                table += f.read()
+    except OSError:
+        return False
+    return any(line.split()[9] in inodes for line in table.splitlines()[1:]
+               if len(line.split()) > 9)
+
+
 def plugs(procs, net, kinds, vnl):
     ps = [NsStreamPlug(procs, net.hosts[i], TOOL[k], vnl) for i, k in enumerate(kinds)]
-    time.sleep(SETTLE)
+    for p in ps:                        # each has its socket (slow starts under load)
+        wait_for(lambda: udp_open(p.proc.pid) or p.proc.poll() is not None, 30,
+                 "a UDP socket in %d" % p.proc.pid)
+    time.sleep(SETTLE)                  # and has joined its group
     for p in ps:
         assert p.proc.poll() is None, p.proc.stderr.read().decode()
     return ps
