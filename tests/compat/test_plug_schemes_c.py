@@ -804,3 +804,18 @@ def test_nobody_cannot_use_a_key_it_cannot_read(keyfiles, kind):
     vnl = "agno://%s{null://}" % keyfiles[0]
     status, err = run_as_nobody(kind, vnl)
     assert status == 1 and err.startswith("vde_open %s: No such file or directory" % vnl)
+
+
+# -- the benchmark still runs ------------------------------------------------
+def test_scheme_benchmark_runs():
+    """A smoke run of benchmarks/plug_schemes.py: rows for both, no timing checked."""
+    import sys
+    script = os.path.join(support.REPO, "benchmarks", "plug_schemes.py")
+    p = subprocess.run([sys.executable, script, "--frames", "300", "--runs", "1",
+                        "--sizes", "64", "--cases", "ptp,vlan,agno"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = [ln.split() for ln in p.stdout.splitlines() if not ln.startswith(("#", "case"))]
+    assert [(r[0], r[2]) for r in rows] == [(c, i) for c in ("ptp", "vlan", "agno")
+                                            for i in ("C", "ours")]
+    assert "load average" in p.stdout
