@@ -163,6 +163,7 @@ class RingReader:
         self.next_seq = 0
         self.lost = 0
         self.rung = 0                        # last wait word answered (lossless)
+        self.plugged = 0                     # last wait word seen caught up (plugs)
         self.pub = None                      # lossless: cursor words to publish to
         self.pslot = 0
         self.wake = None                     # lossless: wake(writer_port)
@@ -263,7 +264,8 @@ class RingReader:
         w = self.hdr[RING_WAIT_W]
         if w != self.rung and self.hdr[RING_HEAD_W] - c <= self.cap >> 1:
             self.rung = w
-            self.wake(self.port, w)
+            if w >> 32:                          # a plug's wait word has no secret
+                self.wake(self.port, w)
 
     def close(self) -> None:
         self.hdr.release()
