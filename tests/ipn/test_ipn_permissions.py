@@ -163,9 +163,32 @@ def test_scribbling_on_the_shared_generation_breaks_no_join(agent, netdir):
     vandal.ok("new")
     vandal.ok("connect", path=path)                      # r and w as "other"
     gen = os.path.join(netdir, ".bus.ipn", "gen")
-    vandal.ok("write_file", path=gen, data="\xff" * 8)
+    vandal.ok("scribble_gen", path=gen, data="\xff" * 8)
     late = agent()
     late.ok("new", shutdown=socket.SHUT_WR)
     late.ok("connect", path=path)
     owner.ok("send", data=["after the scribble"])
     assert late.ok("recv")["msgs"] == ["after the scribble"]
+
+
+def test_a_member_cannot_truncate_the_generation_under_the_others(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    owner = make_net(agent, path, 0o646)
+    reader = agent()
+    reader.ok("new", shutdown=socket.SHUT_WR)
+    reader.ok("connect", path=path)
+    vandal = agent("nobody")
+    vandal.ok("new")
+    vandal.ok("connect", path=path)
+    gen = os.path.join(netdir, ".bus.ipn", "gen")
+    for flags in (os.O_WRONLY, os.O_RDWR, os.O_WRONLY | os.O_TRUNC):
+        assert vandal.call("access", path=gen, flags=flags)["errno"] == errno.EACCES
+    assert vandal.call("write_file", path=gen, data="", truncate=True)["errno"] == errno.EACCES
+    assert vandal.call("unlink", path=gen)["errno"] in (errno.EPERM, errno.EACCES)
+    vandal.ok("close")                                   # membership moves: gen is read
+    late = agent()
+    late.ok("new", shutdown=socket.SHUT_WR)
+    late.ok("connect", path=path)
+    owner.ok("send", data=["all alive"])
+    assert reader.ok("recv")["msgs"] == ["all alive"]
+    assert late.ok("recv")["msgs"] == ["all alive"]
