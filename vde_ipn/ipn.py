@@ -44,7 +44,8 @@ datagram. The ``gen`` word lives in a System V shared-memory segment
 only the creator may write into the ``gen`` file. Not enforceable
 without a kernel: a member truncating its own ring or cursor file kills
 those who map it (SIGBUS); a member
-holding the ``mutex``/``live`` locks stalls joins or keeps a dead
+holding the ``mutex`` lock stalls joins (they fail after 5 s with
+ETIMEDOUT naming the holder's pid) and one holding ``live`` keeps a dead
 network alive; extra sockets in ``n/`` count as ports; a sender may wake
 a receiver without a message; ``chgrp``/``chmod`` after creation are not
 followed by the companion (use ``IPN_SO_MODE`` and

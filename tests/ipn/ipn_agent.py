@@ -294,6 +294,23 @@ def op_chgrp(path, group):
     return {}
 
 
+HELD = {}
+
+
+def op_flock(path):
+    """Take an exclusive flock on a file and keep it (op_unflock lets go)."""
+    import fcntl
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    HELD[path] = fd
+    return {}
+
+
+def op_unflock(path):
+    os.close(HELD.pop(path))
+    return {}
+
+
 def op_access(path, flags):
     """Open a file directly, bypassing the library (permission checks)."""
     fd = os.open(path, flags)

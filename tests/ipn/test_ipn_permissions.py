@@ -192,3 +192,24 @@ def test_a_member_cannot_truncate_the_generation_under_the_others(agent, netdir)
     owner.ok("send", data=["all alive"])
     assert reader.ok("recv")["msgs"] == ["all alive"]
     assert late.ok("recv")["msgs"] == ["all alive"]
+
+
+def test_a_member_holding_the_membership_lock_gets_joins_a_clear_error(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    owner = make_net(agent, path, 0o646)
+    vandal = agent("nobody")
+    vandal.ok("new")
+    vandal.ok("connect", path=path)
+    mutex = os.path.join(netdir, ".bus.ipn", "mutex")
+    vandal.ok("flock", path=mutex)
+    late = agent()
+    late.ok("new", shutdown=socket.SHUT_WR)
+    reply = late.call("connect", path=path)              # fails, does not hang
+    assert reply["errno"] == errno.ETIMEDOUT, reply
+    assert "membership lock" in reply["error"], reply
+    owner.ok("send", data=["members keep talking"])
+    assert vandal.ok("recv")["msgs"] == ["members keep talking"]
+    vandal.ok("unflock", path=mutex)
+    late.ok("connect", path=path)
+    owner.ok("send", data=["and the late one is in"])
+    assert late.ok("recv")["msgs"] == ["and the late one is in"]

@@ -6,7 +6,8 @@ needs no process: every member (manager or port) holds a shared
 on SIGKILL.  A network whose ``live`` lock nobody holds is dead, so its
 socket file is stale and binds or connects to it get ECONNREFUSED, as
 with AF_IPN.  Membership changes happen under an exclusive ``flock`` on
-``mutex`` and bump the ``gen`` word, which senders and receivers check
+``mutex`` (a join waits for it at most ``JOIN_LOCK_TIMEOUT`` seconds:
+every member may open it, so one could hold it for ever) and bump the ``gen`` word, which senders and receivers check
 cheaply (one load from a shared mapping) before each message.  That word
 is the first of a System V shared-memory segment, not of a file: a
 segment's size cannot change, so no member can truncate it under the
@@ -28,6 +29,7 @@ import secrets
 import shutil
 import socket
 import stat
+import time
 from contextlib import contextmanager
 
 from ..._errors import RemoteProtocolError
@@ -198,11 +200,19 @@ class Companion:
 
     # -- membership --------------------------------------------------------
     @contextmanager
-    def locked(self):
-        """Hold the membership mutex (exclusive flock)."""
+    def locked(self, timeout: float | None = None):
+        """Hold the membership mutex (exclusive flock).
+
+        With ``timeout``, give up after that many seconds with
+        OSError(ETIMEDOUT) naming who holds it (any member can open
+        ``mutex``, so one that never lets go would stall joins forever).
+        """
         fd = os.open(os.path.join(self.dir, "mutex"), os.O_RDONLY)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if timeout is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                _flock_within(fd, timeout, self.path)
             yield
         finally:
             os.close(fd)
@@ -305,6 +315,37 @@ class Companion:
                     sender.sendto(msg, socket.MSG_DONTWAIT, self.node_path(name))
                 except OSError:
                     pass                        # full or gone: a later change tells it
+
+
+def _flock_within(fd: int, timeout: float, path: str) -> None:
+    deadline = time.monotonic() + timeout
+    pause = 0.0005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise OSError(errno.ETIMEDOUT, "IPN membership lock held for %g s by %s: %s"
+                              % (timeout, _lock_holders(fd), path)) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
+
+
+def _lock_holders(fd: int) -> str:
+    """The processes /proc/locks names as holding a flock on ``fd``'s file."""
+    st = os.fstat(fd)
+    key = "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    pids = []
+    try:
+        with open("/proc/locks") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 5 and parts[1] == "FLOCK" and parts[5] == key:
+                    pids.append(parts[4])
+    except OSError:
+        pass
+    return "pid " + ", ".join(pids) if pids else "another process"
 
 
 def _chown_tree(top: str, gid: int) -> None:
