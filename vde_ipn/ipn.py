@@ -39,9 +39,13 @@ Per-member files belong to their member and live in sticky directories
 pre-empts another's. Doorbells are filtered by the kernel (only those
 carrying the node's secret, which senders alone can read, pass);
 numnodes messages are recounted by the receiver, never taken from a
-datagram. Not enforceable without a kernel: a member truncating ``gen``
-or its own mapped files kills those who map them (SIGBUS); a member
-holding the ``mutex``/``live`` locks stalls joins or keeps a dead
+datagram. The ``gen`` word lives in a System V shared-memory segment
+(fixed size: nobody can shrink it under the members' mappings) whose id
+only the creator may write into the ``gen`` file. Not enforceable
+without a kernel: a member truncating its own ring or cursor file kills
+those who map it (SIGBUS); a member
+holding the ``mutex`` lock stalls joins (they fail after 5 s with
+ETIMEDOUT naming the holder's pid) and one holding ``live`` keeps a dead
 network alive; extra sockets in ``n/`` count as ports; a sender may wake
 a receiver without a message; ``chgrp``/``chmod`` after creation are not
 followed by the companion (use ``IPN_SO_MODE`` and

@@ -163,9 +163,53 @@ def test_scribbling_on_the_shared_generation_breaks_no_join(agent, netdir):
     vandal.ok("new")
     vandal.ok("connect", path=path)                      # r and w as "other"
     gen = os.path.join(netdir, ".bus.ipn", "gen")
-    vandal.ok("write_file", path=gen, data="\xff" * 8)
+    vandal.ok("scribble_gen", path=gen, data="\xff" * 8)
     late = agent()
     late.ok("new", shutdown=socket.SHUT_WR)
     late.ok("connect", path=path)
     owner.ok("send", data=["after the scribble"])
     assert late.ok("recv")["msgs"] == ["after the scribble"]
+
+
+def test_a_member_cannot_truncate_the_generation_under_the_others(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    owner = make_net(agent, path, 0o646)
+    reader = agent()
+    reader.ok("new", shutdown=socket.SHUT_WR)
+    reader.ok("connect", path=path)
+    vandal = agent("nobody")
+    vandal.ok("new")
+    vandal.ok("connect", path=path)
+    gen = os.path.join(netdir, ".bus.ipn", "gen")
+    for flags in (os.O_WRONLY, os.O_RDWR, os.O_WRONLY | os.O_TRUNC):
+        assert vandal.call("access", path=gen, flags=flags)["errno"] == errno.EACCES
+    assert vandal.call("write_file", path=gen, data="", truncate=True)["errno"] == errno.EACCES
+    assert vandal.call("unlink", path=gen)["errno"] in (errno.EPERM, errno.EACCES)
+    vandal.ok("close")                                   # membership moves: gen is read
+    late = agent()
+    late.ok("new", shutdown=socket.SHUT_WR)
+    late.ok("connect", path=path)
+    owner.ok("send", data=["all alive"])
+    assert reader.ok("recv")["msgs"] == ["all alive"]
+    assert late.ok("recv")["msgs"] == ["all alive"]
+
+
+def test_a_member_holding_the_membership_lock_gets_joins_a_clear_error(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    owner = make_net(agent, path, 0o646)
+    vandal = agent("nobody")
+    vandal.ok("new")
+    vandal.ok("connect", path=path)
+    mutex = os.path.join(netdir, ".bus.ipn", "mutex")
+    vandal.ok("flock", path=mutex)
+    late = agent()
+    late.ok("new", shutdown=socket.SHUT_WR)
+    reply = late.call("connect", path=path)              # fails, does not hang
+    assert reply["errno"] == errno.ETIMEDOUT, reply
+    assert "membership lock" in reply["error"], reply
+    owner.ok("send", data=["members keep talking"])
+    assert vandal.ok("recv")["msgs"] == ["members keep talking"]
+    vandal.ok("unflock", path=mutex)
+    late.ok("connect", path=path)
+    owner.ok("send", data=["and the late one is in"])
+    assert late.ok("recv")["msgs"] == ["and the late one is in"]

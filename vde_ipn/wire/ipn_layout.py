@@ -4,7 +4,9 @@ A network at ``PATH`` has no central process.  Its members meet in a
 companion directory ``.NAME.ipn`` next to the socket file and share:
 
 * ``net``      the network parameters (:data:`PARAMS`), written by the creator;
-* ``gen``      one u64 bumped on every membership change (mmap'd by members);
+* ``gen``      the id (decimal) of a System V shared-memory segment whose
+               first u64 is bumped on every membership change; written by
+               the creator only, read by all members;
 * ``n/P.F.I``  one AF_UNIX datagram socket per connected node: ``P`` is the
                port number, ``F`` the node flags, ``I`` its random identity
                (see :func:`encode_node`);
@@ -189,11 +191,12 @@ def derived_modes(mode: int) -> dict[str, int]:
       a cursor file is read by senders only;
     * ``m/`` (MAC announcements): created and read by senders, sticky;
     * ``net``: read by all, rewritten by managers; ``shared`` files
-      (``gen`` and the locks) are read and written by all members.
+      (the locks) are read and written by all members; ``gen`` (the
+      segment's id) is read by all, written by the creator only.
     """
     sticky = 0o3000                       # setgid (the group follows) + sticky
     out = {"dir": 0o2000, "n": sticky, "w": sticky, "c": sticky, "m": sticky, "net": 0,
-           "shared": 0, "ring": 0, "cursor": 0, "macs": 0, "sock": 0}
+           "shared": 0, "gen": 0, "ring": 0, "cursor": 0, "macs": 0, "sock": 0}
     for shift in (6, 3, 0):
         bits = (mode >> shift) & 7
         r, w, x = bits & 4, bits & 2, bits & 1
@@ -206,9 +209,10 @@ def derived_modes(mode: int) -> dict[str, int]:
         out["macs"] |= (4 if w else 0) << shift
         out["net"] |= ((4 if bits else 0) | (2 if x else 0)) << shift
         out["shared"] |= (6 if bits else 0) << shift
+        out["gen"] |= (4 if bits else 0) << shift
         out["ring"] |= (4 if r else 0) << shift
         out["cursor"] |= (4 if w else 0) << shift
         out["sock"] |= (6 if bits else 0) << shift
-    for part in ("ring", "cursor", "macs", "net"):
+    for part in ("ring", "cursor", "macs", "net", "gen"):
         out[part] |= 0o600                # the creating member keeps its own file
     return out

@@ -5,10 +5,11 @@
 * :mod:`.membership`: joining, following and leaving a network;
 * :mod:`.datapath`: send, receive, readiness and lossless waiting;
 * :mod:`.companion`: the companion directory ``.NAME.ipn`` next to the
-  socket file (parameters, membership lock, liveness, the ``gen`` word);
+  socket file (parameters, membership lock, liveness, the id of
+  the ``gen`` segment);
   its byte layouts are :mod:`vde_ipn.wire.ipn_layout`;
 * :mod:`.ring`: one writer's message ring; :mod:`.shm`: mappings that
-  hold no descriptor; :mod:`.bell`: doorbells and their socket filter;
+  hold no descriptor and the ``gen`` segment; :mod:`.bell`: doorbells and their socket filter;
   :mod:`.macs`: MAC announcements; :mod:`.watch`: the numnodes watch.
 
 Delivery policies (the protocol table) are :mod:`vde_ipn.engine.ipn_policy`.

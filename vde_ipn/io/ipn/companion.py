@@ -6,8 +6,14 @@ needs no process: every member (manager or port) holds a shared
 on SIGKILL.  A network whose ``live`` lock nobody holds is dead, so its
 socket file is stale and binds or connects to it get ECONNREFUSED, as
 with AF_IPN.  Membership changes happen under an exclusive ``flock`` on
-``mutex`` and bump the ``gen`` word, which senders and receivers check
-cheaply (one load from a shared mapping) before each message.
+``mutex`` (a join waits for it at most ``JOIN_LOCK_TIMEOUT`` seconds:
+every member may open it, so one could hold it for ever) and bump the ``gen`` word, which senders and receivers check
+cheaply (one load from a shared mapping) before each message.  That word
+is the first of a System V shared-memory segment, not of a file: a
+segment's size cannot change, so no member can truncate it under the
+others (SIGBUS), and the file ``gen`` that names it is the creator's,
+read-only to everyone else.  The segment is marked for removal at
+creation and goes when its last member detaches.
 
 A crashed member's doorbell socket refuses connections; :meth:`purge`
 removes such members whenever membership is about to change, and a
@@ -23,15 +29,16 @@ import secrets
 import shutil
 import socket
 import stat
+import time
 from contextlib import contextmanager
 
 from ..._errors import RemoteProtocolError
-from .shm import map_file
+from .shm import attach_segment, new_segment, set_segment_group
 from ...wire.ipn_layout import (NODE_OOB, NODE_READER, NODE_WRITER, Params, decode_node,
                                  decode_member_file, decode_params, derived_modes,
                                  encode_numnode_oob, encode_params, member_file)
 
-SHARED_FILES = ("gen", "live", "mutex")
+SHARED_FILES = ("live", "mutex")
 
 
 def companion(path: str) -> str:
@@ -71,11 +78,13 @@ class Companion:
         self.params = self.read_params()
         self.dead: set[str] = set()       # dead nodes another user's files keep listed
         self.modes = derived_modes(self.params.mode)
-        fd = os.open(os.path.join(comp, "gen"), os.O_RDWR)
         try:
-            self.gen = map_file(fd, 8, True).cast("Q")
-        finally:
-            os.close(fd)
+            with open(os.path.join(comp, "gen"), "rb") as f:
+                segid = int(f.read(32))
+                creator = os.fstat(f.fileno()).st_uid
+            self.gen = attach_segment(segid, creator)[:8].cast("Q")
+        except (OSError, ValueError):
+            raise _refused(path, "unusable IPN generation word") from None
 
     # -- life ------------------------------------------------------------
     @classmethod
@@ -106,6 +115,11 @@ class Companion:
                 with open(os.path.join(tmp, name), "wb") as f:
                     f.write(b"\0" * 8)
                 os.chmod(os.path.join(tmp, name), modes["shared"])
+            segid, seg = new_segment(modes["shared"],
+                                     st.st_gid if st.st_gid != os.getegid() else -1)
+            with open(os.path.join(tmp, "gen"), "w") as f:
+                f.write("%d\n" % segid)
+            os.chmod(os.path.join(tmp, "gen"), modes["gen"])
             if st.st_gid != os.stat(tmp).st_gid:
                 _chown_tree(tmp, st.st_gid)
             os.chmod(tmp, modes["dir"])
@@ -120,7 +134,10 @@ class Companion:
             except OSError:
                 pass
             raise
-        return cls(path, comp, live)
+        try:
+            return cls(path, comp, live)
+        finally:
+            seg.release()                       # ours now holds it
 
     @classmethod
     def open(cls, path: str) -> "Companion":
@@ -183,11 +200,19 @@ class Companion:
 
     # -- membership --------------------------------------------------------
     @contextmanager
-    def locked(self):
-        """Hold the membership mutex (exclusive flock)."""
+    def locked(self, timeout: float | None = None):
+        """Hold the membership mutex (exclusive flock).
+
+        With ``timeout``, give up after that many seconds with
+        OSError(ETIMEDOUT) naming who holds it (any member can open
+        ``mutex``, so one that never lets go would stall joins forever).
+        """
         fd = os.open(os.path.join(self.dir, "mutex"), os.O_RDONLY)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if timeout is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                _flock_within(fd, timeout, self.path)
             yield
         finally:
             os.close(fd)
@@ -292,6 +317,37 @@ class Companion:
                     pass                        # full or gone: a later change tells it
 
 
+def _flock_within(fd: int, timeout: float, path: str) -> None:
+    deadline = time.monotonic() + timeout
+    pause = 0.0005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise OSError(errno.ETIMEDOUT, "IPN membership lock held for %g s by %s: %s"
+                              % (timeout, _lock_holders(fd), path)) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
+
+
+def _lock_holders(fd: int) -> str:
+    """The processes /proc/locks names as holding a flock on ``fd``'s file."""
+    st = os.fstat(fd)
+    key = "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    pids = []
+    try:
+        with open("/proc/locks") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 5 and parts[1] == "FLOCK" and parts[5] == key:
+                    pids.append(parts[4])
+    except OSError:
+        pass
+    return "pid " + ", ".join(pids) if pids else "another process"
+
+
 def _chown_tree(top: str, gid: int) -> None:
     os.chown(top, -1, gid)
     for root, dirs, files in os.walk(top):
@@ -307,6 +363,8 @@ def set_network_group(path: str, gid: int) -> None:
     """
     os.chown(path, -1, gid)
     _chown_tree(companion(path), gid)
+    with open(os.path.join(companion(path), "gen"), "rb") as f:
+        set_segment_group(int(f.read(32)), gid)
     for sub in ("", "n", "w", "c", "m"):
         d = os.path.join(companion(path), sub)
         os.chmod(d, os.stat(d).st_mode | stat.S_ISGID)

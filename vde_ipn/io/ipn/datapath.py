@@ -18,6 +18,13 @@ states, and each ``recv`` restores one of them before it returns:
   A sender that writes a message and then sees an arm word it has not
   rung for rings once.
 
+Nobody can wait on a descriptor it never asked for: until ``fileno()``
+is first called (``select``, ``poll``, ``selectors`` and asyncio all call
+it) a node keeps neither state after ``recv`` and arms only when a
+``recv`` is about to block, so a receiver that keeps up with a sender
+costs it no doorbell.  ``fileno()`` switches the node to the protocol
+above for good, settling it first.
+
 Why no wake-up is lost.  The sender does ``store head; FENCE; load arm``
 and the receiver ``store arm; FENCE; load head`` (FENCE: releasing a
 ``threading.Lock``, a locked instruction, which x86 makes a full
@@ -236,6 +243,8 @@ class DataPath(Member):
             if c + ring.cap < end:
                 late.append((c, peer))
         late.sort(key=lambda cp: cp[0])
+        self._wait_count = (self._wait_count + 1) & 0xFFFFFFFF
+        ring.hdr[RING_WAIT_W] = self._wait_count      # no secret: nobody is rung
         for _c, peer in late[:bell.MAX_PLUGS]:
             if not bell.plug(self._sock, peer.path, peer.cursors[CURSOR_ARM_W] >> 32):
                 break
@@ -251,6 +260,11 @@ class DataPath(Member):
                 d = ring.read(self._port)
                 if d is not None:
                     self.received += 1
+                    if not self._watched:
+                        self._armed = False           # armed when about to block
+                        if ring.plugged != ring.hdr[RING_WAIT_W]:
+                            self._unplug()
+                        return d if len(d) <= bufsize else d[:bufsize]
                     c = ring.cursor
                     if c == ring.hdr[RING_HEAD_W]:
                         self._arm()                   # caught up
@@ -305,8 +319,14 @@ class DataPath(Member):
             else:
                 d = self._read_rings()
                 if d is not None:
-                    self._settle()
+                    if self._watched:
+                        self._settle()
+                    else:
+                        self._armed = False       # armed when about to block
+                        self._unplug()
                     return d[:bufsize], 0
+                if nonblock and not self._watched:
+                    raise BlockingIOError(errno.EAGAIN, "no message")
                 if not self._armed:
                     self._arm()
                     if self._bell:
@@ -372,6 +392,18 @@ class DataPath(Member):
         self._armed = True
         if self._oob or self._pending():
             self._self_ring()
+
+    def _unplug(self) -> None:
+        """Not watched: consume plugs once caught up with a ring whose writer waits.
+
+        A sender that plugs or waits moves its ring's wait word; an armed
+        node drains its doorbells anyway, one not watched drains them here.
+        """
+        for r in self._rings:
+            w = r.hdr[RING_WAIT_W]
+            if r.plugged != w and r.cursor >= r.hdr[RING_HEAD_W]:
+                r.plugged = w
+                self._drain()
 
     def _set_filter(self) -> None:
         self._filter.set(self._secret, self._handle_oob)

@@ -31,6 +31,7 @@ from .companion import Companion
 from .ring import RingReader, RingWriter, ring_capacity
 
 IPN_FLAG_LOSSLESS = 1
+JOIN_LOCK_TIMEOUT = 5.0           # s a join waits for the membership lock
 
 
 class Peer:
@@ -83,7 +84,7 @@ class Member:
         params = comp.params
         view = NetView(params.maxports)
         policy = policy_class(protocol)(view)
-        with comp.locked():
+        with comp.locked(JOIN_LOCK_TIMEOUT):
             comp.purge()
             nodes = comp.nodes()
             comp.sweep(nodes)

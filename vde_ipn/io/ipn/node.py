@@ -186,6 +186,7 @@ class IpnNode(DataPath):
         self._secret = bell.new_arm(0)              # what doorbells must carry
         self._arm_count = self._wait_count = 0
         self._bell = self._armed = False
+        self._watched = False                       # fileno() was handed out
         self._set_filter()
 
     # -- bind / connect ------------------------------------------------------
@@ -434,7 +435,16 @@ class IpnNode(DataPath):
             raise _err(errno.EBADF)
 
     def fileno(self) -> int:
-        """Readable when a message, an OOB message or a doorbell is waiting."""
+        """Readable when a message, an OOB message or a doorbell is waiting.
+
+        From the first call on, every ``recv`` leaves the descriptor in
+        that state (the datapath module's readiness protocol).
+        """
+        if not self._watched:
+            with self._lock:
+                self._watched = True
+                if self._connected and not self._closed:
+                    self._settle()
         return self._sock.fileno()
 
     def setblocking(self, flag: bool) -> None:

@@ -21,6 +21,7 @@ messages of a full queue; a ring keeps the newest.)
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import platform
@@ -155,6 +156,8 @@ class RingReader:
         if self.hdr[RING_MAGIC_W] != RING_MAGIC or self.hdr[RING_CAP_W] + RING_DATA > size:
             self.close()
             raise OSError(0, "ring not ready")
+        # bytes come out of a c_char array by slicing, as from an mmap (one copy)
+        self.raw = (ctypes.c_char * size).from_address(ctypes.addressof(self.mm.obj))
         self.port = port
         self.ring_id = self.hdr[RING_ID_W]
         self.cap = self.hdr[RING_CAP_W]
@@ -163,6 +166,7 @@ class RingReader:
         self.next_seq = 0
         self.lost = 0
         self.rung = 0                        # last wait word answered (lossless)
+        self.plugged = 0                     # last wait word seen caught up (plugs)
         self.pub = None                      # lossless: cursor words to publish to
         self.pslot = 0
         self.wake = None                     # lossless: wake(writer_port)
@@ -193,7 +197,7 @@ class RingReader:
                     continue
                 c += left
                 continue
-            data = mm[pos + ENTRY_SIZE:pos + ENTRY_SIZE + n].tobytes() if n <= left else None
+            data = self.raw[pos + ENTRY_SIZE:pos + ENTRY_SIZE + n] if n <= left else None
             if data is None or hdr[RING_RESERVE_W] > c + cap:
                 c = self._resync()           # overwritten under us
                 continue
@@ -263,9 +267,11 @@ class RingReader:
         w = self.hdr[RING_WAIT_W]
         if w != self.rung and self.hdr[RING_HEAD_W] - c <= self.cap >> 1:
             self.rung = w
-            self.wake(self.port, w)
+            if w >> 32:                          # a plug's wait word has no secret
+                self.wake(self.port, w)
 
     def close(self) -> None:
+        self.raw = None
         self.hdr.release()
         self.mm.release()
 

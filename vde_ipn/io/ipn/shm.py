@@ -77,3 +77,80 @@ def _forget(key, ref) -> None:
     with _shared_lock:
         if _shared.get(key) is ref:
             del _shared[key]
+
+
+# -- System V segments: shared words nobody can shrink under a mapping ---------
+_libc.shmget.restype = ctypes.c_int
+_libc.shmget.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_int]
+_libc.shmat.restype = ctypes.c_void_p
+_libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+_libc.shmdt.restype = ctypes.c_int
+_libc.shmdt.argtypes = [ctypes.c_void_p]
+_libc.shmctl.restype = ctypes.c_int
+_libc.shmctl.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+_IPC_CREAT, _IPC_EXCL, _IPC_RMID, _IPC_SET, _IPC_STAT = 0o1000, 0o2000, 0, 1, 2
+SEGMENT_BYTES = 4096
+# struct shmid_ds on x86-64 Linux: ipc_perm (uid at 4, gid at 8, cuid at 12,
+# mode at 20), then shm_segsz at 48; 112 bytes in all
+_DS = 112
+
+
+def _check(ret):
+    if ret is None or ret == -1 or ret == _FAILED:
+        e = ctypes.get_errno() or errno.EINVAL
+        raise OSError(e, os.strerror(e))
+    return ret
+
+
+class _Segment(ctypes.c_ubyte * SEGMENT_BYTES):
+    """The bytes of one attached segment; detached when collected."""
+
+    def __del__(self, _shmdt=_libc.shmdt):
+        _shmdt(ctypes.addressof(self))
+
+
+def _stat(segid: int) -> bytearray:
+    buf = (ctypes.c_ubyte * _DS)()
+    _check(_libc.shmctl(segid, _IPC_STAT, ctypes.addressof(buf)))
+    return bytearray(buf)
+
+
+def new_segment(mode: int, gid: int = -1):
+    """A new segment with permissions ``mode`` (and group ``gid``), attached
+    and marked for removal: it lives while a process has it attached (Linux
+    lets members attach it until then).  Returns its id and our view.
+
+    A segment's size is fixed for its life, so unlike a shared file nobody
+    can truncate it under the members' mappings (no SIGBUS)."""
+    segid = _check(_libc.shmget(0, SEGMENT_BYTES, _IPC_CREAT | _IPC_EXCL | (mode & 0o777)))
+    try:
+        addr = _check(_libc.shmat(segid, None, 0))
+    finally:
+        remove_segment(segid)
+    view = memoryview(_Segment.from_address(addr)).cast("B")
+    if gid >= 0:
+        set_segment_group(segid, gid)
+    return segid, view
+
+
+def set_segment_group(segid: int, gid: int) -> None:
+    """Give a segment (ours) to group ``gid``."""
+    ds = _stat(segid)
+    ds[8:12] = gid.to_bytes(4, "little")
+    buf = (ctypes.c_ubyte * _DS).from_buffer(ds)
+    _check(_libc.shmctl(segid, _IPC_SET, ctypes.addressof(buf)))
+
+
+def attach_segment(segid: int, creator: int) -> memoryview:
+    """A writable view of segment ``segid``, which user ``creator`` must have made."""
+    ds = _stat(segid)
+    if int.from_bytes(ds[12:16], "little") != creator or \
+            int.from_bytes(ds[48:56], "little") != SEGMENT_BYTES:
+        raise OSError(errno.EINVAL, "not the segment of this network")
+    addr = _check(_libc.shmat(segid, None, 0))
+    return memoryview(_Segment.from_address(addr)).cast("B")
+
+
+def remove_segment(segid: int) -> None:
+    """Mark a segment for removal once the last member detaches."""
+    _check(_libc.shmctl(segid, _IPC_RMID, None))
