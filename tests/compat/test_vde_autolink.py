@@ -84,12 +84,23 @@ def test_console_and_link_up_as_the_c_one(procs, sockdir):
         wait_for(lambda: "-- endpoint ID" in a.cmd("port/print 1"), what="wire on port 1")
         assert "NOT Unnamed" in a.cmd("port/print 1")
         # fstp makes the link ACTIVE; it is shown once stable (8 s)
-        wait_for(lambda: "NAME = L1" in c.cmd("runninglinks"), 40, "running link")
-        out.append(_norm(c.cmd("runninglinks"), d))
+        try:
+            wait_for(lambda: "NAME = L1" in c.cmd("runninglinks"), 40, "running link")
+            out.append(_norm(c.cmd("runninglinks"), d))
+        except socket.timeout:
+            if kind != "c":
+                raise
+            # Debian's vde_autolink now and then dies of SIGSEGV once its
+            # wire runs (about 1 run in 3 here), and its console goes
+            # silent: then only the answers to the script are compared
+            out.append(None)
         answers[kind] = out
         c.close()
-        assert p.poll() is None
-    assert answers["ours"] == answers["c"]
+        if kind == "ours":
+            assert p.poll() is None
+    assert answers["ours"][:-1] == answers["c"][:-1]
+    if answers["c"][-1] is not None:
+        assert answers["ours"][-1] == answers["c"][-1]
     assert "NAME = L1 , RHOST = D/b , WIRE = PLUG , PID: P" in answers["ours"][-1]
 
 
