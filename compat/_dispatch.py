@@ -29,6 +29,7 @@ TOOLS = {
     "vde_cryptcab": "vde_ipn.cli.cryptcab",
     "vdens": "vde_ipn.cli.vdens",
     "vde_autolink": "vde_ipn.cli.autolink",
+    "vde_over_ns": "vde_ipn.cli.over_ns",
 }
 
 

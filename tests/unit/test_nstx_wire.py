@@ -85,13 +85,6 @@ def test_ids_skip_zero():
     assert [c.next(), c.next(), c.next()] == [0xFFF, 1, 2]
 
 
-def test_unwrap_payload():
-    frame = bytes(range(60))
-    assert nstx.unwrap_payload(b"\x00\x3c" + frame) == frame
-    assert nstx.unwrap_payload(frame) == frame
-    assert nstx.unwrap_payload(b"") == b""
-
-
 def test_domain_labels():
     assert SUFFIX == b"\x03tun\x07example\x03vde\x00"
     assert nstx.domain_labels("tun.example.vde.") == SUFFIX

@@ -26,9 +26,9 @@ How much a datagram holds is computed as the C tool does, so that its
 messages stay within 512 bytes: :func:`query_room` and
 :func:`answer_room` (both include the fragment header).
 
-What a fragment joins up to depends on how the C sender reads its frames:
-with ``-s`` a bare frame, on stdin/stdout the stream record (the 2-byte
-length, then the frame).  :func:`unwrap_payload` accepts both.
+The fragments of one id join up to one bare Ethernet frame (the C tool
+with ``-s``; its stdin/stdout mode never sends anything, see
+:mod:`vde_ipn.cli.over_ns`).
 """
 
 from __future__ import annotations
@@ -176,14 +176,6 @@ class Reassembler:
         for frag_id in [k for k, v in self._items.items() if now - v[0] > self.timeout]:
             del self._items[frag_id]
             self.dropped += 1
-
-
-def unwrap_payload(payload: bytes) -> bytes:
-    """The frame in a joined payload: a stream record (2-byte big-endian
-    length equal to what follows) loses its length, a bare frame is kept."""
-    if len(payload) >= 2 and (payload[0] << 8 | payload[1]) == len(payload) - 2:
-        return payload[2:]
-    return payload
 
 
 # -- names ----------------------------------------------------------------------
