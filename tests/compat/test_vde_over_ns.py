@@ -175,3 +175,19 @@ while time.monotonic() < end:
         n += 1
 print(n)
 """ % (os.path.dirname(COMPAT), DOMAIN)
+
+
+@pytest.mark.parametrize("args", [
+    [], ["-g", DOMAIN], ["-h"], ["-h", "x"], ["-i", "nonsense", DOMAIN],
+    ["-i", "255.255.255.255", DOMAIN], ["-D"], ["-s"], ["-c"], ["--"],
+    ["-b", "127.0.0.1", DOMAIN], ["-x", "-h", "x"],
+])
+def test_command_line_answers_as_debian(args):
+    """Usage, errors and exit statuses, byte for byte (argv[0] aside)."""
+    out = {}
+    for kind, tool in TOOLS.items():
+        r = subprocess.run([require(tool)] + args, stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=30)
+        out[kind] = (r.returncode, r.stdout, r.stderr.replace(tool.encode(), b"PROG"))
+    assert out["ours"] == out["c"]
+    assert out["c"][0] in (0, 64)
