@@ -191,3 +191,19 @@ def test_command_line_answers_as_debian(args):
         out[kind] = (r.returncode, r.stdout, r.stderr.replace(tool.encode(), b"PROG"))
     assert out["ours"] == out["c"]
     assert out["c"][0] in (0, 64)
+
+
+def test_benchmark_runs():
+    """benchmarks/dns_cable.py completes and prints both tools both ways
+    (how fast is not a test result)."""
+    import re
+    import sys
+    script = os.path.join(os.path.dirname(COMPAT), "benchmarks", "dns_cable.py")
+    r = subprocess.run([sys.executable, script, "--runs", "1", "--frames", "20"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = re.findall(r"^(up|down)\s+(C|ours)\s+(\d+) \[", r.stdout, re.M)
+    assert {(d, k) for d, k, _ in rows} == {(d, k) for d in ("up", "down")
+                                           for k in ("C", "ours")}, r.stdout
+    assert all(int(v) > 0 for _, _, v in rows), r.stdout
+    assert "load average" in r.stdout

@@ -33,6 +33,7 @@ with ``-s``; its stdin/stdout mode never sends anything, see
 
 from __future__ import annotations
 
+import base64
 import struct
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_1234567890"
@@ -56,36 +57,39 @@ class NstxError(ValueError):
 
 
 # -- the text encoding of query names ----------------------------------------
+_OURS = ALPHABET.encode("ascii")
+_STD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_TO_OURS = bytes.maketrans(_STD, _OURS)
+_TO_STD = bytes.maketrans(_OURS, _STD)
+
+
 def encode_text(data: bytes) -> str:
     """``data`` as name characters: how many pad bytes, then 4 letters per 3
-    bytes (6 bits each, most significant first, zero padding)."""
+    bytes (6 bits each, most significant first, zero padding): base64 with
+    another alphabet."""
     pad = -len(data) % 3
-    padded = data + bytes(pad)
-    out = [ALPHABET[pad]]
-    for i in range(0, len(padded), 3):
-        n = (padded[i] << 16) | (padded[i + 1] << 8) | padded[i + 2]
-        out.append(ALPHABET[n >> 18] + ALPHABET[(n >> 12) & 63]
-                   + ALPHABET[(n >> 6) & 63] + ALPHABET[n & 63])
-    return "".join(out)
+    body = base64.b64encode(data + bytes(pad)).translate(_TO_OURS)
+    return ALPHABET[pad] + body.decode("ascii")
 
 
 def decode_text(text: str) -> bytes:
     """Reverse :func:`encode_text`; characters after the last whole group of
     four are ignored, as the C decoder does."""
     try:
-        values = [_INDEX[c] for c in text]
-    except KeyError as e:
-        raise NstxError("character %r is not in the name alphabet" % e.args[0]) from None
-    if not values:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
+        raise NstxError("non-ASCII character in a data name") from None
+    if not raw:
         raise NstxError("empty data name")
-    pad = values[0]
-    out = bytearray()
-    for i in range(1, len(values) - 3, 4):
-        n = (values[i] << 18) | (values[i + 1] << 12) | (values[i + 2] << 6) | values[i + 3]
-        out += bytes((n >> 16, (n >> 8) & 0xFF, n & 0xFF))
+    if raw.translate(None, _OURS):
+        raise NstxError("character %r is not in the name alphabet"
+                        % raw.translate(None, _OURS)[:1].decode("ascii"))
+    pad = _INDEX[text[0]]
+    groups = (len(raw) - 1) // 4 * 4
+    out = base64.b64decode(raw[1:1 + groups].translate(_TO_STD))
     if pad > 2 or pad > len(out):
         raise NstxError("bad padding count %d" % pad)
-    return bytes(out[:len(out) - pad])
+    return out[:len(out) - pad]
 
 
 # -- fragments ------------------------------------------------------------------
