@@ -30,6 +30,7 @@ TOOLS = {
     "vdens": "vde_ipn.cli.vdens",
     "vde_autolink": "vde_ipn.cli.autolink",
     "vde_over_ns": "vde_ipn.cli.over_ns",
+    "vdeq": "vde_ipn.cli.vdeq",
 }
 
 
