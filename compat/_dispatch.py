@@ -34,6 +34,14 @@ TOOLS = {
 }
 
 
+def _links_to(path: str, name: str) -> bool:
+    """Whether ``path`` is a symbolic link to a file called ``name``."""
+    try:
+        return os.path.basename(os.readlink(path)) == name
+    except OSError:
+        return False
+
+
 def _main() -> int:
     here = os.path.dirname(os.path.realpath(__file__))
     repo = os.path.dirname(here)
@@ -44,6 +52,8 @@ def _main() -> int:
         sys.path.append(venv_site)
     name = os.path.basename(sys.argv[0]).lstrip("-")
     module = TOOLS.get(name)
+    if module is None and name.startswith("vde") and _links_to(sys.argv[0], "vdeq"):
+        module = TOOLS["vdeq"]          # vdeq linked as vdeNAME runs NAME, as in vde2
     if module is None:
         sys.stderr.write("%s: not a vde-ipn drop-in (known: %s)\n"
                          % (name, ", ".join(sorted(TOOLS))))

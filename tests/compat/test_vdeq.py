@@ -76,3 +76,14 @@ def test_debian_vdeq_is_refused_by_todays_qemu(sockdir, new_switch):
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert "Invalid parameter 'vlan'" in r.stderr, r.stderr
+
+
+def test_a_vde_link_runs_the_named_qemu(tmp_path):
+    """vdeq linked as vdeqemu-system-x86_64: its usage, then that QEMU's help."""
+    link = tmp_path / "vdeqemu-system-x86_64"
+    link.symlink_to(OUR_VDEQ)
+    env = dict(os.environ, PATH=os.path.dirname(require(QEMU)) + ":" + os.environ["PATH"])
+    r = subprocess.run([str(link), "-h"], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=60, env=env)
+    assert "Usage: vdeqemu-system-x86_64 [-h]" in r.stderr, r.stderr
+    assert "QEMU emulator version" in r.stdout, r.stdout
