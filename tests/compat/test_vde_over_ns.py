@@ -207,3 +207,74 @@ def test_benchmark_runs():
                                            for k in ("C", "ours")}, r.stdout
     assert all(int(v) > 0 for _, _, v in rows), r.stdout
     assert "load average" in r.stdout
+
+
+JUNK = r"""
+import os, random, socket, struct, sys
+sys.path.insert(0, %r)
+from vde_ipn.wire import nstx
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("127.0.0.1", 53))
+s.settimeout(1.0)
+rnd = random.Random(7)
+for n in range(300):
+    s.send(bytes(rnd.randrange(256) for _ in range(rnd.randrange(0, 600))))
+other = nstx.domain_labels("other.example")
+s.send(nstx.build_query(0x4242, nstx.data_name(nstx.pack_fragment(5, 0, True, b"x" * 60), other)))
+mine = nstx.domain_labels(%r)
+s.send(nstx.build_answer(0x4343, nstx.data_name(b"abcd", mine), b"zz"))
+s.send(nstx.build_query(0x4444, nstx.data_name(b"\xb4", mine)))       # shorter than a header
+s.send(nstx.build_query(0x4545, b"\x03a!b" + mine))                     # not the alphabet
+answers = []
+try:
+    while True:
+        answers.append(struct.unpack(">H", s.recv(4096)[:2])[0])
+except (socket.timeout, ConnectionRefusedError):
+    pass
+print(" ".join("%%04x" %% a for a in answers))
+""" % (os.path.dirname(COMPAT), DOMAIN)
+
+
+def test_our_server_shrugs_off_junk(procs, new_switch, sockdir, netns):
+    """Random datagrams, queries for another domain, answers sent to the
+    server and names that do not decode to a fragment: none is answered
+    (an answer would carry a piece of a frame away from the client), and
+    the cable still carries frames both ways."""
+    a = new_switch("ours", os.path.join(sockdir, "a"))
+    b = new_switch("c", os.path.join(sockdir, "b"))
+    srv, cli = start_cable(procs, netns, "ours", "ours", a, b)
+    pa = StreamPlug(procs, C_TOOLS["vde_plug"], a.dir)
+    pb = StreamPlug(procs, OURS["vde_plug"], b.dir)
+    attached(a, 2, 30)
+    attached(b, 2, 30)
+    r = sh(*in_ns(netns, [sys_python(), "-c", JUNK]))
+    answered = r.stdout.split()
+    assert not {"4242", "4343", "4444", "4545"} & set(answered), answered
+    assert srv.poll() is None
+    up, down = numbered(0x11, SIZES, b"up"), numbered(0x22, SIZES, b"down")
+    assert crossing(pb, pa, up) == up
+    assert crossing(pa, pb, down) == down
+
+
+@pytest.mark.parametrize("kind", ["c", "ours"])
+def test_daemon_mode(procs, new_switch, sockdir, netns, kind):
+    """-D: the command returns 0 at once, a daemon holds port 53."""
+    a = new_switch("ours", os.path.join(sockdir, "a"))
+    r = subprocess.run(in_ns(netns, [require(TOOLS[kind]), "-D", "-s", a.dir, "-i",
+                                     "127.0.0.1", DOMAIN]),
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    pids = []
+    try:
+        def daemon_pid():
+            out = sh(*in_ns(netns, ["ss", "-Hlunp", "sport = :53"])).stdout
+            pids[:] = [int(p) for p in __import__("re").findall(r"pid=(\d+)", out)]
+            return pids
+        wait_for(daemon_pid, 30, "the daemon on port 53")
+        attached(a, 1, 30)
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, 15)
+            except ProcessLookupError:
+                pass

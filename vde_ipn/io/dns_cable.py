@@ -228,8 +228,8 @@ class DnsCableServer(_Cable):
                 self.bad_datagrams += 1
                 continue
             fragment = nstx.name_data(qname, self.suffix)
-            if fragment is None:
-                self.bad_datagrams += 1      # not a name of this cable: no answer
+            if fragment is None or len(fragment) < nstx.HEADER_SIZE:
+                self.bad_datagrams += 1      # not a query of this cable: no answer
                 continue
             if dns_id not in self.pending:
                 self.pending[dns_id] = (qname, peer, now + SERVER_HOLD)
