@@ -278,3 +278,35 @@ def test_daemon_mode(procs, new_switch, sockdir, netns, kind):
                 os.kill(pid, 15)
             except ProcessLookupError:
                 pass
+
+
+@pytest.mark.parametrize("stream_end", ["server", "client"])
+def test_our_end_on_stdin_stdout_with_debian_end(procs, tree, new_switch, sockdir, netns,
+                                                 stream_end):
+    """The manual's ``dpipe vde_plug SW = vde_over_ns ...`` form: ours on a
+    vdestream (Debian's dpipe and vde_plug), Debian's with ``-s`` at the
+    other end."""
+    from support import descendants
+    a = new_switch("ours", os.path.join(sockdir, "a"))
+    b = new_switch("c", os.path.join(sockdir, "b"))
+    dpipe, plug = require("/usr/bin/dpipe"), C_TOOLS["vde_plug"]
+    if stream_end == "server":
+        srv = procs.start(in_ns(netns, [dpipe, plug, a.dir, "=", OUR_TOOL, "-i", "127.0.0.1",
+                                        DOMAIN]))
+    else:
+        srv = procs.start(in_ns(netns, [C_TOOL, "-s", a.dir, "-i", "127.0.0.1", DOMAIN]))
+    wait_for(lambda: bound_53(netns) or srv.poll() is not None, 30, "the server on port 53")
+    assert srv.poll() is None, srv.stderr.read().decode()
+    if stream_end == "client":
+        cli = procs.start(in_ns(netns, [dpipe, plug, b.dir, "=", OUR_TOOL, "-c", "127.0.0.1",
+                                        DOMAIN]))
+    else:
+        cli = procs.start(in_ns(netns, [C_TOOL, "-s", b.dir, "-c", "127.0.0.1", DOMAIN]))
+    pa = StreamPlug(procs, C_TOOLS["vde_plug"], a.dir)
+    pb = StreamPlug(procs, OURS["vde_plug"], b.dir)
+    attached(a, 2, 30)
+    attached(b, 2, 30)
+    tree.extend(descendants(srv.pid) + descendants(cli.pid))     # dpipe's children
+    up, down = numbered(0x11, SIZES, b"up"), numbered(0x22, SIZES + EXACT, b"down")
+    assert crossing(pb, pa, up) == up
+    assert crossing(pa, pb, down) == down

@@ -13,17 +13,17 @@ stdin/stdout.  ``-D`` detaches (daemon(3)) before anything is opened;
 ``-b`` is not an option of the C tool (``-i`` is), nor of ours.
 
 The datagrams are those of :mod:`vde_ipn.wire.nstx`, so either end may be
-the C tool.  Differences from 2.3.2: a domain name with an empty or too
+the C tool. Differences from 2.3.2: a domain name with an empty or too
 long label is refused (the C tool crashes); the server answers only
 queries of the cable (under its domain, carrying a fragment); a frame
 filling its last fragment exactly is delivered (the C client never ends
-it); fragment id 0, which both C ends
-drop, is never used; stdin/stdout works (2.3.2 replaces its DNS socket
-by -1 there and sends nothing: only its ``-s`` mode carries frames), and
-carries bare frames as ``-s`` does; a client polls from the start (2.3.2
-waits for a first frame of its own side); the end of stdin, or the switch closing the port, ends the
-program (2.3.2 spins); the server keeps at most 256 frames waiting for
-queries and drops frames longer than sixteen answers carry (about 3.5 kB).
+it); fragment id 0, which both C ends drop, is never used; stdin/stdout
+works (2.3.2 replaces its DNS socket by -1 there and sends nothing: only
+its ``-s`` mode carries frames), and carries bare frames as ``-s`` does; a
+client polls from the start (2.3.2 waits for a first frame of its own
+side); the end of stdin, or the switch closing the port, ends the program
+(2.3.2 spins); the server keeps at most 256 frames waiting for queries and
+drops frames longer than sixteen answers carry (about 3.5 kB).
 """
 
 from __future__ import annotations
