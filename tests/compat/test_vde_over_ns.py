@@ -210,12 +210,26 @@ def test_benchmark_runs():
 
 
 JUNK = r"""
-import os, random, socket, struct, sys
+import os, random, socket, struct, sys, threading, time
 sys.path.insert(0, %r)
 from vde_ipn.wire import nstx
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.connect(("127.0.0.1", 53))
-s.settimeout(1.0)
+s.settimeout(2.0)
+answers, polls = [], []
+
+def read():                 # answers are read as they come (the buffer holds ~250)
+    try:
+        while True:
+            msg = s.recv(4096)
+            dns_id = struct.unpack(">H", msg[:2])[0]
+            answers.append(dns_id)
+            if dns_id >= 0x8000:
+                polls.append(nstx.parse_answer(msg)[1] == [nstx.FILLER])
+    except (socket.timeout, ConnectionRefusedError):
+        pass
+reader = threading.Thread(target=read)
+reader.start()
 rnd = random.Random(7)
 for n in range(300):
     s.send(bytes(rnd.randrange(256) for _ in range(rnd.randrange(0, 600))))
@@ -225,21 +239,23 @@ mine = nstx.domain_labels(%r)
 s.send(nstx.build_answer(0x4343, nstx.data_name(b"abcd", mine), b"zz"))
 s.send(nstx.build_query(0x4444, nstx.data_name(b"\xb4", mine)))       # shorter than a header
 s.send(nstx.build_query(0x4545, b"\x03a!b" + mine))                     # not the alphabet
-answers = []
-try:
-    while True:
-        answers.append(struct.unpack(">H", s.recv(4096)[:2])[0])
-except (socket.timeout, ConnectionRefusedError):
-    pass
-print(" ".join("%%04x" %% a for a in answers))
+time.sleep(0.3)             # paced, so that the server's socket buffer holds them all
+for n in range(300):        # polls of a stranger: answered, but never with data
+    if n %% 25 == 0:
+        time.sleep(0.05)
+    s.send(nstx.build_query(0x8000 + n, nstx.data_name(nstx.pack_fragment(0, 0, True), mine)))
+reader.join()
+print(" ".join("%%04x" %% a for a in answers if a < 0x8000))
+print(len(polls), all(polls))
 """ % (os.path.dirname(COMPAT), DOMAIN)
 
 
 def test_our_server_shrugs_off_junk(procs, new_switch, sockdir, netns):
     """Random datagrams, queries for another domain, answers sent to the
     server and names that do not decode to a fragment: none is answered
-    (an answer would carry a piece of a frame away from the client), and
-    the cable still carries frames both ways."""
+    (an answer would carry a piece of a frame away from the client); a
+    stranger's polls are answered empty; the cable still carries frames
+    both ways."""
     a = new_switch("ours", os.path.join(sockdir, "a"))
     b = new_switch("c", os.path.join(sockdir, "b"))
     srv, cli = start_cable(procs, netns, "ours", "ours", a, b)
@@ -248,8 +264,11 @@ def test_our_server_shrugs_off_junk(procs, new_switch, sockdir, netns):
     attached(a, 2, 30)
     attached(b, 2, 30)
     r = sh(*in_ns(netns, [sys_python(), "-c", JUNK]))
-    answered = r.stdout.split()
-    assert not {"4242", "4343", "4444", "4545"} & set(answered), answered
+    answered, polls = r.stdout.splitlines()
+    assert not {"4242", "4343", "4444", "4545"} & set(answered.split()), answered
+    # the cable's own client took over again: every poll of the stranger was
+    # answered, empty
+    assert polls == "300 True", polls
     assert srv.poll() is None
     up, down = numbered(0x11, SIZES, b"up"), numbered(0x22, SIZES, b"down")
     assert crossing(pb, pa, up) == up

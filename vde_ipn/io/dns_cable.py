@@ -3,7 +3,11 @@
 :class:`DnsCableClient` sends the frames of its side as queries to the
 server's UDP port 53 and keeps ten queries pending there;
 :class:`DnsCableServer` answers them, each answer carrying a fragment of
-a frame of its side (or nothing, after 5 s).  The datagrams are those of
+a frame of its side (or nothing, after 5 s).  The server serves one
+client, the sender of the latest query: when another address asks, the
+queries held for the previous one are answered empty at once, so no
+piece of a frame goes to a client that restarted (or to a stranger who
+asked once), and it holds 256 queries at most.  The datagrams are those of
 :mod:`vde_ipn.wire.nstx`.
 
 A *side* (:class:`FrameSide`) is where the frames come from and go to: a
@@ -27,6 +31,7 @@ PENDING_QUERIES = 10          # the C client's DRQLEN
 CLIENT_QUERY_TIMEOUT = 10.0   # a query unanswered this long is given up by the client
 SERVER_HOLD = 5.0             # the server answers a query empty after this long
 MAX_WAITING_FRAMES = 256      # frames the server keeps while no query is pending
+MAX_HELD_QUERIES = 256        # queries the server holds; the oldest beyond are answered empty
 RECV_BATCH = 64
 DGRAM_MAX = 4096
 
@@ -209,6 +214,7 @@ class DnsCableServer(_Cable):
         self.pending: collections.OrderedDict = collections.OrderedDict()
         self.outgoing: collections.deque = collections.deque()   # [payload, id, offset, seq]
         self.frag_ids = nstx.IdCounter(0)
+        self.client = None          # the address of the latest query
         # the smallest answer holds this much of a frame: the longest frame
         # sixteen of them carry
         self.max_payload = nstx.MAX_SEQ * (nstx.answer_room(b"\x3f" * 255) - nstx.HEADER_SIZE)
@@ -231,10 +237,21 @@ class DnsCableServer(_Cable):
             if fragment is None or len(fragment) < nstx.HEADER_SIZE:
                 self.bad_datagrams += 1      # not a query of this cable: no answer
                 continue
+            if peer != self.client:
+                self._answer_empty(len(self.pending))   # a new client: the old one's go
+                self.client = peer
             if dns_id not in self.pending:
                 self.pending[dns_id] = (qname, peer, now + SERVER_HOLD)
+                self._flush()
+                self._answer_empty(len(self.pending) - MAX_HELD_QUERIES)
             self._fragment_in(fragment, now)
         self._flush()
+
+    def _answer_empty(self, count: int) -> None:
+        """Answer the ``count`` oldest held queries with no data."""
+        for _ in range(max(0, count)):
+            dns_id, (qname, peer, _) = self.pending.popitem(last=False)
+            self._send(nstx.build_answer(dns_id, qname, nstx.FILLER), peer)
 
     def _flush(self) -> None:
         while self.pending and self.outgoing:
@@ -254,11 +271,9 @@ class DnsCableServer(_Cable):
 
     def _tick(self, now: float) -> None:
         while self.pending:
-            dns_id, (qname, peer, deadline) = next(iter(self.pending.items()))
-            if deadline > now:
+            if next(iter(self.pending.values()))[2] > now:
                 break
-            del self.pending[dns_id]
-            self._send(nstx.build_answer(dns_id, qname, nstx.FILLER), peer)
+            self._answer_empty(1)
         self.reassembler.expire(now)
 
 
