@@ -15,7 +15,8 @@ stdin/stdout.  ``-D`` detaches (daemon(3)) before anything is opened;
 The datagrams are those of :mod:`vde_ipn.wire.nstx`, so either end may be
 the C tool. Differences from 2.3.2: a domain name with an empty or too
 long label is refused (the C tool crashes); the server answers only
-queries of the cable (under its domain, carrying a fragment); a frame
+queries of the cable (under its domain, carrying a fragment), of the
+latest client only; a frame
 filling its last fragment exactly is delivered (the C client never ends
 it); fragment id 0, which both C ends drop, is never used; stdin/stdout
 works (2.3.2 replaces its DNS socket by -1 there and sends nothing: only
