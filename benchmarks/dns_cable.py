@@ -12,7 +12,8 @@ seconds: those frames count as lost).  Rate = frames received / (time of the las
 start), in frames/s and kB/s, with the frames lost.  A first frame from
 the client side starts Debian's client (it asks nothing before).  Each
 case runs ``--runs`` times per implementation, alternating which goes
-first; the table shows medians with min..max and ours/C.  Machine noise:
+first; the table shows medians with min..max and ours/C.  ``--mixed``
+adds rows for Debian's server with our client and the reverse.  Machine noise:
 other processes share the CPUs (load average printed); read medians.
 """
 
@@ -34,6 +35,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 TOOLS = {"C": "/usr/bin/vde_over_ns", "ours": os.path.join(REPO, "compat", "vde_over_ns")}
+# implementations of (server, client) for each row of the table
+PAIRS = {"C": ("C", "C"), "ours": ("ours", "ours"),
+         "C-srv/ours-cli": ("C", "ours"), "ours-srv/C-cli": ("ours", "C")}
 SWITCH, PLUG = "/usr/bin/vde_switch", "/usr/bin/vde_plug"
 DOMAIN = "tun.example.vde"
 
@@ -89,11 +93,12 @@ def one_run(kind: str, ns: str, d: str, frames: int, size: int, idle: float, win
             if time.monotonic() > end:
                 raise RuntimeError("switches did not start")
             time.sleep(0.05)
-        procs.append(subprocess.Popen(["ip", "netns", "exec", ns, TOOLS[kind], "-s",
+        server, client = PAIRS[kind]
+        procs.append(subprocess.Popen(["ip", "netns", "exec", ns, TOOLS[server], "-s",
                                        os.path.join(d, "a"), "-i", "127.0.0.1", DOMAIN],
                                       stderr=subprocess.DEVNULL))
         wait_listening(ns)
-        procs.append(subprocess.Popen(["ip", "netns", "exec", ns, TOOLS[kind], "-s",
+        procs.append(subprocess.Popen(["ip", "netns", "exec", ns, TOOLS[client], "-s",
                                        os.path.join(d, "b"), "-c", "127.0.0.1", DOMAIN],
                                       stderr=subprocess.DEVNULL))
         plugs = {}
@@ -158,6 +163,8 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--idle", type=float, default=1.0)
+    ap.add_argument("--mixed", action="store_true",
+                    help="also Debian's server with our client and ours with Debian's client")
     ap.add_argument("--window", type=int, default=10,
                     help="frames written at once; the next ones once these came (or --idle)")
     a = ap.parse_args()
@@ -167,13 +174,14 @@ def main() -> int:
     ns = "vdeipn-bench53-%d-%s" % (os.getpid(), secrets.token_hex(2))
     sh("ip", "netns", "add", ns)
     d = tempfile.mkdtemp(prefix="vdns", dir="/tmp")
-    rates = {(k, dr): [] for k in TOOLS for dr in ("up", "down")}
-    lost = {(k, dr): 0 for k in TOOLS for dr in ("up", "down")}
+    kinds = list(PAIRS) if a.mixed else ["C", "ours"]
+    rates = {(k, dr): [] for k in kinds for dr in ("up", "down")}
+    lost = {(k, dr): 0 for k in kinds for dr in ("up", "down")}
     try:
         sh("ip", "-n", ns, "link", "set", "lo", "up")
         for r in range(a.runs):
-            for kind in (("C", "ours") if r % 2 == 0 else ("ours", "C")):
-                rd = os.path.join(d, "%s%d" % (kind, r))
+            for j, kind in enumerate(kinds if r % 2 == 0 else reversed(kinds)):
+                rd = os.path.join(d, "%d-%d" % (r, j))
                 os.mkdir(rd)
                 for dr, (rate, miss) in one_run(kind, ns, rd, a.frames, a.size, a.idle,
                                                       a.window).items():
@@ -183,12 +191,12 @@ def main() -> int:
         subprocess.run(["ip", "netns", "del", ns])
         subprocess.run(["rm", "-rf", d])
     print("%d frames of %d bytes per run, %d runs" % (a.frames, a.size, a.runs))
-    print("%-5s %-5s %22s %10s %8s" % ("dir", "impl", "frames/s [min..max]", "kB/s", "lost"))
+    print("%-5s %-15s %22s %10s %8s" % ("dir", "impl", "frames/s [min..max]", "kB/s", "lost"))
     for dr in ("up", "down"):
-        for kind in TOOLS:
+        for kind in kinds:
             v = rates[(kind, dr)]
             m = statistics.median(v)
-            print("%-5s %-5s %8.0f [%5.0f..%5.0f] %10.1f %8d" % (
+            print("%-5s %-15s %8.0f [%5.0f..%5.0f] %10.1f %8d" % (
                 dr, kind, m, min(v), max(v), m * a.size / 1000, lost[(kind, dr)]))
         c = statistics.median(rates[("C", dr)])
         o = statistics.median(rates[("ours", dr)])

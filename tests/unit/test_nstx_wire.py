@@ -157,3 +157,14 @@ def test_compressed_name_pointer_loop_is_refused():
     msg = struct.pack(">HHHHHH", 1, 0x0100, 1, 0, 0, 0) + b"\xc0\x0c" + bytes(4)
     with pytest.raises(nstx.NstxError):
         nstx.parse_query(msg)
+
+
+def test_feeding_forgets_frames_that_waited_too_long():
+    r = nstx.Reassembler(timeout=30)
+    a = nstx.split_frame(b"a" * 20, 9, 14)
+    assert r.feed(a[0], 0.0) is None
+    assert r.feed(nstx.split_frame(b"b" * 20, 10, 14)[0], 20.0) is None
+    assert len(r) == 2 and r.dropped == 0
+    assert r.feed(nstx.pack_fragment(11, 0, True), 31.0) == b""
+    assert len(r) == 1 and r.dropped == 1          # id 9 went, id 10 stays
+    assert r.feed(a[1], 31.5) is None              # its first piece is gone

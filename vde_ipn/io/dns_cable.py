@@ -34,6 +34,7 @@ MAX_WAITING_FRAMES = 256      # frames the server keeps while no query is pendin
 MAX_HELD_QUERIES = 256        # queries the server holds; the oldest beyond are answered empty
 RECV_BATCH = 64
 DGRAM_MAX = 4096
+SOCKET_BUFFER = 1 << 20       # a burst of queries (7 per 1000-byte frame) must not overflow it
 
 
 class FrameSide:
@@ -277,6 +278,16 @@ class DnsCableServer(_Cable):
         self.reassembler.expire(now)
 
 
+def _big_buffers(sock: socket.socket) -> None:
+    """Room for bursts: beyond net.core.rmem_max when root may (FORCE)."""
+    for force, plain in ((getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF),
+                         (getattr(socket, "SO_SNDBUFFORCE", 32), socket.SO_SNDBUF)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, SOCKET_BUFFER)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, plain, SOCKET_BUFFER)
+
+
 def client_socket(server: str) -> socket.socket:
     """A UDP socket connected to ``server``'s port 53 (an address; a string
     that is not one stands for 255.255.255.255, as inet_addr makes it)."""
@@ -285,6 +296,7 @@ def client_socket(server: str) -> socket.socket:
     except (OSError, ValueError):
         packed = b"\xff" * 4
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    _big_buffers(sock)
     try:
         sock.connect((socket.inet_ntoa(packed), nstx.PORT))
     except OSError:
@@ -296,6 +308,7 @@ def client_socket(server: str) -> socket.socket:
 def server_socket(bind_addr: str = "0.0.0.0") -> socket.socket:
     """A UDP socket bound to port 53 of ``bind_addr``."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    _big_buffers(sock)
     try:
         sock.bind((bind_addr, nstx.PORT))
     except OSError:

@@ -151,6 +151,7 @@ class Reassembler:
     def __init__(self, timeout: float = 30.0):
         self.timeout = timeout
         self._items: dict[int, list] = {}      # id -> [last seen, count or None, {seq: data}]
+        self._next_scan = float("-inf")
         self.dropped = 0
 
     def __len__(self) -> int:
@@ -159,7 +160,8 @@ class Reassembler:
     def feed(self, fragment: bytes, now: float) -> bytes | None:
         """Add one fragment; return the payload it completes, if any
         (possibly empty: the client's polls are empty payloads)."""
-        self.expire(now)
+        if now >= self._next_scan:
+            self.expire(now)
         frag_id, seq, last, data = parse_fragment(fragment)
         if frag_id == 0:
             return None
@@ -177,6 +179,9 @@ class Reassembler:
         return None
 
     def expire(self, now: float) -> None:
+        """Forget the frames that waited too long (looked for at most once
+        a second from :meth:`feed`)."""
+        self._next_scan = now + 1.0
         for frag_id in [k for k, v in self._items.items() if now - v[0] > self.timeout]:
             del self._items[frag_id]
             self.dropped += 1
