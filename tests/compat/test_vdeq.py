@@ -95,3 +95,27 @@ def test_a_vde_link_runs_the_named_qemu(tmp_path):
                        text=True, timeout=60, env=env)
     assert "Usage: vdeqemu-system-x86_64 [-h]" in r.stderr, r.stderr
     assert "QEMU emulator version" in r.stdout, r.stdout
+
+
+def test_sigterm_is_passed_on_to_qemu(procs, new_switch, sockdir, tree):
+    """SIGTERM to our vdeq ends QEMU too (Debian's would leave QEMU running
+    unplugged); vdeq exits with QEMU's status."""
+    from support import attached, descendants, wait_for
+    sw = new_switch("ours", os.path.join(sockdir, "sw"))
+    proc = procs.start([require(OUR_VDEQ), require(QEMU), "-nodefaults", "-display", "none",
+                        "-machine", "pc", "-accel", "tcg", "-m", "64", "-S",
+                        "-net", "nic", "-net", "vde,sock=%s" % sw.dir])
+    attached(sw, 1, 60)
+    qemu = wait_for(lambda: descendants(proc.pid), 30, "QEMU under vdeq")
+    tree.extend(qemu)
+
+    def handles_sigterm():          # QEMU sets its handler late in its start
+        status = open("/proc/%d/status" % qemu[0]).read()
+        caught = int(status.split("SigCgt:")[1].split()[0], 16)
+        return caught & (1 << (15 - 1))
+    wait_for(handles_sigterm, 60, "QEMU to handle SIGTERM")
+    proc.terminate()
+    assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+    for pid in qemu:
+        assert not os.path.exists("/proc/%d" % pid) or \
+            open("/proc/%d/stat" % pid).read().split(")")[1].split()[0] == "Z"
