@@ -8,10 +8,12 @@ between the program and a vde_plug on the switch, ours and Debian's.
 """
 
 import os
+import secrets
 import subprocess
 
 import pytest
 
+from netns import in_ns, sh
 from support import BROADCAST, C_TOOLS, StreamPlug, attached, frame, mac, require
 
 LIB = "/usr/lib/vde2/libvdetap.so"
@@ -27,9 +29,21 @@ def tapper(tmp_path_factory):
     return out
 
 
+@pytest.fixture
+def netns():
+    """Where the program runs: were the library not to catch its open, the
+    kernel's tap0 it would get stays in there, removed with it."""
+    name = "vdeipn-vdetap-%d-%s" % (os.getpid(), secrets.token_hex(3))
+    sh("ip", "netns", "add", name)
+    try:
+        yield name
+    finally:
+        sh("ip", "netns", "del", name, check=False)
+
+
 @pytest.mark.parametrize("env_name", ["VDEALLTAP", "tap0"])
 def test_a_tap_program_talks_to_the_switch(procs, new_switch, switch_kind, sockdir, tapper,
-                                           env_name):
+                                           env_name, netns):
     if not os.path.isfile(LIB):
         pytest.fail("%s is missing (make setup installs vde2)" % LIB)
     require(HELPER)
@@ -39,7 +53,7 @@ def test_a_tap_program_talks_to_the_switch(procs, new_switch, switch_kind, sockd
     hello = frame(BROADCAST, mac(0x31), b"from the tap program")
     env = dict(os.environ, LD_PRELOAD=LIB)
     env[env_name] = sw.dir
-    prog = procs.start([tapper, hello.hex()], env=env, stdout=subprocess.PIPE)
+    prog = procs.start(in_ns(netns, [tapper, hello.hex()]), env=env, stdout=subprocess.PIPE)
     assert prog.stdout.readline().decode().strip() == "tap0"
     got = plug.recv_matching(lambda f: f == hello, 30)
     assert got == hello, "the program's frame never reached the switch"
