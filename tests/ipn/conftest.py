@@ -11,6 +11,7 @@ import tempfile
 import pytest
 
 from support import require
+from vde_ipn.io.ipn.companion import remove_rings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 AGENT = os.path.join(HERE, "ipn_agent.py")
@@ -76,4 +77,7 @@ def netdir():
     d = tempfile.mkdtemp(prefix="ipn", dir="/tmp")
     os.chmod(d, 0o777)
     yield d
+    for root, dirs, _files in os.walk(d):              # rings of members killed here
+        if os.path.basename(root).startswith(".") and "w" in dirs:
+            remove_rings(root)
     shutil.rmtree(d, ignore_errors=True)

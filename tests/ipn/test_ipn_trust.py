@@ -1,0 +1,94 @@
+"""What a hostile member (the unprivileged user nobody) does to what it owns
+or may touch, and what the others must not suffer from it.
+
+Root creates each network with an explicit mode (umask 0); nobody joins
+through the library, then works on the companion's files and memory
+directly, bypassing the library, as any program of its user could.
+"""
+
+import errno
+import os
+import socket
+
+import pytest
+
+from vde_ipn.ipn import IPN_SO_MODE
+
+
+def make_net(agent, path, mode):
+    owner = agent()
+    owner.ok("umask", mask=0)
+    owner.ok("new", opts=[[0, IPN_SO_MODE, mode]])
+    owner.ok("bind", path=path)
+    owner.ok("connect")
+    assert os.stat(path).st_mode & 0o777 == mode
+    return owner
+
+
+def owned_by(comp, uid, subs=("w", "c")):
+    out = []
+    for sub in subs:
+        d = os.path.join(comp, sub)
+        out += [os.path.join(d, n) for n in sorted(os.listdir(d))
+                if os.lstat(os.path.join(d, n)).st_uid == uid]
+    return out
+
+
+NOBODY = 65534
+
+
+@pytest.mark.parametrize("how", ["truncate", "destroy"])
+def test_a_member_shrinking_or_removing_its_own_memory_kills_nobody(agent, netdir, how):
+    path = os.path.join(netdir, "bus")
+    owner = make_net(agent, path, 0o646)
+    reader = agent()
+    reader.ok("new", shutdown=socket.SHUT_WR)
+    reader.ok("connect", path=path)
+    vandal = agent("nobody")
+    vandal.ok("new")
+    vandal.ok("connect", path=path)
+    vandal.ok("send", data=["from the vandal"])          # the others map its ring
+    assert reader.ok("recv")["msgs"] == ["from the vandal"]
+    assert owner.ok("recv")["msgs"] == ["from the vandal"]
+    owner.ok("send", data=["to all"])                    # the owner maps its cursors
+    assert vandal.ok("recv")["msgs"] == ["to all"]
+    assert reader.ok("recv")["msgs"] == ["to all"]
+    mine = owned_by(os.path.join(netdir, ".bus.ipn"), NOBODY)
+    assert len(mine) == 2                                # its ring and its cursors
+    for f in mine:
+        vandal.ok(how, path=f)
+    owner.ok("send", data=["after the vandal's work"])   # reads the vandal's cursors
+    assert reader.ok("recv")["msgs"] == ["after the vandal's work"]   # scans its ring
+    vandal.ok("send", data=["the vandal again"])
+    assert reader.ok("recv")["msgs"] == ["the vandal again"]
+    assert owner.ok("recv", count=2)["msgs"] == ["the vandal again"]
+    late = agent()                                       # joins past the wreck
+    late.ok("new", shutdown=socket.SHUT_WR)
+    late.ok("connect", path=path)
+    owner.ok("send", data=["all alive"])
+    for member in (reader, late):
+        assert member.ok("recv")["msgs"] == ["all alive"]
+    for member in (owner, reader, late):
+        assert member.proc.poll() is None
+    vandal.ok("close")                                   # its memory goes with it
+
+
+def test_a_manager_without_r_cannot_attach_the_traffic(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    owner = make_net(agent, path, 0o701)
+    reader = agent()
+    reader.ok("new", shutdown=socket.SHUT_WR)
+    reader.ok("connect", path=path)
+    secret = "secret payload %s" % os.urandom(8).hex()
+    owner.ok("send", data=[secret])
+    assert reader.ok("recv")["msgs"] == [secret]
+    manager = agent("nobody")
+    manager.ok("new")
+    manager.ok("bind", path=path)                        # x: may manage
+    scan = manager.ok("scan_shm", needle=secret)
+    assert scan["found"] == [], scan
+    assert root_finds(agent, secret)                     # the scan would see it
+
+
+def root_finds(agent, needle):
+    return agent().ok("scan_shm", needle=needle)["found"]
