@@ -7,8 +7,10 @@ directly, bypassing the library, as any program of its user could.
 """
 
 import errno
+import grp
 import os
 import socket
+import time
 
 import pytest
 
@@ -92,3 +94,52 @@ def test_a_manager_without_r_cannot_attach_the_traffic(agent, netdir):
 
 def root_finds(agent, needle):
     return agent().ok("scan_shm", needle=needle)["found"]
+
+
+def wait_for(cond, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in %ss" % timeout
+        time.sleep(0.05)
+
+
+def test_chgrp_and_chmod_of_the_socket_file_are_followed(agent, netdir):
+    path = os.path.join(netdir, "lab")
+    comp = os.path.join(netdir, ".lab.ipn")
+    owner = make_net(agent, path, 0o600)
+    reader = agent()
+    reader.ok("new", shutdown=socket.SHUT_WR)
+    reader.ok("connect", path=path)
+    users = grp.getgrnam("users").gr_gid
+    student = agent("nobody", groups=[users])
+    student.ok("new")
+    assert student.call("connect", path=path)["errno"] == errno.EACCES
+    os.chown(path, -1, users)                            # plain chgrp users; chmod 0660
+    os.chmod(path, 0o660)
+    student.ok("new")
+    student.ok("connect", path=path)
+    student.ok("send", data=["hi from the group"])
+    assert owner.ok("recv")["msgs"] == ["hi from the group"]
+    assert reader.ok("recv")["msgs"] == ["hi from the group"]
+    secret = "for the group %s" % os.urandom(8).hex()
+    owner.ok("send", data=[secret])
+    assert student.ok("recv")["msgs"] == [secret]
+    assert reader.ok("recv")["msgs"] == [secret]
+    outsider = agent("nobody")                           # not in the group
+    outsider.ok("new")
+    assert outsider.call("connect", path=path)["errno"] == errno.EACCES
+    assert outsider.call("access", path=os.path.join(comp, "live"),
+                         flags=os.O_RDONLY)["errno"] == errno.EACCES
+    assert outsider.ok("scan_shm", needle=secret)["found"] == []
+    os.chmod(path, 0o600)                                # and back: new joins stay out
+    wait_for(lambda: os.stat(comp).st_mode & 0o077 == 0)
+    secret = "after chmod 0600 %s" % os.urandom(8).hex()
+    owner.ok("send", data=[secret])
+    assert reader.ok("recv")["msgs"] == [secret]
+    late = agent("nobody", groups=[users])
+    late.ok("new")
+    assert late.call("connect", path=path)["errno"] == errno.EACCES
+    assert late.call("access", path=os.path.join(comp, "live"),
+                     flags=os.O_RDONLY)["errno"] == errno.EACCES
+    wait_for(lambda: not late.ok("scan_shm", needle=secret)["found"])
+    assert root_finds(agent, secret)

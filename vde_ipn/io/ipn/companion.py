@@ -33,12 +33,14 @@ import time
 from contextlib import contextmanager
 
 from ..._errors import RemoteProtocolError
+from .follow import unwatch, watch
 from .shm import attach_segment, new_segment, remove_memory, set_memory_perm
 from ...wire.ipn_layout import (NODE_OOB, NODE_READER, NODE_WRITER, Params, decode_node,
                                  decode_member_file, decode_params, derived_modes,
                                  encode_numnode_oob, encode_params, member_file)
 
 SHARED_FILES = ("live", "mutex")
+FOLLOW_WAIT = 3.0                 # s a join waits for the companion to follow a chmod
 
 
 def companion(path: str) -> str:
@@ -98,8 +100,16 @@ class Companion:
                 segid = int(f.read(32))
                 creator = os.fstat(f.fileno()).st_uid
             self.gen = attach_segment(segid, creator)[:8].cast("Q")
+        except PermissionError:
+            raise                             # not followed yet (see open)
         except (OSError, ValueError):
             raise _refused(path, "unusable IPN generation word") from None
+        watch(self)                           # follow chgrp/chmod (follow.py)
+
+    def follow(self) -> None:
+        """Follow the socket file's group and mode (see :func:`follow`)."""
+        mode, _gid = follow(self.path)
+        self.modes = derived_modes(mode)
 
     # -- life ------------------------------------------------------------
     @classmethod
@@ -157,16 +167,37 @@ class Companion:
     def open(cls, path: str) -> "Companion":
         """Join the live network at ``path``.
 
+        The caller checked that the socket file lets us in; if the
+        companion does not (yet), its members have not followed a
+        ``chgrp``/``chmod`` of the socket file: wait for them at most
+        :data:`FOLLOW_WAIT` seconds (see :mod:`.follow`).
+
         Raises:
             FileNotFoundError: nothing at ``path``.
             OSError(ECONNREFUSED): not a socket, or no live network there.
+            OSError(EACCES): the companion keeps us out.
         """
+        deadline = time.monotonic() + FOLLOW_WAIT
+        while True:
+            try:
+                return cls._open(path)
+            except PermissionError:
+                if time.monotonic() >= deadline:
+                    raise OSError(errno.EACCES, "the IPN companion keeps us out "
+                                  "(its members have not followed the socket file): %s"
+                                  % path) from None
+                time.sleep(0.02)
+
+    @classmethod
+    def _open(cls, path: str) -> "Companion":
         st = os.stat(path)
         if not stat.S_ISSOCK(st.st_mode):
             raise _refused(path, "not an IPN socket")
         comp = companion(path)
         try:
             live = os.open(os.path.join(comp, "live"), os.O_RDONLY)
+        except PermissionError:
+            raise
         except OSError:
             raise _refused(path, "no IPN network") from None
         try:
@@ -185,6 +216,7 @@ class Companion:
 
     def close(self) -> None:
         """Leave: release liveness; the last member removes the companion."""
+        unwatch(self)
         self.gen.release()
         live, self._live = self._live, -1
         if live < 0:
@@ -203,6 +235,8 @@ class Companion:
         try:
             with open(os.path.join(self.dir, "net"), "rb") as f:
                 return decode_params(f.read())
+        except PermissionError:
+            raise
         except (OSError, RemoteProtocolError):
             raise _refused(self.path, "unreadable IPN network parameters") from None
 
