@@ -308,6 +308,30 @@ def op_scan_shm(needle):
     return {"attached": attached, "found": found}
 
 
+def op_ring_with_wait_word(ring, sock):
+    """Ring the doorbell ``sock`` with the secret of the wait word published in
+    the header of ``ring`` (a member file in w/), as a reader may see it."""
+    import struct
+    from vde_ipn.io.ipn.shm import open_memory
+    hdr = open_memory(ring, minimum=128)[:128].cast("Q")
+    secret = hdr[5] >> 32                                  # RING_WAIT_W
+    hdr.release()
+    op_sendto_raw(sock, _s(struct.pack(">I", secret)))
+    return {"secret": secret}
+
+
+def op_select_recv(wait=1.0, timeout=3.0):
+    """select() for reading, then a recv() with ``timeout`` if it said readable."""
+    import select
+    if not select.select([S], [], [], wait)[0]:
+        return {"readable": False}
+    S.settimeout(timeout)
+    try:
+        return {"readable": True, "got": _s(S.recv(65536))}
+    except TimeoutError:
+        return {"readable": True, "got": None}
+
+
 def op_shutdown(how):
     S.shutdown(how)
     return {}

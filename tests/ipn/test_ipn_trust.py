@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from vde_ipn.ipn import IPN_SO_MODE
+from vde_ipn.ipn import IPN_FLAG_LOSSLESS, IPN_SO_FLAGS, IPN_SO_MODE
 
 
 def make_net(agent, path, mode):
@@ -143,3 +143,28 @@ def test_chgrp_and_chmod_of_the_socket_file_are_followed(agent, netdir):
                      flags=os.O_RDONLY)["errno"] == errno.EACCES
     wait_for(lambda: not late.ok("scan_shm", needle=secret)["found"])
     assert root_finds(agent, secret)
+
+
+def test_a_member_without_w_cannot_make_another_readable(agent, netdir):
+    """The wait word a blocked lossless sender publishes in its ring (read by
+    its receivers) must not let a receiver ring that sender's doorbell later."""
+    path = os.path.join(netdir, "bus")
+    owner = agent()
+    owner.ok("umask", mask=0)
+    owner.ok("new", opts=[[0, IPN_SO_MODE, 0o604], [0, IPN_SO_FLAGS, IPN_FLAG_LOSSLESS]])
+    owner.ok("bind", path=path)
+    owner.ok("connect")
+    intruder = agent("nobody")
+    intruder.ok("new")
+    intruder.ok("connect", path=path)                    # r only
+    owner.start("send", count=20000)                     # more than a ring: it waits
+    got = intruder.ok("recv", count=20000, summary=True, timeout=30)
+    assert (got["n"], got["status"]) == (20000, "done")
+    assert owner.result()["sent"] == 20000
+    comp = os.path.join(netdir, ".bus.ipn")
+    ring = [f for f in owned_by(comp, 0, ("w",))][0]
+    doorbell = [f for f in owned_by(comp, 0, ("n",))][0]
+    assert owner.ok("select_recv", wait=0) == {"ok": True, "readable": False}
+    assert intruder.ok("ring_with_wait_word", ring=ring, sock=doorbell)["secret"]
+    reply = owner.ok("select_recv")
+    assert reply == {"ok": True, "readable": False}, reply

@@ -189,10 +189,12 @@ class DataPath(Member):
             self._plug(ring.end_for(n))
             raise BlockingIOError(errno.EAGAIN, "lossless IPN network is full")
         probed = time.monotonic()
+        wait_secret = bell.new_arm(self._secret)     # receivers see it (bell.py)
+        self._filter.set(self._secret, self._handle_oob, wait_secret)
         try:
             while True:
                 self._wait_count = (self._wait_count + 1) & 0xFFFFFFFF
-                ring.hdr[RING_WAIT_W] = (self._secret << 32) | self._wait_count
+                ring.hdr[RING_WAIT_W] = (wait_secret << 32) | self._wait_count
                 _fence()
                 self._limit = self._room()
                 if ring.end_for(n) <= self._limit:
@@ -220,6 +222,7 @@ class DataPath(Member):
                 if self._genv[0] != self._gen_seen:
                     self.refresh()
         finally:
+            self._set_filter()                   # the wait secret goes
             self._settle()                       # doorbells for us as a reader
 
     def _plug(self, end: int) -> None:
