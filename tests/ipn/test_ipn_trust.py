@@ -10,11 +10,18 @@ import errno
 import grp
 import os
 import socket
+import struct
 import time
 
 import pytest
 
-from vde_ipn.ipn import IPN_FLAG_LOSSLESS, IPN_SO_FLAGS, IPN_SO_MODE
+from vde_ipn.ipn import (IPN_FLAG_LOSSLESS, IPN_SO_FLAGS, IPN_SO_HANDLE_OOB, IPN_SO_MODE,
+                         IPN_SO_WANT_OOB_NUMNODES)
+
+from vde_ipn.io.ipn.shm import open_memory
+from vde_ipn.wire.ipn_layout import RING_DATA, RING_WAIT_W
+
+OOB_OPTS = [[0, IPN_SO_HANDLE_OOB, 1], [0, IPN_SO_WANT_OOB_NUMNODES, 1]]
 
 
 def make_net(agent, path, mode):
@@ -157,14 +164,42 @@ def test_a_member_without_w_cannot_make_another_readable(agent, netdir):
     intruder = agent("nobody")
     intruder.ok("new")
     intruder.ok("connect", path=path)                    # r only
+    comp = os.path.join(netdir, ".bus.ipn")
+    ring = owned_by(comp, 0, ("w",))[0]
+    doorbell = owned_by(comp, 0, ("n",))[0]
     owner.start("send", count=20000)                     # more than a ring: it waits
+    header = open_memory(ring, minimum=RING_DATA)[:RING_DATA].cast("Q")
+    wait_for(lambda: header[RING_WAIT_W] >> 32)          # waiting, its wait word out
+    header.release()
     got = intruder.ok("recv", count=20000, summary=True, timeout=30)
     assert (got["n"], got["status"]) == (20000, "done")
     assert owner.result()["sent"] == 20000
-    comp = os.path.join(netdir, ".bus.ipn")
-    ring = [f for f in owned_by(comp, 0, ("w",))][0]
-    doorbell = [f for f in owned_by(comp, 0, ("n",))][0]
     assert owner.ok("select_recv", wait=0) == {"ok": True, "readable": False}
     assert intruder.ok("ring_with_wait_word", ring=ring, sock=doorbell)["secret"]
     reply = owner.ok("select_recv")
     assert reply == {"ok": True, "readable": False}, reply
+
+
+def test_forged_numnodes_messages_do_not_make_a_node_readable(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    owner = agent()
+    owner.ok("umask", mask=0)
+    owner.ok("new", opts=[[0, IPN_SO_MODE, 0o706]] + OOB_OPTS)
+    owner.ok("bind", path=path)
+    owner.ok("connect")
+    assert struct.unpack("=iiii", owner.ok("recv")["msgs"][0].encode("latin-1"))[2:] == (1, 1)
+    intruder = agent("nobody")
+    intruder.ok("new")
+    intruder.ok("connect", path=path)                    # r and w as "other"
+    reply = owner.ok("select_recv")                      # the join is told, once
+    assert struct.unpack("=iiii", reply["got"].encode("latin-1"))[2:] == (2, 2), reply
+    assert owner.ok("select_recv", wait=0) == {"ok": True, "readable": False}
+    doorbell = owned_by(os.path.join(netdir, ".bus.ipn"), 0, ("n",))[0]
+    for counts in ((2, 2), (99, 99)):
+        forged = struct.pack("=iiii", 0, 0, *counts).decode("latin-1")
+        intruder.ok("sendto_raw", path=doorbell, data=forged)
+    reply = owner.ok("select_recv")
+    assert reply == {"ok": True, "readable": False}, reply
+    intruder.ok("close")                                 # a real change is told
+    reply = owner.ok("select_recv", wait=5.0)
+    assert struct.unpack("=iiii", reply["got"].encode("latin-1"))[2:] == (1, 1), reply

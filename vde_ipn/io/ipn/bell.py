@@ -11,8 +11,9 @@ a classic BPF filter, checked by the kernel before anything is queued:
   high half of the wait word it publishes to receivers in its ring (a
   secret of its own, new at each wait) passes too: receivers, who may
   lack w, learn nothing that lets them ring the node afterwards;
-* a 16-byte numnodes hint passes only on a node that handles OOB
-  messages (and is recounted there, never trusted);
+* a 16-byte numnodes hint passes only when asked for (nodes no longer
+  ask: the numnodes watch of :mod:`.watch` tells them, so nobody can
+  make a node readable with a forged one);
 * a plug (:data:`PLUG_LEN` bytes starting with the secret) passes: a
   lossless sender that got EAGAIN sends one to each receiver in its way
   from its own doorbell socket, which stays unwritable until they have

@@ -352,20 +352,6 @@ class Companion:
         return (sum(NODE_READER in f for _p, f, _n in nodes),
                 sum(NODE_WRITER in f for _p, f, _n in nodes))
 
-    def notify_numnodes(self, sender: socket.socket) -> None:
-        """Send the numnodes OOB message to every node that asked for it."""
-        if self.params.mtu < 16:
-            return
-        nodes = self.nodes()
-        msg = encode_numnode_oob(sum(NODE_READER in f for _p, f, _n in nodes),
-                                 sum(NODE_WRITER in f for _p, f, _n in nodes))
-        for _port, flags, name in nodes:
-            if NODE_OOB in flags:
-                try:
-                    sender.sendto(msg, socket.MSG_DONTWAIT, self.node_path(name))
-                except OSError:
-                    pass                        # full or gone: a later change tells it
-
 
 def _flock_within(fd: int, timeout: float, path: str) -> None:
     deadline = time.monotonic() + timeout

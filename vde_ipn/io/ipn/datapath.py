@@ -190,7 +190,7 @@ class DataPath(Member):
             raise BlockingIOError(errno.EAGAIN, "lossless IPN network is full")
         probed = time.monotonic()
         wait_secret = bell.new_arm(self._secret)     # receivers see it (bell.py)
-        self._filter.set(self._secret, self._handle_oob, wait_secret)
+        self._filter.set(self._secret, False, wait_secret)
         try:
             while True:
                 self._wait_count = (self._wait_count + 1) & 0xFFFFFFFF
@@ -409,7 +409,7 @@ class DataPath(Member):
                 self._drain()
 
     def _set_filter(self) -> None:
-        self._filter.set(self._secret, self._handle_oob)
+        self._filter.set(self._secret, False)     # numnodes: the watch tells us (watch.py)
 
     def _self_ring(self) -> None:
         try:
@@ -429,27 +429,39 @@ class DataPath(Member):
         return bool(p.poll(None if timeout is None else max(0, int(timeout * 1000) + 1)))
 
     def _drain(self) -> None:
-        """Consume every queued datagram (numnodes hints are noted)."""
+        """Consume every queued datagram."""
         if not self._readable.poll(0):
             return                                # cheaper than an EAGAIN
         recv = self._sock.recv
         while True:
             try:
-                m = recv(_MAXDGRAM)
+                recv(_MAXDGRAM)
             except BlockingIOError:
                 return
             except OSError:
                 return
-            if len(m) == bell.HINT_LEN and self._handle_oob:
-                self._hint()
 
     def _take_datagrams(self) -> None:
         """OOB handling: turn queued hints into numnodes messages."""
         self._drain()
         self._bell = False
 
+    def _numnodes_moved(self, stop) -> bool:
+        """The numnodes watch saw membership move (its thread): recount, and
+        ring ourselves if there is news.  False when busy (it retries)."""
+        if not self._lock.acquire(timeout=0.1):
+            return False
+        try:
+            if not stop.is_set() and self._connected:
+                self._hint()
+                if self._oob and not self._bell:
+                    self._self_ring()
+            return True
+        finally:
+            self._lock.release()
+
     def _hint(self) -> None:
-        """A member says the counts changed: count them ourselves (never trust it)."""
+        """Membership moved: count the members ourselves."""
         if self._comp is None or not self._want_numnodes or self._comp.params.mtu < 16:
             return
         nodes = self._comp.nodes()

@@ -113,7 +113,6 @@ class Member:
             os.chmod(path, modes["sock"] | 0o600)
             comp.bump()
             self._join_gen = comp.gen[0]
-            comp.notify_numnodes(self._tx)
         self._comp = comp
         self._policy = policy
         self._view = view
@@ -257,7 +256,6 @@ class Member:
         with comp.locked():
             if comp.purge():
                 comp.bump()
-                comp.notify_numnodes(self._tx)
         self.refresh()
 
     # -- change and leave ----------------------------------------------------
@@ -275,7 +273,6 @@ class Member:
                 os.rename(comp.node_path(self._name), comp.node_path(name))
                 self._name = name
             comp.bump()
-            comp.notify_numnodes(self._tx)
         self.refresh()
 
     def _let_ring_go(self) -> None:
@@ -342,7 +339,6 @@ class Member:
                     self._drop_cursors()
                 comp.remove_node(self._port, self._name)
                 comp.bump()
-                comp.notify_numnodes(self._tx)
             self._policy.delport(self._port)
             self._policy.delnet()
         for peer in self._peers.values():
