@@ -86,7 +86,20 @@ class _Watcher:
                         c.modes = comps[0].modes
 
 
+    def after_fork(self) -> None:
+        """In a forked child (a daemon): a watch and thread of its own."""
+        comps = [c for cs in self.comps.values() for c in cs]
+        old, self.fd = self.fd, -1
+        self.lock = threading.Lock()
+        self.comps = {}
+        if old >= 0:
+            os.close(old)
+        for comp in comps:
+            self.add(comp)
+
+
 _watcher = _Watcher()
+os.register_at_fork(after_in_child=_watcher.after_fork)
 
 
 def watch(comp) -> None:
