@@ -225,8 +225,8 @@ def remove_own_memory(view) -> None:
     """Mark the segment of ``view`` (made by :func:`create_memory`) for removal."""
     try:
         remove_segment(view.obj.segid)
-    except OSError:
-        pass                                    # marked already, or gone
+    except (OSError, ValueError):
+        pass                                    # marked already, gone, or released
 
 
 def _set_perm(segid: int, mode: int, gid: int) -> None:
