@@ -71,7 +71,8 @@ What the emulation cannot do, having no kernel of its own:
   naming the holder) or ``live`` (a dead network stays alive), and bind
   extra sockets in ``n/`` that count as ports;
 * parts whose owner has left follow ``chgrp``/``chmod`` only when another
-  process of that user (or root) is a member;
+  process of that user (or root) is a member, and a process that gets no
+  inotify instance (``fs.inotify.max_user_instances``) follows nothing;
 * every member uses two segments and every network one, against the
   machine's limit (``kernel.shmmni``, 4096 by default).
 """
