@@ -35,9 +35,9 @@ from contextlib import contextmanager
 from ..._errors import RemoteProtocolError
 from .follow import unwatch, watch
 from .shm import attach_segment, new_segment, remove_memory, set_memory_perm
-from ...wire.ipn_layout import (NODE_OOB, NODE_READER, NODE_WRITER, Params, decode_node,
+from ...wire.ipn_layout import (NODE_READER, NODE_WRITER, Params, decode_node,
                                  decode_member_file, decode_params, derived_modes,
-                                 encode_numnode_oob, encode_params, member_file)
+                                 encode_params, member_file)
 
 SHARED_FILES = ("live", "mutex")
 FOLLOW_WAIT = 3.0                 # s a join waits for the companion to follow a chmod

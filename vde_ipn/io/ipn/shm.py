@@ -1,6 +1,12 @@
-"""Shared mappings of files that hold no descriptor.
+"""Shared memory of an IPN network: System V segments, and file mappings.
 
-Python's ``mmap.mmap`` keeps a duplicate of the file's descriptor for as
+A network's ``gen`` word and every member's ring and cursor words are
+System V segments (below: their size is fixed for life, so no member can
+shrink what the others have attached).  The file mappings first in this
+module (:func:`map_file`, :func:`map_shared`) are for files that need
+them; rings and cursors no longer do.
+
+File mappings.  Python's ``mmap.mmap`` keeps a duplicate of the file's descriptor for as
 long as the mapping lives, so a member that maps every other member's
 ring and cursors held two descriptors per member.  :func:`map_file` maps
 with the C library's ``mmap`` and lets the descriptor go: the mapping is
