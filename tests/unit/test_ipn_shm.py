@@ -84,5 +84,10 @@ def test_a_reader_that_comes_late_reads_the_saved_copy(members):
     gc.collect()                                         # detached: the segment is gone
     seen = shm.open_memory(path, minimum=16, saved=True)
     assert len(seen) == 8192 and bytes(seen[:4]) == b"left"
+    assert bytes(shm.open_memory(path, 8192, saved=True)[:4]) == b"left"
+    with open(path, "r+b") as f:                         # its owner grows the copy
+        f.truncate(1 << 40)
+    with pytest.raises(OSError):
+        shm.open_memory(path, 8192, minimum=16, saved=True)   # not read, refused
     with pytest.raises(OSError):
         shm.open_memory(path, minimum=16)                # no copy asked for

@@ -22,8 +22,8 @@ import secrets
 from ..._errors import RemoteProtocolError
 from ...engine.ipn_policy import NetView, policy_class
 from ...wire.ipn_layout import (CURSOR_PORT_W, CURSOR_WORDS, NODE_OOB, NODE_READER,
-                                 NODE_WRITER, RING_BORN_W, cursor_slot, decode_member_file,
-                                 encode_node, member_file)
+                                 NODE_WRITER, RING_BORN_W, RING_DATA, cursor_slot,
+                                 decode_member_file, encode_node, member_file)
 from . import bell
 from .shm import create_memory, open_memory, remove_own_memory, save_memory
 from .macs import Announcer, read_announcements
@@ -59,6 +59,11 @@ class Peer:
 def _map_words(path: str):
     """Another member's cursor words, read-only (see :mod:`.shm`)."""
     return open_memory(path, CURSOR_WORDS * 8).cast("Q")
+
+
+def _ring_bytes(comp: Companion) -> int:
+    """The size of every ring of ``comp``'s network (mtu and pool are fixed)."""
+    return RING_DATA + ring_capacity(comp.params.mtu, comp.params.msgpool)
 
 
 class Member:
@@ -130,7 +135,8 @@ class Member:
 
     def _attach_ring(self, comp: Companion, port: int, name: str, at_head: bool):
         try:
-            ring = RingReader(os.path.join(comp.dir, "w", member_file(name)), port)
+            ring = RingReader(os.path.join(comp.dir, "w", member_file(name)), port,
+                              _ring_bytes(comp))
         except OSError:
             return None                 # not there (yet): a later refresh finds it
         if at_head:
@@ -214,7 +220,8 @@ class Member:
             if name == mine or name in alive:
                 continue                              # ours, or a peer ring
             try:
-                ring = RingReader(os.path.join(self._comp.dir, "w", name), port)
+                ring = RingReader(os.path.join(self._comp.dir, "w", name), port,
+                                  _ring_bytes(self._comp))
             except OSError:
                 continue
             slot = cursor_slot(port)

@@ -134,8 +134,9 @@ class RingReader:
         lost: messages overwritten before this reader got to them.
     """
 
-    def __init__(self, path: str, port: int):
-        self.mm = open_memory(path, minimum=RING_DATA, saved=True)     # see shm.py
+    def __init__(self, path: str, port: int, size: int | None = None):
+        # ``size``: the bytes the network's rings have (checked, see shm.py)
+        self.mm = open_memory(path, size, minimum=RING_DATA, saved=True)
         size = len(self.mm)
         self.hdr = self.mm[:RING_DATA].cast("Q")
         if self.hdr[RING_MAGIC_W] != RING_MAGIC or self.hdr[RING_CAP_W] + RING_DATA > size:

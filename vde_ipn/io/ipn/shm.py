@@ -274,12 +274,16 @@ def save_memory(path: str, view) -> None:
         os.close(fd)
 
 
-def _saved(path: str, minimum: int) -> memoryview:
-    """The copy :func:`save_memory` left in ``path``: read, never mapped."""
+def _saved(path: str, size: int | None, minimum: int) -> memoryview:
+    """The copy :func:`save_memory` left in ``path``: read, never mapped
+    (``size`` bytes exactly when given, so a huge file costs nothing)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        size = os.fstat(fd).st_size - SNAPSHOT_AT
-        data = os.pread(fd, size, SNAPSHOT_AT) if size > minimum else b""
+        st = os.fstat(fd)
+        have = st.st_size - SNAPSHOT_AT
+        if not stat.S_ISREG(st.st_mode) or (size is not None and have != size):
+            have = 0
+        data = os.pread(fd, have, SNAPSHOT_AT) if have > minimum else b""
     finally:
         os.close(fd)
     if len(data) <= minimum:
@@ -303,7 +307,7 @@ def open_memory(path: str, size: int | None = None, minimum: int = 0,
     except OSError:
         if not saved:
             raise
-        return _saved(path, minimum)
+        return _saved(path, size, minimum)
 
 
 def _open_memory(path: str, size: int | None, minimum: int) -> memoryview:
