@@ -24,32 +24,20 @@ IPN levels, as in the kernel.  x86 only: elsewhere ``socket()`` raises
 OSError(EAFNOSUPPORT).
 
 Permissions.  The socket file's bits mean r = receive, w = send, x =
-manage, and the kernel enforces them on the companion directory, for
-every class (owner, group, others) separately:
+manage, and the kernel enforces them on the companion directory and the
+shared memory, for every class (owner, group, others) separately:
 
-* r: read the senders' rings (``w/``), create one's own cursors (``c/``);
-* w: create one's own ring, read the receivers' cursors (their progress
-  and arm values);
-* x: ``bind`` the existing network and resize it (``net``); no ring or
-  cursor is readable with x alone;
+* r: read the senders' rings, create one's own cursor words;
+* w: create one's own ring, read the receivers' cursor words;
+* x: ``bind`` the existing network and resize it; no ring or cursor
+  words are readable with x alone;
 * any bit: one's own doorbell socket in ``n/``.
 
-Per-member files belong to their member and live in sticky directories
-(named by port and a random identity), so no member removes, replaces or
-pre-empts another's. Doorbells are filtered by the kernel (only those
-carrying the node's secret, which senders alone can read, pass);
-numnodes messages are recounted by the receiver, never taken from a
-datagram. The ``gen`` word lives in a System V shared-memory segment
-(fixed size: nobody can shrink it under the members' mappings) whose id
-only the creator may write into the ``gen`` file. Not enforceable
-without a kernel: a member truncating its own ring or cursor file kills
-those who map it (SIGBUS); a member
-holding the ``mutex`` lock stalls joins (they fail after 5 s with
-ETIMEDOUT naming the holder's pid) and one holding ``live`` keeps a dead
-network alive; extra sockets in ``n/`` count as ports; a sender may wake
-a receiver without a message; ``chgrp``/``chmod`` after creation are not
-followed by the companion (use ``IPN_SO_MODE`` and
-:func:`set_network_group`).
+Per-member memory is a System V segment (fixed size: nobody can shrink
+it under the others) named by a file its member owns in a sticky
+directory; ``chgrp``/``chmod`` of the socket file are followed.  The
+whole model, and what the emulation cannot enforce, is in
+:mod:`vde_ipn.io.ipn` and the README.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import tempfile
 import pytest
 
 from support import require
+from vde_ipn.io.ipn.companion import remove_rings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 AGENT = os.path.join(HERE, "ipn_agent.py")
@@ -22,10 +23,12 @@ AS_NOBODY = ["--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 class Agent:
     """One agent process; :meth:`call` sends a request and waits for the reply."""
 
-    def __init__(self, procs, *, user=None):
+    def __init__(self, procs, *, user=None, groups=None):
         argv = [require(SYSTEM_PYTHON), AGENT]
         if user == "nobody":
-            argv = [require(SETPRIV)] + AS_NOBODY + argv
+            as_nobody = AS_NOBODY if groups is None else (
+                AS_NOBODY[:-1] + ["--groups=" + ",".join(str(g) for g in groups)])
+            argv = [require(SETPRIV)] + as_nobody + argv
         self.proc = procs.start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     def call(self, op, timeout=30.0, **kw):
@@ -65,8 +68,8 @@ class Agent:
 
 @pytest.fixture
 def agent(procs):
-    def make(user=None):
-        return Agent(procs, user=user)
+    def make(user=None, groups=None):
+        return Agent(procs, user=user, groups=groups)
     return make
 
 
@@ -76,4 +79,7 @@ def netdir():
     d = tempfile.mkdtemp(prefix="ipn", dir="/tmp")
     os.chmod(d, 0o777)
     yield d
+    for root, dirs, _files in os.walk(d):              # rings of members killed here
+        if os.path.basename(root).startswith(".") and "w" in dirs:
+            remove_rings(root)
     shutil.rmtree(d, ignore_errors=True)

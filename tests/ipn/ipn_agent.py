@@ -255,6 +255,83 @@ def op_scribble_gen(path, data):
     return {}
 
 
+def op_truncate(path):
+    """Shrink a file to nothing (a member may, to the files it owns)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
+    return {}
+
+
+def _libc():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmat.restype = ctypes.c_void_p
+    libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+    libc.shmdt.argtypes = [ctypes.c_void_p]
+    libc.shmctl.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    return libc
+
+
+def op_destroy(path):
+    """Remove a member file and the System V segment it names, if it names one."""
+    with open(path, "rb") as f:
+        head = f.read(32)
+    removed = False
+    if head.strip().isdigit():
+        removed = _libc().shmctl(int(head), 0, None) == 0      # IPC_RMID
+    os.unlink(path)
+    return {"rmid": removed}
+
+
+def op_scan_shm(needle):
+    """Attach read-only every segment of the machine we may; which hold ``needle``?"""
+    import ctypes
+    libc = _libc()
+    attached, found = 0, []
+    with open("/proc/sysvipc/shm") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            segid, size = int(fields[1]), int(fields[3])
+            addr = libc.shmat(segid, None, 0o10000)             # SHM_RDONLY
+            if addr is None or addr == ctypes.c_void_p(-1).value:
+                continue
+            attached += 1
+            try:
+                if _b(needle) in ctypes.string_at(addr, size):
+                    found.append(segid)
+            finally:
+                libc.shmdt(addr)
+    return {"attached": attached, "found": found}
+
+
+def op_ring_with_wait_word(ring, sock):
+    """Ring the doorbell ``sock`` with the secret of the wait word published in
+    the header of ``ring`` (a member file in w/), as a reader may see it."""
+    import struct
+    from vde_ipn.io.ipn.shm import open_memory
+    hdr = open_memory(ring, minimum=128)[:128].cast("Q")
+    secret = hdr[5] >> 32                                  # RING_WAIT_W
+    hdr.release()
+    op_sendto_raw(sock, _s(struct.pack(">I", secret)))
+    return {"secret": secret}
+
+
+def op_select_recv(wait=1.0, timeout=3.0):
+    """select() for reading, then a recv() with ``timeout`` if it said readable."""
+    import select
+    if not select.select([S], [], [], wait)[0]:
+        return {"readable": False}
+    S.settimeout(timeout)
+    try:
+        return {"readable": True, "got": _s(S.recv(65536))}
+    except TimeoutError:
+        return {"readable": True, "got": None}
+
+
 def op_shutdown(how):
     S.shutdown(how)
     return {}

@@ -10,15 +10,19 @@ companion directory ``.NAME.ipn`` next to the socket file and share:
 * ``n/P.F.I``  one AF_UNIX datagram socket per connected node: ``P`` is the
                port number, ``F`` the node flags, ``I`` its random identity
                (see :func:`encode_node`);
-* ``w/P.I``    the message ring of writer node ``P.?.I`` (:data:`RING_SLOTS`);
-               it stays after its writer left, so receivers can read what
-               was sent before, until the next member joins;
-* ``c/P.I``    the read cursors of reader node ``P.?.I`` (:func:`cursor_slot`);
+* ``w/P.I``    the id (decimal) of the System V segment holding the message
+               ring of writer node ``P.?.I`` (:data:`RING_SLOTS`), and from
+               byte 64 a copy of it once its writer left (if a receiver had
+               not attached it); the file stays after its writer left, so
+               receivers can read what was sent before, until the next
+               member joins;
+* ``c/P.I``    the id of the segment holding the read cursors of reader node
+               ``P.?.I`` (:func:`cursor_slot`);
 * ``m/P.I``    the source MACs sender node ``P.?.I`` sent from, for policies
                that switch by MAC (:data:`MAC_SLOT`), so that a member that
                never receives still knows where a MAC lives.
 
-Rings and cursor files are arrays of native u64 words so that members can
+Rings and cursor words are arrays of native u64 words so that members can
 read and write single fields through ``memoryview.cast("Q")``.  Entries in
 a ring are an :data:`ENTRY` header followed by the message, padded to 8.
 Decoders raise :class:`RemoteProtocolError` only.
@@ -186,9 +190,10 @@ def derived_modes(mode: int) -> dict[str, int]:
     * ``n/`` (doorbell sockets): entered and written by anyone with a bit,
       sticky: a member cannot unlink or rename another member's socket;
     * ``w/`` (rings): created by senders, listed by receivers, sticky;
-      a ring file is read by receivers only (x does not read traffic);
+      a ring (file and segment) is read by receivers only (x does not
+      read traffic);
     * ``c/`` (cursors): created by receivers, listed by senders, sticky;
-      a cursor file is read by senders only;
+      cursor words (file and segment) are read by senders only;
     * ``m/`` (MAC announcements): created and read by senders, sticky;
     * ``net``: read by all, rewritten by managers; ``shared`` files
       (the locks) are read and written by all members; ``gen`` (the

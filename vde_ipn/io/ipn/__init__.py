@@ -8,12 +8,73 @@
   socket file (parameters, membership lock, liveness, the id of
   the ``gen`` segment);
   its byte layouts are :mod:`vde_ipn.wire.ipn_layout`;
-* :mod:`.ring`: one writer's message ring; :mod:`.shm`: mappings that
-  hold no descriptor and the ``gen`` segment; :mod:`.bell`: doorbells and their socket filter;
-  :mod:`.macs`: MAC announcements; :mod:`.watch`: the numnodes watch.
+* :mod:`.ring`: one writer's message ring; :mod:`.shm`: the System V
+  segments that hold rings, cursor words and the ``gen`` word;
+  :mod:`.bell`: doorbells and their socket filter;
+  :mod:`.macs`: MAC announcements; :mod:`.watch`: the numnodes watch;
+  :mod:`.follow`: following ``chgrp``/``chmod`` of the socket file.
 
 Delivery policies (the protocol table) are :mod:`vde_ipn.engine.ipn_policy`.
-The permission model is written in :mod:`vde_ipn.ipn` and the README.
+
+The permission model.  The socket file's bits mean r = receive, w =
+send, x = manage; owner, group and others each get exactly their bits,
+and the kernel enforces them on every part of the network, so a program
+that bypasses this library gets no more:
+
+* r: attach (read-only) the senders' rings; create one's own cursor words;
+* w: create one's own ring and MAC list; attach (read-only) the
+  receivers' cursor words (their progress and doorbell secrets);
+* x: ``bind`` the existing network, resize it (rewrite ``net``); x alone
+  opens and attaches no ring and no cursor words;
+* any bit: one's own doorbell socket in ``n/``, the ``gen`` segment, the
+  ``live`` and ``mutex`` locks.
+
+Owners and modes (:func:`vde_ipn.wire.ipn_layout.derived_modes` derives
+every mode from the socket file's bits):
+
+* the creator owns the companion directory, its setgid and sticky
+  subdirectories ``n/ w/ c/ m/``, ``net``, ``live``, ``mutex``, and
+  ``gen`` with its segment; all take the socket file's group;
+* each member owns its doorbell socket, its MAC list, and its ring
+  ``w/P.I`` and cursor words ``c/P.I``: files that name a System V
+  segment, which carries the file's permission bits and group.  Before
+  attaching another member's memory a member checks that the segment was
+  created by the file's owner and has the size expected, and attaches it
+  read-only.  A segment's size is fixed, so a member truncating or
+  removing (``IPC_RMID``) its own memory hurts nobody attached to it
+  (no SIGBUS).  Cursor words are marked for removal at once; a ring when
+  its writer leaves (with a copy in its file if a receiver had not
+  attached it yet); a killed writer's ring stays until a member of its
+  user (or root) sweeps it, or the network ends;
+* ``chgrp``/``chmod`` of the socket file are followed: every process
+  with a member watches its networks' socket files (inotify) and gives
+  the parts and segments it owns the new group and derived modes (a
+  join waits up to ``FOLLOW_WAIT`` s for that).
+
+What arrives is checked by the kernel: a doorbell socket's filter passes
+only datagrams carrying the node's secret, found in its cursor words
+(readable with w), or, only while the node waits in a lossless send, the
+wait secret its ring shows its receivers; numnodes messages come from
+the node's own watch thread, which recounts the members when ``gen``
+moves, and no datagram can forge one.
+
+What the emulation cannot do, having no kernel of its own:
+
+* a member with w knows every receiver's doorbell secret (a sender must)
+  and can ring it without sending: ``select`` then says readable and a
+  blocking ``recv`` waits;
+* a writer may fill its own ring with garbage for its receivers;
+* System V gives a segment's group rights also to the creator's primary
+  group: a user in a member's primary group but not the network's gets
+  the network's group rights on that member's memory;
+* any member can hold ``mutex`` (joins fail after 5 s with ETIMEDOUT
+  naming the holder) or ``live`` (a dead network stays alive), and bind
+  extra sockets in ``n/`` that count as ports;
+* parts whose owner has left follow ``chgrp``/``chmod`` only when another
+  process of that user (or root) is a member, and a process that gets no
+  inotify instance (``fs.inotify.max_user_instances``) follows nothing;
+* every member uses two segments and every network one, against the
+  machine's limit (``kernel.shmmni``, 4096 by default).
 """
 
 from .companion import Companion, companion, set_network_group

@@ -6,10 +6,14 @@ means a message (see :mod:`vde_ipn.io.ipn.datapath`), the socket carries
 a classic BPF filter, checked by the kernel before anything is queued:
 
 * a doorbell is 4 bytes, the node's secret (the high half of the arm
-  word it publishes to senders in its cursor file, or to receivers in its
-  ring's wait word); anything else of that size is dropped;
-* a 16-byte numnodes hint passes only on a node that handles OOB
-  messages (and is recounted there, never trusted);
+  word it publishes to senders in its cursor words); anything else of
+  that size is dropped.  While a lossless send waits for room, the
+  high half of the wait word it publishes to receivers in its ring (a
+  secret of its own, new at each wait) passes too: receivers, who may
+  lack w, learn nothing that lets them ring the node afterwards;
+* a 16-byte numnodes hint passes only when asked for (nodes no longer
+  ask: the numnodes watch of :mod:`.watch` tells them, so nobody can
+  make a node readable with a forged one);
 * a plug (:data:`PLUG_LEN` bytes starting with the secret) passes: a
   lossless sender that got EAGAIN sends one to each receiver in its way
   from its own doorbell socket, which stays unwritable until they have
@@ -48,16 +52,20 @@ def new_arm(old: int) -> int:
             return a
 
 
-def _program(secret: int, hints: bool) -> list:
+def _program(secret: int, hints: bool, wait: int) -> list:
     return [(_LDLEN, 0, 0, 0),              # 0
-            (_JEQ, 6, 0, HINT_LEN),         # 1: a hint -> 8
+            (_JEQ, 7, 0, HINT_LEN),         # 1: a hint -> 9
             (_JEQ, 1, 0, BELL.size),        # 2: a doorbell -> 4
-            (_JEQ, 0, 3, PLUG_LEN),         # 3: a plug -> 4, else 7
+            (_JEQ, 0, 4, PLUG_LEN),         # 3: a plug -> 4, else 8
             (_LDW, 0, 0, 0),                # 4
-            (_JEQ, 0, 1, secret),           # 5: carries the secret -> 6, else 7
-            (_RET, 0, 0, _ACCEPT),          # 6
-            (_RET, 0, 0, 0),                # 7
-            (_RET, 0, 0, _ACCEPT if hints else 0)]   # 8
+            (_JEQ, 1, 0, secret),           # 5: carries the secret -> 7
+            (_JEQ, 0, 1, wait),             # 6: or the wait secret -> 7, else 8
+            (_RET, 0, 0, _ACCEPT),          # 7
+            (_RET, 0, 0, 0),                # 8
+            (_RET, 0, 0, _ACCEPT if hints else 0)]   # 9
+
+
+_PROGRAM_LEN = 10
 
 
 class BellFilter:
@@ -67,13 +75,14 @@ class BellFilter:
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
-        self.code = ctypes.create_string_buffer(_INSN.size * 9)
-        self.prog = struct.pack("@HP", 9, ctypes.addressof(self.code))
+        self.code = ctypes.create_string_buffer(_INSN.size * _PROGRAM_LEN)
+        self.prog = struct.pack("@HP", _PROGRAM_LEN, ctypes.addressof(self.code))
 
-    def set(self, secret: int, hints: bool) -> None:
-        """Accept doorbells and plugs carrying ``secret``, and hints if asked."""
+    def set(self, secret: int, hints: bool, wait: int = 0) -> None:
+        """Accept doorbells and plugs carrying ``secret`` (or, while a lossless
+        send waits, ``wait``), and hints if asked."""
         code = self.code
-        for i, insn in enumerate(_program(secret, hints)):
+        for i, insn in enumerate(_program(secret, hints, wait or secret)):
             _INSN.pack_into(code, i * _INSN.size, *insn)
         self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, self.prog)
 

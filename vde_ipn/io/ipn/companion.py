@@ -33,12 +33,14 @@ import time
 from contextlib import contextmanager
 
 from ..._errors import RemoteProtocolError
-from .shm import attach_segment, new_segment, set_segment_group
-from ...wire.ipn_layout import (NODE_OOB, NODE_READER, NODE_WRITER, Params, decode_node,
+from .follow import unwatch, watch
+from .shm import attach_segment, new_segment, remove_memory, set_memory_perm
+from ...wire.ipn_layout import (NODE_READER, NODE_WRITER, Params, decode_node,
                                  decode_member_file, decode_params, derived_modes,
-                                 encode_numnode_oob, encode_params, member_file)
+                                 encode_params, member_file)
 
 SHARED_FILES = ("live", "mutex")
+FOLLOW_WAIT = 3.0                 # s a join waits for the companion to follow a chmod
 
 
 def companion(path: str) -> str:
@@ -58,7 +60,19 @@ def _discard(comp: str) -> None:
         os.rename(comp, aside)
     except OSError:
         return
+    remove_rings(aside)
     shutil.rmtree(aside, ignore_errors=True)
+
+
+def remove_rings(comp: str) -> None:
+    """Mark for removal the ring segments named in ``comp`` that we may
+    (writers that were killed leave theirs behind)."""
+    try:
+        names = os.listdir(os.path.join(comp, "w"))
+    except OSError:
+        return
+    for name in names:
+        remove_memory(os.path.join(comp, "w", name))
 
 
 def _mknod(path: str, mode: int) -> None:
@@ -77,14 +91,25 @@ class Companion:
         self._live = live_fd
         self.params = self.read_params()
         self.dead: set[str] = set()       # dead nodes another user's files keep listed
-        self.modes = derived_modes(self.params.mode)
+        try:                                  # the socket file's bits now (chmod)
+            self.modes = derived_modes(stat.S_IMODE(os.stat(path).st_mode))
+        except OSError:
+            self.modes = derived_modes(self.params.mode)
         try:
             with open(os.path.join(comp, "gen"), "rb") as f:
                 segid = int(f.read(32))
                 creator = os.fstat(f.fileno()).st_uid
             self.gen = attach_segment(segid, creator)[:8].cast("Q")
+        except PermissionError:
+            raise                             # not followed yet (see open)
         except (OSError, ValueError):
             raise _refused(path, "unusable IPN generation word") from None
+        watch(self)                           # follow chgrp/chmod (follow.py)
+
+    def follow(self) -> None:
+        """Follow the socket file's group and mode (see :func:`follow`)."""
+        mode, _gid = follow(self.path)
+        self.modes = derived_modes(mode)
 
     # -- life ------------------------------------------------------------
     @classmethod
@@ -115,8 +140,7 @@ class Companion:
                 with open(os.path.join(tmp, name), "wb") as f:
                     f.write(b"\0" * 8)
                 os.chmod(os.path.join(tmp, name), modes["shared"])
-            segid, seg = new_segment(modes["shared"],
-                                     st.st_gid if st.st_gid != os.getegid() else -1)
+            segid, seg = new_segment(modes["shared"], st.st_gid)
             with open(os.path.join(tmp, "gen"), "w") as f:
                 f.write("%d\n" % segid)
             os.chmod(os.path.join(tmp, "gen"), modes["gen"])
@@ -143,16 +167,37 @@ class Companion:
     def open(cls, path: str) -> "Companion":
         """Join the live network at ``path``.
 
+        The caller checked that the socket file lets us in; if the
+        companion does not (yet), its members have not followed a
+        ``chgrp``/``chmod`` of the socket file: wait for them at most
+        :data:`FOLLOW_WAIT` seconds (see :mod:`.follow`).
+
         Raises:
             FileNotFoundError: nothing at ``path``.
             OSError(ECONNREFUSED): not a socket, or no live network there.
+            OSError(EACCES): the companion keeps us out.
         """
+        deadline = time.monotonic() + FOLLOW_WAIT
+        while True:
+            try:
+                return cls._open(path)
+            except PermissionError:
+                if time.monotonic() >= deadline:
+                    raise OSError(errno.EACCES, "the IPN companion keeps us out "
+                                  "(its members have not followed the socket file): %s"
+                                  % path) from None
+                time.sleep(0.02)
+
+    @classmethod
+    def _open(cls, path: str) -> "Companion":
         st = os.stat(path)
         if not stat.S_ISSOCK(st.st_mode):
             raise _refused(path, "not an IPN socket")
         comp = companion(path)
         try:
             live = os.open(os.path.join(comp, "live"), os.O_RDONLY)
+        except PermissionError:
+            raise
         except OSError:
             raise _refused(path, "no IPN network") from None
         try:
@@ -171,6 +216,7 @@ class Companion:
 
     def close(self) -> None:
         """Leave: release liveness; the last member removes the companion."""
+        unwatch(self)
         self.gen.release()
         live, self._live = self._live, -1
         if live < 0:
@@ -189,6 +235,8 @@ class Companion:
         try:
             with open(os.path.join(self.dir, "net"), "rb") as f:
                 return decode_params(f.read())
+        except PermissionError:
+            raise
         except (OSError, RemoteProtocolError):
             raise _refused(self.path, "unreadable IPN network parameters") from None
 
@@ -261,6 +309,8 @@ class Companion:
                 except RemoteProtocolError:
                     continue
                 if name not in alive:
+                    if sub == "w":
+                        remove_memory(os.path.join(wdir, name))   # a killed writer's
                     try:
                         os.unlink(os.path.join(wdir, name))
                     except OSError:
@@ -301,20 +351,6 @@ class Companion:
         nodes = self.nodes()
         return (sum(NODE_READER in f for _p, f, _n in nodes),
                 sum(NODE_WRITER in f for _p, f, _n in nodes))
-
-    def notify_numnodes(self, sender: socket.socket) -> None:
-        """Send the numnodes OOB message to every node that asked for it."""
-        if self.params.mtu < 16:
-            return
-        nodes = self.nodes()
-        msg = encode_numnode_oob(sum(NODE_READER in f for _p, f, _n in nodes),
-                                 sum(NODE_WRITER in f for _p, f, _n in nodes))
-        for _port, flags, name in nodes:
-            if NODE_OOB in flags:
-                try:
-                    sender.sendto(msg, socket.MSG_DONTWAIT, self.node_path(name))
-                except OSError:
-                    pass                        # full or gone: a later change tells it
 
 
 def _flock_within(fd: int, timeout: float, path: str) -> None:
@@ -358,13 +394,63 @@ def _chown_tree(top: str, gid: int) -> None:
 def set_network_group(path: str, gid: int) -> None:
     """Give the network at ``path`` (file and companion) to group ``gid``.
 
-    Needed once after bind when a group other than the creator's should
-    share the network (kvde_switch ``-g``, exercise 2 of the proposal).
+    The same as ``chgrp``: the members follow the socket file (see
+    :func:`follow`); this also makes our own parts follow at once.
     """
     os.chown(path, -1, gid)
-    _chown_tree(companion(path), gid)
-    with open(os.path.join(companion(path), "gen"), "rb") as f:
-        set_segment_group(int(f.read(32)), gid)
-    for sub in ("", "n", "w", "c", "m"):
-        d = os.path.join(companion(path), sub)
-        os.chmod(d, os.stat(d).st_mode | stat.S_ISGID)
+    follow(path)
+
+
+def follow(path: str) -> tuple[int, int]:
+    """Make the companion follow the socket file's current group and mode.
+
+    Every part we own (or all, as root) gets the group of the socket file
+    and the mode :func:`derived_modes` gives for its current bits; member
+    memory (segments) likewise.  Parts of other users are theirs to
+    follow: each member does this for its own when it sees the change.
+    Returns the (mode, gid) followed.
+    """
+    st = os.stat(path)
+    mode, gid = stat.S_IMODE(st.st_mode), st.st_gid
+    comp = companion(path)
+    modes = derived_modes(mode)
+    me = os.geteuid()
+    parts = [(os.path.join(comp, "net"), modes["net"], False),
+             (os.path.join(comp, "gen"), modes["gen"], False)]
+    parts += [(os.path.join(comp, n), modes["shared"], False) for n in SHARED_FILES]
+    for sub, key, seg in (("n", "sock", False), ("w", "ring", True), ("c", "cursor", True),
+                          ("m", "macs", False)):
+        d = os.path.join(comp, sub)
+        try:
+            names = os.listdir(d)
+        except OSError:
+            names = []
+        want = modes[key] | (0o600 if key == "sock" else 0)
+        parts += [(os.path.join(d, n), want, seg) for n in names]
+        parts.append((d, modes[sub], False))
+    try:
+        closing = stat.S_IMODE(os.stat(comp).st_mode) & ~modes["dir"] & 0o777
+    except OSError:
+        return mode, gid
+    if closing:
+        _follow_part(comp, modes["dir"], gid, me)      # keep newcomers out first
+    for p, want, seg in parts:
+        _follow_part(p, want, gid, me)
+        if seg:
+            set_memory_perm(p, want, gid)
+    set_memory_perm(os.path.join(comp, "gen"), modes["shared"], gid)
+    _follow_part(comp, modes["dir"], gid, me)
+    return mode, gid
+
+
+def _follow_part(p: str, want: int, gid: int, me: int) -> None:
+    try:
+        st = os.lstat(p)
+        if stat.S_ISLNK(st.st_mode) or (me != 0 and st.st_uid != me):
+            return
+        if st.st_gid != gid:
+            os.lchown(p, -1, gid)
+        if stat.S_IMODE(os.lstat(p).st_mode) != want:   # chown may clear setgid
+            os.chmod(p, want)
+    except OSError:
+        pass                                    # gone meanwhile, or not ours

@@ -189,10 +189,12 @@ class DataPath(Member):
             self._plug(ring.end_for(n))
             raise BlockingIOError(errno.EAGAIN, "lossless IPN network is full")
         probed = time.monotonic()
+        wait_secret = bell.new_arm(self._secret)     # receivers see it (bell.py)
+        self._filter.set(self._secret, False, wait_secret)
         try:
             while True:
                 self._wait_count = (self._wait_count + 1) & 0xFFFFFFFF
-                ring.hdr[RING_WAIT_W] = (self._secret << 32) | self._wait_count
+                ring.hdr[RING_WAIT_W] = (wait_secret << 32) | self._wait_count
                 _fence()
                 self._limit = self._room()
                 if ring.end_for(n) <= self._limit:
@@ -220,6 +222,7 @@ class DataPath(Member):
                 if self._genv[0] != self._gen_seen:
                     self.refresh()
         finally:
+            self._set_filter()                   # the wait secret goes
             self._settle()                       # doorbells for us as a reader
 
     def _plug(self, end: int) -> None:
@@ -406,7 +409,7 @@ class DataPath(Member):
                 self._drain()
 
     def _set_filter(self) -> None:
-        self._filter.set(self._secret, self._handle_oob)
+        self._filter.set(self._secret, False)     # numnodes: the watch tells us (watch.py)
 
     def _self_ring(self) -> None:
         try:
@@ -426,27 +429,39 @@ class DataPath(Member):
         return bool(p.poll(None if timeout is None else max(0, int(timeout * 1000) + 1)))
 
     def _drain(self) -> None:
-        """Consume every queued datagram (numnodes hints are noted)."""
+        """Consume every queued datagram."""
         if not self._readable.poll(0):
             return                                # cheaper than an EAGAIN
         recv = self._sock.recv
         while True:
             try:
-                m = recv(_MAXDGRAM)
+                recv(_MAXDGRAM)
             except BlockingIOError:
                 return
             except OSError:
                 return
-            if len(m) == bell.HINT_LEN and self._handle_oob:
-                self._hint()
 
     def _take_datagrams(self) -> None:
         """OOB handling: turn queued hints into numnodes messages."""
         self._drain()
         self._bell = False
 
+    def _numnodes_moved(self, stop) -> bool:
+        """The numnodes watch saw membership move (its thread): recount, and
+        ring ourselves if there is news.  False when busy (it retries)."""
+        if not self._lock.acquire(timeout=0.1):
+            return False
+        try:
+            if not stop.is_set() and self._connected:
+                self._hint()
+                if self._oob and not self._bell:
+                    self._self_ring()
+            return True
+        finally:
+            self._lock.release()
+
     def _hint(self) -> None:
-        """A member says the counts changed: count them ourselves (never trust it)."""
+        """Membership moved: count the members ourselves."""
         if self._comp is None or not self._want_numnodes or self._comp.params.mtu < 16:
             return
         nodes = self._comp.nodes()

@@ -22,10 +22,10 @@ import secrets
 from ..._errors import RemoteProtocolError
 from ...engine.ipn_policy import NetView, policy_class
 from ...wire.ipn_layout import (CURSOR_PORT_W, CURSOR_WORDS, NODE_OOB, NODE_READER,
-                                 NODE_WRITER, RING_BORN_W, cursor_slot, decode_member_file,
-                                 encode_node, member_file)
+                                 NODE_WRITER, RING_BORN_W, RING_DATA, cursor_slot,
+                                 decode_member_file, encode_node, member_file)
 from . import bell
-from .shm import map_file, map_shared
+from .shm import create_memory, open_memory, remove_own_memory, save_memory
 from .macs import Announcer, read_announcements
 from .companion import Companion
 from .ring import RingReader, RingWriter, ring_capacity
@@ -56,14 +56,14 @@ class Peer:
             self.ring.close()
 
 
-def _map_words(path: str, writable: bool):
-    fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
-    try:
-        if writable:
-            return map_file(fd, CURSOR_WORDS * 8, True).cast("Q")   # keeps no fd
-        return map_shared(fd, CURSOR_WORDS * 8).cast("Q")
-    finally:
-        os.close(fd)
+def _map_words(path: str):
+    """Another member's cursor words, read-only (see :mod:`.shm`)."""
+    return open_memory(path, CURSOR_WORDS * 8).cast("Q")
+
+
+def _ring_bytes(comp: Companion) -> int:
+    """The size of every ring of ``comp``'s network (mtu and pool are fixed)."""
+    return RING_DATA + ring_capacity(comp.params.mtu, comp.params.msgpool)
 
 
 class Member:
@@ -118,7 +118,6 @@ class Member:
             os.chmod(path, modes["sock"] | 0o600)
             comp.bump()
             self._join_gen = comp.gen[0]
-            comp.notify_numnodes(self._tx)
         self._comp = comp
         self._policy = policy
         self._view = view
@@ -129,19 +128,15 @@ class Member:
 
     def _make_cursors(self, comp: Companion, port: int, mode: int):
         path = os.path.join(comp.dir, "c", member_file(self._name))
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(fd, mode)
-            os.ftruncate(fd, CURSOR_WORDS * 8)
-        finally:
-            os.close(fd)
-        view = _map_words(path, True)
+        # marked for removal at once: it lives while we do (or a sender maps it)
+        view = create_memory(path, CURSOR_WORDS * 8, mode, removed=True).cast("Q")
         view[CURSOR_PORT_W] = port
         return view
 
     def _attach_ring(self, comp: Companion, port: int, name: str, at_head: bool):
         try:
-            ring = RingReader(os.path.join(comp.dir, "w", member_file(name)), port)
+            ring = RingReader(os.path.join(comp.dir, "w", member_file(name)), port,
+                              _ring_bytes(comp))
         except OSError:
             return None                 # not there (yet): a later refresh finds it
         if at_head:
@@ -186,8 +181,7 @@ class Member:
             self._peers[port] = peer
             try:
                 if NODE_READER in flags and self._ring is not None:
-                    peer.cursors = _map_words(os.path.join(comp.dir, "c", member_file(name)),
-                                              False)
+                    peer.cursors = _map_words(os.path.join(comp.dir, "c", member_file(name)))
                 if NODE_WRITER in flags and self._cursors is not None:
                     peer.ring = self._find_ring(port, name)
             except OSError:
@@ -226,7 +220,8 @@ class Member:
             if name == mine or name in alive:
                 continue                              # ours, or a peer ring
             try:
-                ring = RingReader(os.path.join(self._comp.dir, "w", name), port)
+                ring = RingReader(os.path.join(self._comp.dir, "w", name), port,
+                                  _ring_bytes(self._comp))
             except OSError:
                 continue
             slot = cursor_slot(port)
@@ -268,7 +263,6 @@ class Member:
         with comp.locked():
             if comp.purge():
                 comp.bump()
-                comp.notify_numnodes(self._tx)
         self.refresh()
 
     # -- change and leave ----------------------------------------------------
@@ -278,9 +272,7 @@ class Member:
         flags = self._flags()
         with comp.locked():
             if NODE_WRITER not in flags and self._ring is not None:
-                self._ring.close(unlink=False)        # readers may still drain it
-                self._ring = None
-                self._drop_announcer()
+                self._let_ring_go()
             if NODE_READER not in flags and self._cursors is not None:
                 self._drop_cursors()
             name = encode_node(self._port, flags, self._nid)
@@ -288,8 +280,36 @@ class Member:
                 os.rename(comp.node_path(self._name), comp.node_path(name))
                 self._name = name
             comp.bump()
-            comp.notify_numnodes(self._tx)
         self.refresh()
+
+    def _let_ring_go(self) -> None:
+        """Stop sending (membership lock held); readers may still drain the ring.
+
+        Its segment is marked for removal: it goes when the last reader
+        that attached it detaches.  If some reader has not attached it
+        yet, a copy is saved in the ring file first, where that reader
+        finds it (:func:`.shm.open_memory`) until the file is swept.
+        (A writer killed has no say: its segment stays, readers may attach
+        it, and whoever may sweeps it, see :meth:`Companion.sweep`.)
+        """
+        ring = self._ring
+        slot = cursor_slot(self._port)
+        seen = True
+        for port, flags, name in self._comp.nodes():
+            if NODE_READER in flags and port != self._port:
+                peer = self._peers.get(port)
+                if (peer is None or peer.name != name or peer.cursors is None
+                        or peer.cursors[slot] != ring.ring_id):
+                    seen = False
+        if not seen:
+            try:
+                save_memory(ring.path, ring.mm)
+            except OSError:
+                pass                            # nowhere to keep it: lost with us
+        remove_own_memory(ring.mm)
+        ring.close(unlink=False)
+        self._ring = None
+        self._drop_announcer()
 
     def _drop_announcer(self) -> None:
         if self._announcer is not None:
@@ -321,14 +341,11 @@ class Member:
             self._policy.predelport(self._port)
             with comp.locked():
                 if self._ring is not None:
-                    self._ring.close(unlink=False)    # readers may still drain it
-                    self._ring = None
-                    self._drop_announcer()
+                    self._let_ring_go()
                 if self._cursors is not None:
                     self._drop_cursors()
                 comp.remove_node(self._port, self._name)
                 comp.bump()
-                comp.notify_numnodes(self._tx)
             self._policy.delport(self._port)
             self._policy.delnet()
         for peer in self._peers.values():

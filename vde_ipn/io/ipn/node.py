@@ -301,7 +301,10 @@ class IpnNode(DataPath):
     def _update_watch(self) -> None:
         want = self._connected and self._handle_oob and self._want_numnodes
         if want and self._watch is None:
-            self._watch = DeathWatch(self._comp)
+            self._watch = DeathWatch(self._comp, self._numnodes_moved)
+            self._hint()                         # the counts now, at once
+            if self._oob and not self._bell:
+                self._self_ring()
         elif not want and self._watch is not None:
             self._watch.stop()
             self._watch = None

@@ -1,4 +1,4 @@
-"""Message rings: one writer, any number of readers, in a shared mmap.
+"""Message rings: one writer, any number of readers, in shared memory (shm.py).
 
 Each sending member of an IPN network owns one ring (``w/PORT``).  A
 message is written once, with a header saying who it is for (every
@@ -26,7 +26,7 @@ import errno
 import os
 import platform
 
-from .shm import map_file, map_shared
+from .shm import create_memory, open_memory, remove_own_memory
 from ...wire.ipn_layout import (ENTRY, ENTRY_SIZE, KIND_ALL, KIND_MASK, KIND_ONE,
                                  KIND_WRAP, RING_CAP_W, RING_DATA, RING_HEAD_W, RING_ID_W,
                                  RING_MAGIC, RING_MAGIC_W, RING_RESERVE_W, RING_WAIT_W,
@@ -59,12 +59,6 @@ def ring_capacity(mtu: int, msgpool: int) -> int:
     return cap
 
 
-def _map(fd: int, size: int, writable: bool) -> memoryview:
-    if writable:
-        return map_file(fd, size, True)          # holds no descriptor
-    return map_shared(fd, size)                  # one mapping per process
-
-
 class RingWriter:
     """The ring of one writer.  Not thread-safe (one writer per ring)."""
 
@@ -73,13 +67,7 @@ class RingWriter:
             os.unlink(path)                  # a crashed former owner of the port
         except FileNotFoundError:
             pass
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(fd, mode)
-            os.ftruncate(fd, RING_DATA + capacity)
-            self.mm = _map(fd, RING_DATA + capacity, True)
-        finally:
-            os.close(fd)
+        self.mm = create_memory(path, RING_DATA + capacity, mode)   # see shm.py
         self.path = path
         self.hdr = self.mm[:RING_DATA].cast("Q")
         self.hdr[RING_ID_W] = ring_id
@@ -125,6 +113,9 @@ class RingWriter:
         hdr[RING_COUNT_W] = self.seq
 
     def close(self, unlink: bool = True) -> None:
+        """Detach; with ``unlink`` also remove the ring (file and segment)."""
+        if unlink:
+            remove_own_memory(self.mm)
         self.hdr.release()
         self.mm.release()
         if unlink:
@@ -143,15 +134,10 @@ class RingReader:
         lost: messages overwritten before this reader got to them.
     """
 
-    def __init__(self, path: str, port: int):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            size = os.fstat(fd).st_size
-            if size <= RING_DATA:
-                raise OSError(0, "ring not ready")
-            self.mm = _map(fd, size, False)
-        finally:
-            os.close(fd)
+    def __init__(self, path: str, port: int, size: int | None = None):
+        # ``size``: the bytes the network's rings have (checked, see shm.py)
+        self.mm = open_memory(path, size, minimum=RING_DATA, saved=True)
+        size = len(self.mm)
         self.hdr = self.mm[:RING_DATA].cast("Q")
         if self.hdr[RING_MAGIC_W] != RING_MAGIC or self.hdr[RING_CAP_W] + RING_DATA > size:
             self.close()

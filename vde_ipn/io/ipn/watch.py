@@ -1,12 +1,16 @@
-"""Noticing dead members while nobody sends: the numnodes watch.
+"""The numnodes watch: telling a node that the members changed.
 
-The kernel sent the numnodes OOB message when a member's process died.
-Here nothing runs when a process is SIGKILLed, so a node that asked for
-numnodes messages keeps one daemon thread that probes the other nodes'
-doorbell sockets (a dead process's socket refuses connections) every
-:data:`INTERVAL` seconds, and on a death purges the node and notifies,
-as a member leaving would.  Nodes that did not ask for numnodes have no
-thread; they notice deaths when they ring a dead receiver.
+The kernel sent the numnodes OOB message when a member joined, left or
+died.  Here a node that asked for numnodes messages keeps one daemon
+thread that, every :data:`INTERVAL` seconds, looks at the shared ``gen``
+word (moved by every membership change) and tells the node when it
+moved (the node recounts the members itself and rings its own
+doorbell); and that probes the other nodes' doorbell sockets (a dead
+process's socket refuses connections), purging dead ones as a member
+leaving would.  No datagram from another member is needed, so none is
+accepted: nobody can forge a numnodes message or make the node readable
+with one.  Nodes that did not ask for numnodes have no thread; they
+notice deaths when they ring a dead receiver.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ INTERVAL = 0.25
 class DeathWatch:
     """The watch of one node over its network (``comp``, a Companion)."""
 
-    def __init__(self, comp):
+    def __init__(self, comp, on_change):
         self._comp = comp
+        self._on_change = on_change       # called (in the thread) when gen moved
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ipn-numnodes-watch",
                                         daemon=True)
@@ -35,16 +40,21 @@ class DeathWatch:
     def _run(self) -> None:
         comp = self._comp
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        seen = None
         try:
-            while not self._stop.wait(INTERVAL):
+            while True:
                 try:
+                    gen = comp.gen[0]
+                    if gen != seen and self._on_change(self._stop):
+                        seen = gen
                     if self._someone_died(probe):
                         with comp.locked():
                             if not self._stop.is_set() and comp.purge():
                                 comp.bump()
-                                comp.notify_numnodes(probe)
                 except (OSError, ValueError):
                     pass                         # the network went away meanwhile
+                if self._stop.wait(INTERVAL):
+                    return
         finally:
             probe.close()
 
