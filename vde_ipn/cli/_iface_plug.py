@@ -23,9 +23,9 @@ import signal
 import sys
 
 from .._errors import ConnectError
-from ..io.endpoints import Plug
+from ..io.plugs.endpoints import Plug
 from ..io.loop import Loop
-from ..io.plug import open_plug
+from ..io.plugs.opener import open_plug
 from ._cparse import scan_octal
 from ._getopt import LongOpt, getopt_long_only
 from ._logging import Logger
@@ -106,9 +106,9 @@ def parse(argv: list[str], kind: str) -> Options:
 def open_interface(kind: str, name: str):
     """The device for ``kind`` ("tap" or "grab"); raises OSError with a message."""
     if kind == "tap":
-        from ..io.tap import TapDevice
+        from ..io.plugs.tap import TapDevice
         return TapDevice(name)
-    from ..io.grab import GrabDevice
+    from ..io.plugs.grab import GrabDevice
     return GrabDevice(name)
 
 

@@ -11,8 +11,8 @@ import grp
 import re
 import sys
 
-from ..engine.monitor import parse_selection
-from ..io.switch import SwitchConfig
+from ..engine.switch.monitor import parse_selection
+from ..io.switch.server import SwitchConfig
 from ..wire.mgmt import VERSION
 from ._cparse import scan_int, scan_octal
 from ._getopt import LongOpt, getopt_long_only
@@ -45,7 +45,7 @@ GRAB_WORDS = ("-grab", "--grab")
 # "-du"/"--mon" keep 2.3.2's meaning): each becomes one stand-in operand
 EXTENSION_WORDS = {"-dump": "dump", "--dump": "dump", "-monitor": "monitor",
                    "--monitor": "monitor",
-                   # QEMU's -netdev stream/dgram clients (io/qemu_sock.py); no
+                   # QEMU's -netdev stream/dgram clients (io/switch/qemu_sock.py); no
                    # 2.3.2 option starts with "q", whole words all the same
                    "-qemu-stream": "qemu_stream", "--qemu-stream": "qemu_stream",
                    "-qemu-dgram": "qemu_dgram", "--qemu-dgram": "qemu_dgram"}

@@ -30,7 +30,7 @@ import tempfile
 
 from .._errors import ConnectError
 from ..io.loop import Loop
-from ..io.plug import open_plug
+from ..io.plugs.opener import open_plug
 from ..wire import cryptcab as cc
 from ._getopt import LongOpt, getopt_long_only
 from ._process import daemonize

@@ -8,7 +8,7 @@ privileges needed) and the socket path is a directory as vde_switch's:
 its ``ctl`` is the IPN network and the VDE control socket at once, so
 QEMU/UML/vde_plug attach with ``sock=DIR`` and Python programs with
 ``ipn.socket(IPN_VDESWITCH).connect(DIR)``; every one of them is a port
-of the same network (see :mod:`vde_ipn.io.ipn_bridge`).
+of the same network (see :mod:`vde_ipn.io.switch.ipn_bridge`).
 
 The command line is kvde_switch's, parsed with getopt_long_only over its
 option table in its order: ``-s/--sock/--vdesock/--unix``, ``-m/--mod``
@@ -31,9 +31,9 @@ import signal
 import sys
 import syslog
 
-from ..engine.ipn_policy import IPN_VDESWITCH
-from ..io import ctldir
-from ..io.ipn_bridge import IpnBridge
+from ..engine.ipn.protocols import IPN_VDESWITCH
+from ..io.switch import ctldir
+from ..io.switch.ipn_bridge import IpnBridge
 from ..io.loop import Loop
 from ..wire.mgmt import VERSION
 from ._cparse import scan_int, scan_octal
@@ -162,9 +162,9 @@ def _usage() -> None:
 
 def _open_iface(kind: str, name: str):
     if kind == "t":
-        from ..io.tap import TapDevice
+        from ..io.plugs.tap import TapDevice
         return TapDevice(name)
-    from ..io.grab import GrabDevice
+    from ..io.plugs.grab import GrabDevice
     return GrabDevice(name)
 
 

@@ -23,7 +23,7 @@ import sys
 
 from .._errors import ConnectError
 from ..io.loop import Loop
-from ..io.plug import Plug, open_plug
+from ..io.plugs.opener import Plug, open_plug
 from ..wire.stream import STREAM_MAX, StreamDecoder, encode
 from ._cparse import scan_octal
 from ._getopt import LongOpt, getopt_long
@@ -181,7 +181,7 @@ class SessionLog:
         self.host = client.split()[0][:255] if client and client.split() else "UNKNOWN_IP_ADDRESS"
         self.seen = None
         if iplog:
-            from ..engine.iplog import SeenAddresses
+            from ..engine.switch.iplog import SeenAddresses
             self.seen = SeenAddresses()
         syslog.openlog("vde_plug", 0, syslog.LOG_USER)
 

@@ -22,8 +22,8 @@ import sys
 
 from .._errors import ConnectError
 from ..io.loop import Loop
-from ..io.plug import open_plug
-from ..io.slirp import open_slirp_plug
+from ..io.plugs.opener import open_plug
+from ..io.plugs.slirp import open_slirp_plug
 from ..wire.slirp_options import (Forward, GuestForward, SlirpSettings, check,
                                   parse_forward)
 from ..wire.vnl import VnlError

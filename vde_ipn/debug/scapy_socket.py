@@ -9,7 +9,7 @@
         srp1(Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(pdst="10.0.0.2"), socket=s, timeout=2)
         sniff(opened_socket=s, count=10, prn=lambda p: p.summary())
 
-Addresses are those :func:`vde_ipn.io.plug.open_plug` takes (``vde://``
+Addresses are those :func:`vde_ipn.io.plugs.opener.open_plug` takes (``vde://``
 or a plain path, ``vde://DIR[PORT]`` for a given port such as a monitor
 port, ``hub://``, ``switch://``, ``vxvde://``, ...), plus ``ipn://PATH``
 for an IPN network.  ``hub://`` and ``switch://`` networks live inside
@@ -38,8 +38,8 @@ from scapy.supersocket import SuperSocket
 
 from .. import ipn
 from ..io.loop import Loop
-from ..io.plug import REPLY_TIMEOUT, RECV_MAX, open_plug
-from ..io.vnl_resolve import resolve
+from ..io.plugs.opener import REPLY_TIMEOUT, RECV_MAX, open_plug
+from ..io.plugs.vnl_resolve import resolve
 from .bpf import compile_filter, matches
 
 MIN_FRAME = 60                           # Ethernet minimum without FCS

@@ -12,7 +12,7 @@ decoded back the same way, so ``%FF`` yields ``'\\udcff'`` which
 ``os.fsencode`` turns back into byte 0xFF.  Text stops at the first NUL,
 whether written or produced by ``%00``, like a C string.
 
-Pure: no filesystem, no environment (see ``vde_ipn.io.vnl_resolve``).
+Pure: no filesystem, no environment (see ``vde_ipn.io.plugs.vnl_resolve``).
 """
 
 from dataclasses import dataclass
