@@ -33,11 +33,11 @@ from ..._errors import RemoteProtocolError
 from ...engine.ipn.protocols import IPN_VDESWITCH, has_learn
 from ...wire import vde_ctl
 from . import ctldir
+from .ctl import PendingRequests, client_user, open_data_socket, set_data_perms, watch_ctl
 from .datasock import BATCH, Sender
 from ..ipn import set_network_group
 from ..ipn import (IPN_SO_DESCR, IPN_SO_MODE, IPN_SO_MTU, IPN_SO_NUMNODES, IPN_SO_PORT,
                          IpnSocket)
-from .server import HANDSHAKE_TIMEOUT, _incomplete
 
 DEFAULT_MTU = 1514                       # IPN's default: an untagged Ethernet frame
 _RECV_MAX = 65536
@@ -95,7 +95,7 @@ class IpnBridge:
         self.manager: IpnSocket | None = None
         self.listener: socket.socket | None = None
         self.links: list[Link] = []
-        self._pending: dict[socket.socket, list] = {}
+        self._pending = PendingRequests(loop, self._on_request)
         self._table = None               # the policy whose MAC table all ports share
 
     # -- life cycle ----------------------------------------------------------
@@ -160,8 +160,7 @@ class IpnBridge:
         """Detach every port, leave the network and remove ``ctl``."""
         for link in list(self.links):
             self.close_link(link)
-        for conn in list(self._pending):
-            self._drop_pending(conn)
+        self._pending.close()
         if self.listener is not None:
             self.loop.forget(self.listener)
             self.listener.close()
@@ -287,96 +286,26 @@ class IpnBridge:
             conn, _ = self.listener.accept()
         except OSError:
             return
-        conn.setblocking(False)
-        buf = bytearray()
+        self._pending.add(conn)
 
-        def on_request(now: float) -> None:
-            try:
-                chunk = conn.recv(vde_ctl.REQUEST_MAX - len(buf))
-            except BlockingIOError:
-                return
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self._drop_pending(conn)
-                return
-            buf.extend(chunk)
-            if _incomplete(buf):
-                return
-            self._end_pending(conn)
-            try:
-                self._serve(conn, vde_ctl.decode_request(bytes(buf)))
-            except (OSError, RemoteProtocolError) as e:
-                self.log("cannot give a port: %s" % e)
-                conn.close()
-
-        self._pending[conn] = self.loop.call_later(
-            HANDSHAKE_TIMEOUT, lambda _now: self._drop_pending(conn))
-        self.loop.add_reader(conn, on_request)
-
-    def _end_pending(self, conn: socket.socket) -> None:
-        timer = self._pending.pop(conn, None)
-        if timer is not None:
-            self.loop.cancel(timer)
-        self.loop.forget(conn)
-
-    def _drop_pending(self, conn: socket.socket) -> None:
-        self._end_pending(conn)
-        conn.close()
+    def _on_request(self, conn: socket.socket, raw: bytes) -> None:
+        try:
+            self._serve(conn, vde_ctl.decode_request(raw))
+        except (OSError, RemoteProtocolError) as e:
+            self.log("cannot give a port: %s" % e)
+            conn.close()
 
     def _serve(self, conn: socket.socket, req) -> None:
         """Give the client a port, or raise OSError (the caller closes ``conn``)."""
-        user = -1
-        if not req.abstract:
-            if not os.access(req.path, os.R_OK | os.W_OK):
-                raise PermissionError(errno.EACCES, "client socket not accessible", req.path)
-            user = os.stat(req.path).st_uid
+        user = client_user(req)
         ipn = self._new_port(req.description, req.port)
-        data = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        path = None
         try:
-            data.setblocking(False)
-            data.connect(req.sockaddr)
-            path = "%s/%03d.%d" % (self.dir, ipn.statistics()["port"], data.fileno())
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            data.bind(path)
-            self._data_perms(path, user)
-            reply = vde_ctl.encode_reply(path)
-            if conn.send(reply) != len(reply):
-                raise OSError(errno.EMSGSIZE, "short ctl reply")
+            # as vde_switch: a root bridge hands the socket to its client
+            data, path = open_data_socket(
+                conn, self.dir, ipn.statistics()["port"], req,
+                lambda path: set_data_perms(path, self.mode & 0o666, self.gid, user))
         except BaseException:
             ipn.close()
-            data.close()
-            if path is not None:
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
             raise
         link = self._start_link(Link(ipn, data, req.description, "unix", conn, path))
-        self.loop.add_reader(conn, self._ctl_reader(link))
-
-    def _data_perms(self, path: str, user: int) -> None:
-        """As vde_switch: a root bridge hands the socket to its client."""
-        if os.geteuid() == 0 and user != -1:
-            os.chmod(path, self.mode & 0o600)
-            os.chown(path, user, self.gid)
-        else:
-            os.chmod(path, self.mode & 0o666)
-            if self.gid != -1:
-                os.chown(path, -1, self.gid)
-
-    def _ctl_reader(self, link: Link):
-        def on_ctl(now: float) -> None:
-            try:
-                if link.ctl.recv(4096):
-                    return               # chatter after the handshake: ignored
-            except BlockingIOError:
-                return
-            except OSError:
-                pass
-            self.close_link(link)
-        return on_ctl
+        watch_ctl(self.loop, conn, lambda _now: self.close_link(link))

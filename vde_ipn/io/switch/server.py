@@ -31,7 +31,6 @@ import grp
 import os
 import pwd
 import socket
-import struct
 import time
 from dataclasses import dataclass, field
 
@@ -40,6 +39,8 @@ from ...engine.bus import DEFAULT_MAX_FRAME, NO_USER, Network
 from ...engine.switch.fstp import Fstp
 from ...wire import vde_ctl
 from . import ctldir
+from .ctl import (PendingRequests, client_user, open_data_socket, set_data_perms, unlink_quietly,
+                  watch_ctl)
 from .console_view import ConsoleView
 from .datasock import Backpressure, Batcher, Gate, Sender, drain, make_reader
 from .fstp import FstpIO
@@ -50,38 +51,9 @@ from .plugins import PluginIO
 from .port_access import may_take
 from .senders import SenderTable
 
-HANDSHAKE_TIMEOUT = 5.0
 STALLED = 1.0            # a request unfinished this long may be dropped for a newcomer
 PENDING_MAX = 64         # unfinished requests at once; the oldest makes way
 LEAVE_SLICE = 0.05       # seconds of endpoint closing per loop turn
-_VERSIONS = (0, 1, 3)                    # 0/1: the v1 layout (the word is its type)
-
-
-def _incomplete(buf: bytearray) -> bool:
-    """True while more bytes could still make ``buf`` a valid request.
-
-    A request split across writes is waited for; one that can no longer
-    become valid (bad magic, version or type) is answered at once
-    instead of after ``HANDSHAKE_TIMEOUT``.
-    """
-    if len(buf) >= vde_ctl.REQUEST_MAX or not vde_ctl.need_more(bytes(buf)):
-        return False
-    if len(buf) >= 8:
-        _magic, version = struct.unpack_from("=II", buf)
-        if version not in _VERSIONS:
-            return False
-        if version == 3 and len(buf) >= 12 and struct.unpack_from("=i", buf, 8)[0] & 0xFF > 1:
-            return False             # the request type is the low byte of the word
-    return True
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
 @dataclass
 class SwitchConfig:
     """Everything ``vde_switch`` options can set (defaults of 2.3.2)."""
@@ -141,7 +113,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         self.batcher = Batcher.create()   # None: one system call per frame
         # lossless mode: readers pause while they send to a full receiver
         self.backpressure = Backpressure() if config.lossless else None
-        self._pending: dict[socket.socket, list] = {}   # ctl conn -> handshake timer
+        self._pending = PendingRequests(loop, self._handshake, self._fd_freed)
         self._waiting: list = []         # (conn, request) waiting for a free descriptor
         self._gate: AcceptGate | None = None
         self._freeing = False
@@ -179,8 +151,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         self._leaving.clear()
         for ep_id in list(self.endpoints):
             self.close_endpoint(ep_id)
-        for conn in list(self._pending):
-            self._drop_pending(conn)
+        self._pending.close()
         for conn, _raw in self._waiting:
             conn.close()
         self._waiting.clear()
@@ -227,47 +198,17 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
                 self._short_of_fds(e)
             return
         if len(self._pending) >= PENDING_MAX:
-            self._drop_pending(self._oldest_pending(now))
-        conn.setblocking(False)
-        buf = bytearray()
-
-        def on_request(now: float) -> None:
-            try:
-                chunk = conn.recv(vde_ctl.REQUEST_MAX - len(buf))
-            except BlockingIOError:
-                return
-            except OSError:
-                chunk = b""
-            if not chunk:                # gone before finishing its request
-                self._drop_pending(conn)
-                return
-            buf.extend(chunk)
-            if _incomplete(buf):
-                return
-            self._end_pending(conn)
-            self._handshake(conn, bytes(buf))
-
-        # a client that never completes its request must not hold an fd forever
-        self._pending[conn] = self.loop.call_later(
-            HANDSHAKE_TIMEOUT, lambda _now: self._drop_pending(conn))
-        self.loop.add_reader(conn, on_request)
-
-    def _oldest_pending(self, before: float):
-        """The longest-waiting unfinished request accepted before ``before``."""
-        for conn, timer in self._pending.items():       # in accept order
-            return conn if timer[0] - HANDSHAKE_TIMEOUT <= before else None
-        return None
+            self._pending.drop(self._pending.oldest(now))
+        self._pending.add(conn)
 
     def _short_of_fds(self, err: OSError) -> None:
         """No descriptor free: drop the unfinished request that has stalled
         longest to make room, or else stop accepting until one is freed."""
-        stalled = self._oldest_pending(self.loop.clock() - STALLED)
+        stalled = self._pending.oldest(self.loop.clock() - STALLED)
         if stalled is None:
             self._gate.pause(err)
             return
-        self._end_pending(stalled)
-        stalled.close()
-        self._fd_freed()
+        self._pending.drop(stalled)
 
     def _fd_freed(self) -> None:
         """A descriptor was closed: serve the requests waiting for one, in
@@ -285,17 +226,6 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
             self._gate.resume()
         finally:
             self._freeing = False
-
-    def _end_pending(self, conn: socket.socket) -> None:
-        timer = self._pending.pop(conn, None)
-        if timer is not None:
-            self.loop.cancel(timer)
-        self.loop.forget(conn)
-
-    def _drop_pending(self, conn: socket.socket) -> None:
-        self._end_pending(conn)
-        conn.close()
-        self._fd_freed()
 
     def _handshake(self, conn: socket.socket, raw: bytes) -> None:
         """Serve one complete request; on any failure close ``conn``.
@@ -331,48 +261,17 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         self.client_log("cannot give a port to %s: %s" % (req.path or "abstract client", err))
         conn.close()
 
-    def _client_user(self, req) -> int:
-        if req.abstract:
-            return NO_USER
-        path = req.path
-        if not os.access(path, os.R_OK | os.W_OK):
-            raise PermissionError(errno.EACCES, "client socket not accessible", path)
-        return os.stat(path).st_uid
-
     def _serve(self, conn: socket.socket, req) -> None:
-        user = self._client_user(req)
+        user = client_user(req)
         port_no = self.net.pick_port(req.port, user)
         port = self.net.ports.get(port_no)
         if port is not None and not port.endpoints and not may_take(port, user):
             raise PermissionError(errno.EPERM, "port %d: refused by its access control"
                                   % port_no)
-        data = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        path = None
-        try:
-            data.setblocking(False)
-            try:
-                # the full raw address: abstract names match byte for byte
-                data.connect(req.sockaddr)
-            except OSError as e:
-                self.client_log("Connecting to client data socket %s: %s"
-                                % (req.path, e.strerror))
-                raise
-            path = "%s/%03d.%d" % (self.dir, port_no, data.fileno())
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            data.bind(path)
-            self._set_data_perms(path, req.kind is vde_ctl.RequestKind.NEW_PORT0, user)
-            reply = vde_ctl.encode_reply(path)
-            # one write of all 110 bytes, or no port (UML rejects short replies)
-            if conn.send(reply) != len(reply):
-                raise OSError(errno.EMSGSIZE, "short ctl reply")
-        except BaseException:
-            data.close()
-            if path is not None:         # bound, but no endpoint will own it
-                _unlink_quietly(path)
-            raise
+        mgmt = req.kind is vde_ctl.RequestKind.NEW_PORT0
+        data, path = open_data_socket(
+            conn, self.dir, port_no, req, lambda path: self._set_data_perms(path, mgmt, user),
+            log=self.client_log)
         self._attach(conn, data, path, port_no, req, user)
 
     def _set_data_perms(self, path: str, mgmt: bool, user: int) -> None:
@@ -383,14 +282,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         management mode and group on top, as vde_switch does (it does so
         after replying; doing it before avoids a window with other modes).
         """
-        gid = self.config.gid
-        if os.geteuid() == 0 and user != NO_USER:
-            os.chmod(path, self.mode & 0o700)
-            os.chown(path, user, gid)
-        else:
-            os.chmod(path, self.mode)
-            if gid != -1:
-                os.chown(path, -1, gid)
+        set_data_perms(path, self.mode, self.config.gid, user)
         if mgmt:
             os.chmod(path, self.config.mgmtmode)
             if self.config.mgmt_gid != -1:
@@ -410,18 +302,11 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
                                                 batcher=self.batcher, gate=ep.gate,
                                                 backpressure=self.backpressure))
 
-        def on_ctl(now: float) -> None:
-            try:
-                if conn.recv(4096):
-                    return               # chatter after the handshake: ignored
-            except BlockingIOError:
-                return
-            except OSError:
-                pass
+        def on_gone(now: float) -> None:
             self.loop.forget(conn)
             self._leave_soon(ep)
 
-        self.loop.add_reader(conn, on_ctl)
+        watch_ctl(self.loop, conn, on_gone)
 
     def _leave_soon(self, ep: _Endpoint) -> None:
         """Close a departed client's endpoint from a timer, a slice at a time
@@ -507,7 +392,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
                 self.loop.forget(sock)
                 sock.close()
         if ep.path is not None:
-            _unlink_quietly(ep.path)
+            unlink_quietly(ep.path)
         self._fd_freed()
         return True
 
