@@ -12,7 +12,7 @@ to the sender).  No VLANs: every MAC is keyed on VLAN 0.
 from __future__ import annotations
 
 from .protocols import IPN_VDESWITCH, IpnPolicy, protocol
-from ..switch.learning import MacTable
+from ..mac_table import MacTable
 
 ETH_HLEN = 14
 KVDE_EXPIRE = 30.0                       # kvde_switch entry lifetime
@@ -50,13 +50,7 @@ class VdeSwitch(IpnPolicy):
 
     def learn(self, port: int, frame: bytes, now: float) -> None:
         if len(frame) >= ETH_HLEN and not frame[6] & 1:
-            e = self._macs.get(frame[6:12])
-            if e is None:                # through the table: it indexes by port
-                self.table.add(0, frame[6:12], port, now)
-            elif e[0] == port:
-                e[1] = now
-            else:
-                self.table.move(0, frame[6:12], e, port, now)
+            self.table.learn(self._macs, 0, frame[6:12], port, now)
 
     announces = True                     # senders publish their source MACs
 

@@ -30,98 +30,11 @@ from __future__ import annotations
 
 from ...wire.fstp_bpdu import BPDU_DST
 from ..egress import tag_key, untag_key
+from ..mac_table import MacTable
 from .fstp import BLOCKED
 from ..policy import LazyTable, Policy, register
 
 NO_VLAN = 4095
-
-
-class MacTable:
-    """(VLAN, MAC) -> [port, last_seen], one dict per VLAN.
-
-    ``by_port`` indexes the entries by port so that forgetting a port's
-    entries (it left, or changed VLANs) costs what that port learned, not
-    the size of the table.  Code that edits ``vlans`` directly may leave
-    stale index entries behind: they are checked before use.
-    """
-
-    __slots__ = ("vlans", "by_port")
-
-    def __init__(self):
-        self.vlans: dict[int, dict[bytes, list]] = {}
-        self.by_port: dict[int, dict[tuple, None]] = {}
-
-    def lookup(self, mac: bytes, vlan: int = 0):
-        """(port, last_seen) or None."""
-        e = self.vlans.get(vlan, {}).get(mac)
-        return None if e is None else (e[0], e[1])
-
-    def add(self, vlan: int, mac: bytes, port: int, now: float) -> None:
-        """Learn a MAC not in the table yet."""
-        self.vlans.setdefault(vlan, {})[mac] = [port, now]
-        self._index(port)[vlan, mac] = None
-
-    def move(self, vlan: int, mac: bytes, entry: list, port: int, now: float) -> None:
-        """A learned MAC shows up on another port."""
-        old = self.by_port.get(entry[0])
-        if old is not None:
-            old.pop((vlan, mac), None)
-        entry[0] = port
-        entry[1] = now
-        self._index(port)[vlan, mac] = None
-
-    def _index(self, port: int) -> dict:
-        index = self.by_port.get(port)
-        if index is None:
-            index = self.by_port[port] = {}
-        return index
-
-    def forget_port(self, port: int) -> list:
-        """Forget what was learned on ``port``; return [(vlan, mac, port)]."""
-        gone = []
-        vlans = self.vlans
-        for vlan, mac in self.by_port.pop(port, ()):
-            table = vlans.get(vlan)
-            e = None if table is None else table.get(mac)
-            if e is not None and e[0] == port:
-                del table[mac]
-                gone.append((vlan, mac, port))
-        return gone
-
-    def forget_older(self, deadline: float) -> list:
-        """Forget entries last seen before ``deadline``; return [(vlan, mac, port)]."""
-        gone = []
-        for vlan, table in self.vlans.items():
-            for mac in [m for m, e in table.items() if e[1] < deadline]:
-                port = table.pop(mac)[0]
-                gone.append((vlan, mac, port))
-                index = self.by_port.get(port)
-                if index is not None:
-                    index.pop((vlan, mac), None)
-        return gone
-
-    def clear_vlan(self, vlan: int) -> None:
-        table = self.vlans.get(vlan)
-        if table:
-            for mac, e in table.items():
-                index = self.by_port.get(e[0])
-                if index is not None:
-                    index.pop((vlan, mac), None)
-            table.clear()
-
-    def clear(self) -> None:
-        for table in self.vlans.values():
-            table.clear()
-        self.by_port.clear()
-
-    def entries(self):
-        """Yield (vlan, mac, port, last_seen)."""
-        for vlan, table in self.vlans.items():
-            for mac, (port, seen) in table.items():
-                yield vlan, mac, port, seen
-
-    def __len__(self) -> int:
-        return sum(len(t) for t in self.vlans.values())
 
 
 class _VlanRoutes:
@@ -387,17 +300,14 @@ class LearningSwitch(Policy):
         if routes is None:
             return self._drop(port)
         table, flood, single, vlan = routes
-        if not frame[6] & 1:                    # learn(): inlined on the hot path
+        if not frame[6] & 1:
             src = frame[6:12]
             e = table.get(src)
-            if e is None:
-                self.table.add(vlan, src, port, now)
-                if self.net.listeners:
-                    self._hash_event("hash/+", vlan, src, port)
-            elif e[0] == port:
-                e[1] = now
-            elif now - e[1] > self.min_persistence:
-                self.table.move(vlan, src, e, port, now)
+            if e is not None and e[0] == port:
+                e[1] = now               # MacTable.learn's common case, without the call
+            elif self.table.learn(table, vlan, src, port, now, self.min_persistence) \
+                    and self.net.listeners:
+                self._hash_event("hash/+", vlan, src, port)
         if not frame[0] & 1:
             e = table.get(frame[0:6])
             if e is not None:
@@ -454,15 +364,9 @@ class LearningSwitch(Policy):
 
     def learn(self, table: dict, vlan: int, src: bytes, port: int, now: float) -> None:
         """Record ``src`` on ``port`` unless it moved within min_persistence."""
-        e = table.get(src)
-        if e is None:
-            self.table.add(vlan, src, port, now)
-            if self.net.listeners:
-                self._hash_event("hash/+", vlan, src, port)
-        elif e[0] == port:
-            e[1] = now
-        elif now - e[1] > self.min_persistence:
-            self.table.move(vlan, src, e, port, now)
+        if self.table.learn(table, vlan, src, port, now, self.min_persistence) \
+                and self.net.listeners:
+            self._hash_event("hash/+", vlan, src, port)
 
     def _drop(self, port: int) -> tuple[int, ...]:
         self.net.ports[port].count_drop("vlan")
