@@ -29,6 +29,7 @@ from ._cparse import scan_octal
 from ._getopt import LongOpt, getopt_long
 from ._logging import Logger
 from ._process import daemonize, write_pidfile
+from ..wire.ethernet import ETH_HLEN
 
 SHORTOPTS = "c:hdp:lLg:G:m:M:D:"
 LONGOPTS = (
@@ -71,7 +72,6 @@ SEND_TIMEOUT = 1.0
 IPLOG_GROUP = "vdeplug_iplog"           # -c vde_plug logs addresses for its members
 # open errors told with their reason (the others read as vdeplug4's)
 _EXPLAINED = ("tap://", "grab://", "pcap://", "agno://", "tee://", "cmd://", "slirp://", "passt://", "qemu-")
-ETH_HLEN = 14
 
 
 class Options:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from .._errors import NoFreePort, PortInUse
 from .egress import PORT_MASK
 from .policy import make_policy
+from ..wire.ethernet import ETH_HLEN
 
-ETH_HLEN = 14
 DEFAULT_MAX_FRAME = 9216 + 14 + 4        # jumbo payload + header + one VLAN tag
 NO_USER = -1
 

@@ -28,11 +28,11 @@ from __future__ import annotations
 import re
 import struct
 
+from .ethernet import ETH_HLEN, TPID_8021Q, add_tag, strip_tag
+
 __all__ = ["VlanView", "parse_tag_list", "c_strtol"]
 
-ETH_HLEN = 14
 VLAN_MASK = 0x0FFF
-TPID_8021Q = 0x8100
 TPID_8021AD = 0x88A8
 _TCI = struct.Struct("!H")
 
@@ -100,10 +100,10 @@ class VlanView:
         return frame[12:14] == self._tpid_bytes
 
     def _strip(self, frame) -> bytes:
-        return bytes(frame[:12]) + bytes(frame[16:])
+        return strip_tag(bytes(frame))
 
     def _insert(self, frame, vlan: int) -> bytes:
-        return bytes(frame[:12]) + self._tpid_bytes + _TCI.pack(vlan) + bytes(frame[12:])
+        return add_tag(bytes(frame), vlan, tpid=self.tpid)
 
     def _retag(self, frame, vlan: int) -> bytes:
         return bytes(frame[:14]) + _TCI.pack(vlan) + bytes(frame[16:])

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from .protocols import IPN_VDESWITCH, IpnPolicy, protocol
 from ..mac_table import MacTable
+from ...wire.ethernet import ETH_HLEN
 
-ETH_HLEN = 14
 KVDE_EXPIRE = 30.0                       # kvde_switch entry lifetime
 
 

@@ -18,6 +18,8 @@ import ipaddress
 import itertools
 from dataclasses import dataclass, field
 
+from ...wire.ethernet import vlan_of
+
 HASH_SIZE = 1024
 GC_INTERVAL = 10
 GC_EXPIRE = 360
@@ -183,10 +185,9 @@ def source_address(frame: bytes) -> tuple[bytes, int] | None:
     optionally in one 802.1Q tag; None for anything else."""
     if len(frame) < 34:
         return None
-    vlan, off = 0, 12
-    if frame[12] == 0x81 and frame[13] == 0x00:
-        vlan = ((frame[14] << 8) | frame[15]) & 0x0FFF
-        off = 16
+    vlan, off = vlan_of(frame), 16
+    if vlan is None:
+        vlan, off = 0, 12
     body = off + 2
     etype = frame[off:body]
     if etype == b"\x08\x00" and frame[body:body + 1] == b"\x45":

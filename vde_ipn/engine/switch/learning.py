@@ -28,13 +28,13 @@ whatever the number of ports.
 
 from __future__ import annotations
 
+from ...wire.ethernet import NO_VLAN, mac_str, vlan_of
 from ...wire.fstp_bpdu import BPDU_DST
 from ..egress import tag_key, untag_key
 from ..mac_table import MacTable
 from .fstp import BLOCKED
 from ..policy import LazyTable, Policy, register
 
-NO_VLAN = 4095
 
 
 class _VlanRoutes:
@@ -286,7 +286,7 @@ class LearningSwitch(Policy):
     def _hash_event(self, category: str, vlan: int, mac: bytes, port: int) -> None:
         # vde_switch prints the VLAN's two bytes low byte first
         self.net.emit(category, "%s VLAN %02x:%02x Port %d"
-                      % (":".join("%02x" % b for b in mac), vlan & 0xFF, vlan >> 8, port))
+                      % (mac_str(mac), vlan & 0xFF, vlan >> 8, port))
 
     def _forgotten(self, gone: list) -> None:
         if self.net.listeners:
@@ -294,8 +294,9 @@ class LearningSwitch(Policy):
                 self._hash_event("hash/-", vlan, mac, port)
 
     def route(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
-        if frame[12] == 0x81 and frame[13] == 0 and len(frame) >= 18:
-            return self._route_tagged(port, frame, now)
+        vlan = vlan_of(frame)
+        if vlan is not None:
+            return self._route_tagged(port, frame, vlan, now)
         routes = self._pcache[port]            # the port's untagged VLAN
         if routes is None:
             return self._drop(port)
@@ -315,8 +316,7 @@ class LearningSwitch(Policy):
                 return () if out == port else single[out]
         return flood[port]
 
-    def _route_tagged(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
-        vlan = ((frame[14] << 8) | frame[15]) & 0x0FFF
+    def _route_tagged(self, port: int, frame: bytes, vlan: int, now: float) -> tuple[int, ...]:
         if vlan not in self.net.ports[port].tagged:
             return self._drop(port)
         table = self.table.vlans.get(vlan)
@@ -337,9 +337,8 @@ class LearningSwitch(Policy):
             return self._bpdu_in(port, frame, now)
         vlans = self._inblocked.get(port)
         if vlans is not None:
-            if frame[12] == 0x81 and frame[13] == 0 and len(frame) >= 18:
-                vlan = ((frame[14] << 8) | frame[15]) & 0x0FFF
-            else:
+            vlan = vlan_of(frame)
+            if vlan is None:
                 vlan = self.net.ports[port].vlan
             if vlan in vlans:
                 self.net.ports[port].count_drop(BLOCKED)
@@ -348,9 +347,9 @@ class LearningSwitch(Policy):
 
     def _bpdu_in(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
         """A BPDU is for the spanning tree of its VLAN, never forwarded."""
-        tagged = frame[12] == 0x81 and frame[13] == 0 and len(frame) >= 18
+        vlan = vlan_of(frame)
+        tagged = vlan is not None
         if tagged:
-            vlan = ((frame[14] << 8) | frame[15]) & 0x0FFF
             if vlan not in self.net.ports[port].tagged:
                 return self._drop(port)
         else:

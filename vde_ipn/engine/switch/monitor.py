@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...wire.ethernet import vlan_of
 from ..egress import PORT_MASK
 
 ALL = None                               # every port / every VLAN
@@ -51,9 +52,8 @@ class MonitorSelection:
             return False
         vlans = self.vlans
         if vlans is not None:
-            if frame[12] == 0x81 and frame[13] == 0 and len(frame) >= 18:
-                vlan = ((frame[14] << 8) | frame[15]) & 0x0FFF
-            else:
+            vlan = vlan_of(frame)
+            if vlan is None:
                 vlan = port_vlan
             return vlan in vlans
         return True

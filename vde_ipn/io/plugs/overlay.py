@@ -39,6 +39,7 @@ import time
 from ..._errors import ConnectError
 from ...engine.overlay import PeerTable
 from ...wire import vxlan as vx
+from ...wire.ethernet import ETH_HLEN
 from ...wire.vnl import parse_head_options
 from .endpoints import Plug, group_id
 
@@ -144,7 +145,7 @@ class _UdpOverlay:
         return self._ep.fileno()
 
     def send(self, frame) -> int:
-        if len(frame) < vx.ETH_HLEN:
+        if len(frame) < ETH_HLEN:
             return len(frame)
         data = self.hdr + bytes(frame)
         peer = self.table.destination(frame, time.monotonic())

@@ -5,12 +5,12 @@ from __future__ import annotations
 import errno
 
 from ...._errors import NoFreePort, PortInUse
+from ....wire.ethernet import NO_VLAN
 from ...bus import NO_USER
 from ..console import command, menu
 from ._args import atoi, parse_id, scan_ints
 
 OK = 0
-NO_VLAN = 4095
 
 menu("port", "PORT STATUS MENU")
 
