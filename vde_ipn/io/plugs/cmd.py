@@ -34,21 +34,19 @@ PENDING_MAX = 1 << 20                    # stream bytes held for a slow command
 
 
 class CmdPipe:
-    """The data object of a ``cmd://`` plug (non-blocking send/recv)."""
+    """The data object of a ``cmd://`` plug with no event loop: ``recv``
+    never blocks, ``send`` writes each record whole, blocking while the
+    command's stdin is full (see :class:`CmdPipeOnLoop` for the other)."""
 
     module = "cmd"
 
-    def __init__(self, argv: list[str], loop=None):
+    def __init__(self, argv: list[str]):
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      bufsize=0, close_fds=True)
         self._out = self.proc.stdout.fileno()
         self._in = self.proc.stdin.fileno()
         os.set_blocking(self._out, False)
-        self._loop = loop
-        self._pending = bytearray()      # the part of the stream the pipe had no room for
         self.dropped = 0
-        if loop is not None:
-            os.set_blocking(self._in, False)
         self._head = b""                 # length bytes of the record being read
         self._body = bytearray()
         self._need = 0                   # body bytes still missing
@@ -92,13 +90,48 @@ class CmdPipe:
         n = len(frame)
         if n > STREAM_MAX:
             return 0
+        view = memoryview(bytes((n >> 8, n & 0xFF)) + bytes(frame))
+        while view:
+            view = view[os.write(self._in, view):]
+        return n
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        for f in (proc.stdin, proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        try:
+            proc.wait(timeout=EXIT_WAIT)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                proc.wait(timeout=EXIT_WAIT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+class CmdPipeOnLoop(CmdPipe):
+    """A ``cmd://`` plug's data object on an event loop: ``send`` never
+    blocks; what the command's stdin has no room for is written by the
+    loop later (up to ``PENDING_MAX`` bytes, then frames are dropped and
+    counted in ``dropped``)."""
+
+    def __init__(self, argv: list[str], loop):
+        super().__init__(argv)
+        self._loop = loop
+        self._pending = bytearray()      # the part of the stream the pipe had no room for
+        os.set_blocking(self._in, False)
+
+    def send(self, frame) -> int:
+        n = len(frame)
+        if n > STREAM_MAX:
+            return 0
         record = bytes((n >> 8, n & 0xFF)) + bytes(frame)
-        if self._loop is None:
-            # no event loop to finish a record later: a blocking write
-            view = memoryview(record)
-            while view:
-                view = view[os.write(self._in, view):]
-            return n
         if self._pending:
             if len(self._pending) >= PENDING_MAX:
                 self.dropped += 1        # the command does not keep up: lost, as on a wire
@@ -126,25 +159,9 @@ class CmdPipe:
             self._loop.remove_writer(self._in)
 
     def close(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if self._pending and self._loop is not None:
+        if self.proc is not None and self._pending:
             self._loop.forget(self._in)
-        for f in (proc.stdin, proc.stdout):
-            try:
-                f.close()
-            except OSError:
-                pass
-        try:
-            proc.wait(timeout=EXIT_WAIT)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            try:
-                proc.wait(timeout=EXIT_WAIT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        super().close()
 
 
 def open_cmd_plug(arg, *, loop=None, **_) -> Plug:
@@ -156,7 +173,7 @@ def open_cmd_plug(arg, *, loop=None, **_) -> Plug:
     if not argv:
         raise ConnectError(errno.EINVAL, "cmd:// needs a command")
     try:
-        pipe = CmdPipe(argv, loop)
+        pipe = CmdPipe(argv) if loop is None else CmdPipeOnLoop(argv, loop)
     except OSError as e:
         raise ConnectError(e.errno or errno.ENOENT, "cannot run %s" % argv[0]) from None
     return Plug(pipe, None, scheme="cmd", hangup_on_empty=True)

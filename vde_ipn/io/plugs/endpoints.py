@@ -140,7 +140,7 @@ def open_ptp(arg, *, group=None, mode=None, **_) -> Plug:
     """``ptp://PATH``: two plugs meet at PATH, with no switch in between.
 
     The first to come binds PATH and sends to ``PATH+``; the second finds
-    PATH alive, connects to it and binds ``PATH+`` (see :class:`_PtpSocket`
+    PATH alive, connects to it and binds ``PATH+`` (see :class:`_PtpFirst`
     for how the first one connects back).  A socket file nobody
     receives on any more (connect refused) is stale and replaced; a third
     plug fails with EADDRINUSE.  Frames sent while the other end is absent
@@ -149,10 +149,10 @@ def open_ptp(arg, *, group=None, mode=None, **_) -> Plug:
     """
     path = arg
     try:
-        data, mine, peer, connected = _ptp_first(path)
+        end, data, mine, peer = _ptp_first(path)
     except OSError:
         try:
-            data, mine, peer, connected = _ptp_second(path)
+            end, data, mine, peer = _ptp_second(path)
         except OSError as e:
             raise ConnectError(e.errno or errno.EINVAL, "ptp://%s: %s"
                                % (path, e.strerror or e)) from e
@@ -165,7 +165,7 @@ def open_ptp(arg, *, group=None, mode=None, **_) -> Plug:
         _unlink(mine)
         raise ConnectError(e.errno, "ptp://%s: %s" % (path, e.strerror)) from e
     data.setblocking(False)
-    return Plug(_PtpSocket(data, mine, peer, connected), None, scheme="ptp")
+    return Plug(end(data, mine, peer), None, scheme="ptp")
 
 
 def _ptp_first(path: str):
@@ -176,7 +176,7 @@ def _ptp_first(path: str):
     except OSError:
         data.close()
         raise
-    return data, path, path + "+", False
+    return _PtpFirst, data, path, path + "+"
 
 
 def _ptp_second(path: str):
@@ -189,7 +189,7 @@ def _ptp_second(path: str):
     except OSError:
         data.close()
         raise
-    return data, mine, path, True
+    return _PtpSecond, data, mine, path
 
 
 def _clear_stale(path: str) -> None:
@@ -220,30 +220,13 @@ def _unlink(path: str) -> None:
         pass
 
 
-class _PtpSocket:
-    """The data socket of a ptp plug.
+class _PtpEnd:
+    """What both ends of a ptp cable share: closing removes the file the
+    socket is bound to."""
 
-    The second plug is connected to PATH from the start.  The first one
-    connects to ``PATH+`` at its first send that finds it unconnected
-    (again after the peer went away), so from then on, like vdeplug4's,
-    it only hears from that peer.
-    """
-
-    def __init__(self, sock, mine, peer, connected):
+    def __init__(self, sock, mine, peer):
         self.sock, self.mine, self.peer = sock, mine, peer
         self.recv = sock.recv
-        self._send = sock.send
-        if connected:
-            self.send = sock.send
-
-    def send(self, frame) -> int:
-        try:
-            return self._send(frame)
-        except OSError as e:
-            if e.errno not in (errno.ENOTCONN, errno.EDESTADDRREQ):
-                raise
-        self.sock.connect(self.peer)
-        return self._send(frame)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -252,3 +235,26 @@ class _PtpSocket:
         if self.sock.fileno() >= 0:
             self.sock.close()
             _unlink(self.mine)
+
+
+class _PtpSecond(_PtpEnd):
+    """The second plug's socket, connected to PATH from the start."""
+
+    def __init__(self, sock, mine, peer):
+        super().__init__(sock, mine, peer)
+        self.send = sock.send
+
+
+class _PtpFirst(_PtpEnd):
+    """The first plug's socket: it connects to ``PATH+`` at its first send
+    that finds it unconnected (again after the peer went away), so from
+    then on, like vdeplug4's, it only hears from that peer."""
+
+    def send(self, frame) -> int:
+        try:
+            return self.sock.send(frame)
+        except OSError as e:
+            if e.errno not in (errno.ENOTCONN, errno.EDESTADDRREQ):
+                raise
+        self.sock.connect(self.peer)
+        return self.sock.send(frame)
