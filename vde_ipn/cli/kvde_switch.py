@@ -36,10 +36,11 @@ from ..io.switch import ctldir
 from ..io.switch.ipn_bridge import IpnBridge
 from ..io.loop import Loop
 from ..wire.mgmt import VERSION
-from ._cparse import scan_int, scan_octal
+from ._cparse import scan_int
 from ._getopt import LongOpt, getopt_long_only
 from ._logging import LOG_ERR, LOG_WARNING, Logger
 from ._process import daemonize, pidfile_path, remove_pidfile, write_pidfile
+from ._switch_args import apply_shared
 
 LONGOPTS = (
     LongOpt("help", 0, "h"), LongOpt("version", 0, "v"),
@@ -111,16 +112,10 @@ def parse(argv: list[str], log: Logger) -> Options:
             if line is not None:
                 sys.stderr.write(line + "\n")
                 sys.stderr.flush()
-        elif key == "h":
-            _usage()
-        elif key == "v":
-            sys.stdout.write(VERSION_TEXT)
-            sys.stdout.flush()
-            raise SystemExit(0)
+        elif apply_shared(o, o, key, val, USAGE, VERSION_TEXT):
+            pass
         elif key == "s":
             o.sock = os.path.realpath(val)
-        elif key == "m":
-            o.mode = _keep(scan_octal(val), o.mode)
         elif key == "g":
             try:
                 o.gid = grp.getgrnam(val).gr_gid
@@ -129,16 +124,6 @@ def parse(argv: list[str], log: Logger) -> Options:
                 raise SystemExit(1) from None
         elif key in ("t", "G"):
             o.ifaces.append((key, val))
-        elif key == "d":
-            o.daemon = True
-        elif key == "p":
-            o.pidfile = val
-        elif key == "f":
-            o.rcfile = val
-        elif key == "M":
-            o.mgmt = val
-        elif key == "mgmtmode":
-            o.mgmtmode = _keep(scan_octal(val), o.mgmtmode)
         elif key == "n":
             n = scan_int(val)
             if n is None or not 1 <= n <= 0xFFFF:
@@ -148,10 +133,6 @@ def parse(argv: list[str], log: Logger) -> Options:
     if res.operands:
         _usage()
     return o
-
-
-def _keep(new, old):
-    return old if new is None else new
 
 
 def _usage() -> None:
