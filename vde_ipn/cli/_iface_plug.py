@@ -26,7 +26,7 @@ from .._errors import ConnectError
 from ..io.plugs.endpoints import Plug
 from ..io.loop import Loop
 from ..io.plugs.opener import open_plug
-from ._cparse import scan_octal
+from ..wire.c_numbers import scan_octal
 from ._getopt import LongOpt, getopt_long_only
 from ._logging import Logger
 from ._process import daemonize, write_pidfile

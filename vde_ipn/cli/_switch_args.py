@@ -14,7 +14,7 @@ import sys
 from ..engine.switch.monitor import parse_selection
 from ..io.switch.server import SwitchConfig
 from ..wire.mgmt import VERSION
-from ._cparse import scan_int, scan_octal
+from ..wire.c_numbers import scan_int, scan_octal
 from ._getopt import LongOpt, getopt_long_only
 from ._logging import LOG_ERR, LOG_WARNING, Logger
 

@@ -27,7 +27,7 @@ import syslog
 
 from ..engine.autolink import HEADER, PROMPT, AutoLink
 from ..io.loop import Loop
-from ._cparse import scan_octal
+from ..wire.c_numbers import scan_octal
 from ._getopt import LongOpt, getopt_long_only
 from ._process import daemonize
 

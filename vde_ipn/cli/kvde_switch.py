@@ -36,7 +36,7 @@ from ..io.switch import ctldir
 from ..io.switch.ipn_bridge import IpnBridge
 from ..io.loop import Loop
 from ..wire.mgmt import VERSION
-from ._cparse import scan_int
+from ..wire.c_numbers import scan_int
 from ._getopt import LongOpt, getopt_long_only
 from ._logging import LOG_ERR, LOG_WARNING, Logger
 from ._process import daemonize, pidfile_path, remove_pidfile, write_pidfile

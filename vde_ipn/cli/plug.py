@@ -25,7 +25,7 @@ from .._errors import ConnectError
 from ..io.loop import Loop
 from ..io.plugs.opener import Plug, open_plug
 from ..wire.stream import STREAM_MAX, StreamDecoder, encode
-from ._cparse import scan_octal
+from ..wire.c_numbers import scan_octal
 from ._getopt import LongOpt, getopt_long
 from ._logging import Logger
 from ._process import daemonize, write_pidfile

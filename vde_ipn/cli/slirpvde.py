@@ -27,7 +27,7 @@ from ..io.plugs.slirp import open_slirp_plug
 from ..wire.slirp_options import (Forward, GuestForward, SlirpSettings, check,
                                   parse_forward)
 from ..wire.vnl import VnlError
-from ._cparse import scan_octal
+from ..wire.c_numbers import scan_octal
 from ._getopt import LongOpt, getopt_long_only
 from ._logging import Logger
 from ._process import daemonize, pidfile_path, write_pidfile

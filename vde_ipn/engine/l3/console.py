@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from . import queues
 from .router import Router, ip_str, parse_ip, parse_netmask
+from ...wire.c_numbers import atoi
 
 BANNER = "\nVDE Layer 3 Switch  V.2.3.2\n(C) D.Lacamera 2007 - GPLv2\n"
 PROMPT = "\nVDE-L3$ "
@@ -55,26 +56,13 @@ def _mac(mac: bytes) -> str:
     return ":".join("%02X" % b for b in mac)
 
 
-def _atoi(text: str) -> int:
-    digits = ""
-    for i, c in enumerate(text.lstrip()):
-        if c.isdigit() or (i == 0 and c in "+-"):
-            digits += c
-        else:
-            break
-    try:
-        return int(digits)
-    except ValueError:
-        return 0
-
-
 def _display(router: Router, name: str) -> list | None:
     if name.startswith("all"):
         ifaces = router.ifaces
     elif not name.startswith("vd"):
         return None
     else:
-        iface = router.iface(_atoi(name[2:]))
+        iface = router.iface(atoi(name[2:]))
         if iface is None:
             return ["Interface %s not found." % name] + IFCONFIG_USAGE
         ifaces = [iface]
@@ -100,7 +88,7 @@ def ifconfig(router: Router, arg: str) -> list:
             return IFCONFIG_USAGE
     if not name.startswith("vd"):
         return IFCONFIG_USAGE
-    iface = router.iface(_atoi(name[2:]))
+    iface = router.iface(atoi(name[2:]))
     if iface is None:
         return ["Interface %s not found." % name] + IFCONFIG_USAGE
     ip = parse_ip(addr)
@@ -165,9 +153,9 @@ def tc(router: Router, arg: str) -> list:
         policy, _sep, _args = rest.partition(" ")
         if not sep or not name.startswith("vd") or not name[2:3].isdigit() or not policy:
             return TC_USAGE
-        iface = router.iface(_atoi(name[2:]))
+        iface = router.iface(atoi(name[2:]))
         if iface is None:
-            return ["tc: Device vd%d not found." % _atoi(name[2:])] + TC_USAGE
+            return ["tc: Device vd%d not found." % atoi(name[2:])] + TC_USAGE
         try:
             queue = queues.make(policy, _args)
         except KeyError:

@@ -19,6 +19,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from ...wire.ethernet import vlan_of
+from ...wire.c_numbers import atoi
 
 HASH_SIZE = 1024
 GC_INTERVAL = 10
@@ -50,19 +51,6 @@ def leading_ones(mask: int, nbytes: int) -> int:
     return n
 
 
-def _atoi(text: str) -> int:
-    digits = ""
-    for i, c in enumerate(text.lstrip(" \t\n\r\f\v")):
-        if c.isdigit() or (i == 0 and c in "+-"):
-            digits += c
-        else:
-            break
-    try:
-        return int(digits)
-    except ValueError:
-        return 0
-
-
 def parse_range(text: str) -> tuple[int, int, int]:
     """``ADDR[/BITS]`` -> (address length in bytes, network, mask).
 
@@ -74,7 +62,7 @@ def parse_range(text: str) -> tuple[int, int, int]:
     addr, _, bits = text.rpartition("/") if "/" in text else (text, "", "")
     ip = ipaddress.ip_address(addr)
     nbytes = 4 if ip.version == 4 else 16
-    mask = prefix_mask(nbytes, _atoi(bits) if "/" in text else nbytes * 8)
+    mask = prefix_mask(nbytes, atoi(bits) if "/" in text else nbytes * 8)
     return nbytes, int(ip) & mask, mask
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
 from .channel import Channel, ValueError_
+from ...wire.c_numbers import atoi
 
 PROMPT = "\nVDEwf$ "
 BANNER = "\nVDE wirefilter V.2.3.2\n(C) R.Davoli 2005,2006 - GPLv2\n"
@@ -90,19 +91,6 @@ class Reply:
     transitions: List[Tuple[int, int]] = field(default_factory=list)
 
 
-def _atoi(s: str) -> int:
-    digits = ""
-    for i, ch in enumerate(s.strip()):
-        if ch.isdigit() or (i == 0 and ch in "+-"):
-            digits += ch
-        else:
-            break
-    try:
-        return int(digits)
-    except ValueError:
-        return 0
-
-
 def _scan_float(s: str) -> Optional[float]:
     m = re.match(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf(?:inity)?|[-+]?nan)",
                  s, re.IGNORECASE)
@@ -112,7 +100,7 @@ def _scan_float(s: str) -> Optional[float]:
 def _name_arg(arg: str) -> Tuple[int, str]:
     """``markov-name``'s ``n,name``: the number, then the rest after the
     digits, blanks and one comma."""
-    n = _atoi(arg)
+    n = atoi(arg)
     rest = arg.lstrip(" \t")
     rest = rest[len(rest) - len(rest.lstrip("0123456789")):].lstrip(" \t")
     return n, rest[1:] if rest.startswith(",") else rest
@@ -157,11 +145,11 @@ def run_command(line: str, ch: Channel, *, read_file: Callable[[str], bytes],
         except ValueError_:
             rc = errno.EINVAL
     elif key == "fifo":
-        ch.fifo = _atoi(arg) != 0
+        ch.fifo = atoi(arg) != 0
     elif key == "help":
         out = list(HELP)
     elif key in ("showinfo", "showedges"):
-        node = _atoi(arg) if arg else mk.current
+        node = atoi(arg) if arg else mk.current
         if not 0 <= node < mk.count:
             rc = errno.EINVAL
         elif key == "showinfo":
@@ -171,13 +159,13 @@ def run_command(line: str, ch: Channel, *, read_file: Callable[[str], bytes],
     elif key == "showcurrent":
         out = [mk.current_line()]
     elif key == "numnodes":
-        n = _atoi(arg)
+        n = atoi(arg)
         if n > 0:
             moved = mk.resize(n, now)
         else:
             rc = errno.EINVAL
     elif key == "setnode":
-        rc = 0 if mk.set_current(_atoi(arg)) else errno.EINVAL
+        rc = 0 if mk.set_current(atoi(arg)) else errno.EINVAL
     elif key == "name":
         n, name = _name_arg(arg)
         rc = 0 if mk.set_name(n, name) else errno.EINVAL
@@ -191,7 +179,7 @@ def run_command(line: str, ch: Channel, *, read_file: Callable[[str], bytes],
         edge = _edge_arg(arg)
         rc = 0 if edge and mk.set_edge(*edge) else errno.EINVAL
     elif key == "debug":
-        debug = _atoi(arg)
+        debug = atoi(arg)
         if not interactive or debug < 0:
             rc, debug = errno.EINVAL, None
     elif key == "logout":

@@ -15,6 +15,7 @@ import socket
 import stat
 
 from ..._errors import ConnectError
+from ...wire.c_numbers import strtol
 
 
 class Plug:
@@ -69,21 +70,6 @@ def group_id(group: str) -> int:
         return int(m.group(1)) if m else 0
 
 
-def strtol0(text: str) -> int:
-    """C ``strtol(text, NULL, 0)``: decimal, 0octal or 0xhex; no digits -> 0."""
-    m = re.match(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", text)
-    if m is None:
-        return 0
-    digits = m.group(2)
-    if digits[:2] in ("0x", "0X"):
-        value = int(digits[2:], 16)
-    elif digits.startswith("0"):
-        value = int(digits, 8)
-    else:
-        value = int(digits)
-    return -value if m.group(1) == "-" else value
-
-
 # -- null:// -----------------------------------------------------------------
 class _NullSocket:
     """A data 'socket' that swallows frames and never becomes readable."""
@@ -122,7 +108,7 @@ def open_seqpacket(arg, **_) -> Plug:
     plug owns the descriptor from now on; ``recv`` returning ``b""`` means
     the other end closed it.
     """
-    fd = strtol0(arg)
+    fd = strtol(arg)
     if fd < 0:
         raise ConnectError(errno.EINVAL, "seqpacket://%s: negative fd" % arg)
     try:

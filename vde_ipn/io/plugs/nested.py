@@ -30,7 +30,8 @@ import time
 from ..._errors import ConnectError
 from ...wire import pcap
 from ...wire.agno import AgnoCipher, AgnoError, key_from_text, parse_ethtype
-from ...wire.vlan_view import VlanView, c_strtol, parse_tag_list
+from ...wire.c_numbers import strtol
+from ...wire.vlan_view import VlanView, parse_tag_list
 from ...wire.vnl import parse_head_options, parse_path_options, split_nested
 from .endpoints import Plug
 
@@ -101,8 +102,8 @@ def vlan_view(head: str) -> VlanView:
             if n in opts:
                 return opts[n]
         return None
-    return VlanView(c_strtol(number),
-                    tag2untag=c_strtol(pick("untag", "u") or ""),
+    return VlanView(strtol(number),
+                    tag2untag=strtol(pick("untag", "u") or ""),
                     tags=parse_tag_list(pick("tag", "t") or ""),
                     trunk=pick("trunk", "x") is not None,
                     qinq=pick("qinq", "q", "ad") is not None)
@@ -193,7 +194,7 @@ def open_tee(open_plug):
         path, opts = parse_path_options(head, TEE_KEYS)
         if not path:
             raise ConnectError(errno.EINVAL, "tee:// needs a file name: tee://FILE{VNL}")
-        snaplen = c_strtol(opts.get("snaplen", "")) or pcap.DEFAULT_SNAPLEN
+        snaplen = strtol(opts.get("snaplen", "")) or pcap.DEFAULT_SNAPLEN
         if snaplen < 14:
             raise ConnectError(errno.EINVAL, "tee://: snaplen below 14")
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from ....wire.c_numbers import atoi as c_atoi
 from ..console import OutOfRange
 
 INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
@@ -27,8 +28,7 @@ _SCAN_INT = re.compile(r"\s*([+-]?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*))")
 
 def atoi(text: str) -> int:
     """C ``atoi``: leading blanks, optional sign, decimal digits; 0 when none."""
-    m = re.match(r"[ \t\n\r\f\v]*([+-]?[0-9]+)", text)
-    return _fit(int(m.group(1))) if m else 0
+    return _fit(c_atoi(text))
 
 
 def parse_id(text: str) -> int | None:
