@@ -36,8 +36,8 @@ from scapy.config import conf
 from scapy.layers.l2 import Ether
 from scapy.supersocket import SuperSocket
 
-from .. import ipn
 from ..io.loop import Loop
+from ..io.plugs.ipn import IpnNode
 from ..io.plugs.opener import REPLY_TIMEOUT, RECV_MAX, open_plug
 from ..io.plugs.vnl_resolve import resolve
 from .bpf import compile_filter, matches
@@ -46,29 +46,6 @@ MIN_FRAME = 60                           # Ethernet minimum without FCS
 BATCH = 64
 SEND_WAIT = 5.0                          # longest wait for room in a full receiver
 _IN_PROCESS = ("hub", "switch", "multi", "bonding")
-
-
-class _Ipn:
-    """An IPN node with the plug interface (send, recv, fileno, close)."""
-
-    def __init__(self, path: str):
-        self.sock = ipn.socket(ipn.IPN_BROADCAST)   # adopts the network's protocol
-        try:
-            self.sock.connect(path)
-        except BaseException:
-            self.sock.close()
-            raise
-        self.send = self.sock.send
-        self.hangup_on_empty = False
-
-    def recv(self, bufsize: int) -> bytes:
-        return self.sock.recv(bufsize, socket.MSG_DONTWAIT)
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class VDESocket(SuperSocket):
@@ -100,7 +77,7 @@ class VDESocket(SuperSocket):
         self.received = self.filtered = 0
         self._loop = self._thread = self._wake = None
         if vnl.startswith("ipn://"):
-            plug = _Ipn(vnl[len("ipn://"):])
+            plug = IpnNode(vnl[len("ipn://"):])
         elif resolve(vnl)[0] in _IN_PROCESS:
             plug = self._open_in_process(vnl, descr, port, timeout)
         else:

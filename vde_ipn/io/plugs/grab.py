@@ -69,7 +69,43 @@ def link_state(name: str) -> dict:
         ipr.close()
 
 
-class GrabDevice:
+def open_packet_socket(name: str, index: int, what: str) -> socket.socket:
+    """A non-blocking AF_PACKET socket on interface ``name`` (its
+    ``index``), promiscuous; :class:`GrabError` naming ``what`` (the
+    scheme) when it cannot be had."""
+    try:
+        # protocol 0: nothing is queued until bind() picks the interface
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    except PermissionError:
+        raise GrabError(errno.EPERM, "%s %s needs CAP_NET_RAW (run as root)"
+                        % (what, name)) from None
+    try:
+        sock.bind((name, ETH_P_ALL))
+        mreq = struct.pack("iHH8s", index, PACKET_MR_PROMISC, 0, b"")
+        sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+        sock.setblocking(False)
+    except OSError as e:
+        sock.close()
+        raise GrabError(e.errno, "%s %s: %s" % (what, name, e.strerror)) from None
+    return sock
+
+
+class PacketDevice:
+    """An interface through an AF_PACKET socket (``sock``): what grabbed
+    and pcap interfaces share."""
+
+    sock = None
+
+    def fileno(self) -> int:
+        return self.sock.fileno() if self.sock is not None else -1
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+class GrabDevice(PacketDevice):
     """Interface ``name`` grabbed: ``send``/``recv``/``fileno``/``close``.
 
     ``recv``/``send`` never block (``BlockingIOError`` instead);
@@ -107,25 +143,12 @@ class GrabDevice:
             raise
 
     def _open_socket(self) -> socket.socket:
+        sock = open_packet_socket(self.name, self.index, "grab")
         try:
-            # protocol 0: nothing is queued until bind() picks the interface
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-        except PermissionError:
-            raise GrabError(errno.EPERM, "grab %s needs CAP_NET_RAW (run as root)"
-                            % self.name) from None
-        try:
-            sock.bind((self.name, ETH_P_ALL))
-            mreq = struct.pack("iHH8s", self.index, PACKET_MR_PROMISC, 0, b"")
-            sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-            try:
-                sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-                self.recv = sock.recv
-            except OSError:              # before Linux 4.20: filter by packet type
-                self.recv = self._recv_incoming
-            sock.setblocking(False)
-        except OSError as e:
-            sock.close()
-            raise GrabError(e.errno, "grab %s: %s" % (self.name, e.strerror)) from None
+            sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            self.recv = sock.recv
+        except OSError:                  # before Linux 4.20: filter by packet type
+            self.recv = self._recv_incoming
         self.send = sock.send
         return sock
 
@@ -135,14 +158,9 @@ class GrabDevice:
             if addr[2] != PACKET_OUTGOING:
                 return frame
 
-    def fileno(self) -> int:
-        return self.sock.fileno() if self.sock is not None else -1
-
     def close(self) -> None:
         """Release the interface (idempotent; errors of the restore are ignored)."""
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        super().close()
         index, self._brought_up = self._brought_up, None
         if index is not None:
             try:

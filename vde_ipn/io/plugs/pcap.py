@@ -16,16 +16,13 @@ interface up: a down interface is an error, as it is for libpcap.
 from __future__ import annotations
 
 import errno
-import socket
-import struct
 
 from ..._errors import ConnectError
 from .endpoints import Plug
-from .grab import (ETH_P_ALL, IFF_UP, PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC,
-                   SOL_PACKET, GrabError, _iproute, _link)
+from .grab import IFF_UP, GrabError, PacketDevice, _iproute, _link, open_packet_socket
 
 
-class PcapDevice:
+class PcapDevice(PacketDevice):
     """Interface ``name`` opened as libvdeplug_pcap opens it."""
 
     module = "pcap"
@@ -45,19 +42,7 @@ class PcapDevice:
             raise GrabError(errno.ENETDOWN, "pcap %s: the interface is down "
                             "(pcap:// leaves it as it is; grab:// brings it up)" % name)
         self.hwaddr = bytes.fromhex((link.get_attr("IFLA_ADDRESS") or "").replace(":", ""))
-        try:
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-        except PermissionError:
-            raise GrabError(errno.EPERM, "pcap %s needs CAP_NET_RAW (run as root)"
-                            % name) from None
-        try:
-            sock.bind((name, ETH_P_ALL))
-            mreq = struct.pack("iHH8s", self.index, PACKET_MR_PROMISC, 0, b"")
-            sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-            sock.setblocking(False)
-        except OSError as e:
-            sock.close()
-            raise GrabError(e.errno, "pcap %s: %s" % (name, e.strerror)) from None
+        sock = open_packet_socket(name, self.index, "pcap")
         self.sock = sock
         self.send = sock.send
 
@@ -67,14 +52,6 @@ class PcapDevice:
             frame = recv(bufsize)
             if frame[6:12] != own:
                 return frame
-
-    def fileno(self) -> int:
-        return self.sock.fileno() if self.sock is not None else -1
-
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
 
 
 def open_pcap_plug(arg, **_) -> Plug:
