@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 
 from .._errors import ConnectError
 from ..engine.l3.console import BANNER, PROMPT, run_command
 from ..engine.l3.router import Router, parse_ip, parse_netmask
 from ..io.loop import Loop
+from ..io.unix_listen import listen_unix
 from ..io.plugs.opener import open_plug
 from ._getopt import LongOpt, getopt_long_only
 
@@ -174,13 +174,7 @@ class L3:
             os.unlink(path)
         except OSError:
             pass
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        tmp = "%s.%d" % (path, os.getpid())       # appears only once listening
-        s.bind(tmp)
-        s.listen(15)
-        os.chmod(tmp, MGMT_MODE)
-        os.rename(tmp, path)
-        s.setblocking(False)
+        s = listen_unix(path, MGMT_MODE)
         self.listener, self.mgmt_path = s, path
         self.loop.add_reader(s, self._accept)
 
