@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         log("cannot bind socket %s: %s" % (os.path.join(opts.sock, "ctl"),
                                            e.strerror or e), LOG_ERR)
         return 255
+    pidpath = pidfile_path(opts.pidfile) if opts.pidfile else None
+    written: list = []
     try:
         for kind, name in opts.ifaces:
             try:
@@ -188,30 +190,30 @@ def main(argv: list[str] | None = None) -> int:
                 log("%s interface %s error: %s" % (name, "tap" if kind == "t" else "grab",
                                                    e.strerror or e), LOG_ERR)
                 return 255
-        return _serve(loop, opts, log)
+        return _serve(loop, opts, log, pidpath, written)
     finally:
-        bridge.close()
+        bridge.close()                   # ctl goes first, as vde_switch does,
+        if written:                      # so a vanished pid file means all is gone
+            remove_pidfile(pidpath, opts.pidfile, lambda m: log(m, LOG_WARNING))
         loop.close()
         if stop["signal"] and stop["signal"] != signal.SIGTERM:
             signal.signal(stop["signal"], signal.SIG_DFL)
             os.kill(os.getpid(), stop["signal"])
 
 
-def _serve(loop: Loop, opts: Options, log: Logger) -> int:
-    pidpath = pidfile_path(opts.pidfile) if opts.pidfile else None
+def _serve(loop: Loop, opts: Options, log: Logger, pidpath, written: list) -> int:
+    """Run until stopped; ``written`` gets True once the pid file is made."""
     if opts.daemon:
         log.to_syslog(syslog.LOG_USER)
         log("VDE_SWITCH started")
         daemonize()
     else:
         _watch_stdin(loop, log)
-    if pidpath and not write_pidfile(pidpath, lambda m: log(m, LOG_ERR)):
-        return 1
-    try:
-        loop.run()
-    finally:
-        if pidpath:
-            remove_pidfile(pidpath, opts.pidfile, lambda m: log(m, LOG_WARNING))
+    if pidpath:
+        if not write_pidfile(pidpath, lambda m: log(m, LOG_ERR)):
+            return 1
+        written.append(True)
+    loop.run()
     return 0
 
 
