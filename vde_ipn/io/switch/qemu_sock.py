@@ -244,18 +244,32 @@ def peer_credentials(conn: socket.socket) -> tuple[int, int]:
     return pid, uid
 
 
-class StreamListener:
-    """A unix stream socket at ``path`` where QEMU stream clients connect."""
+class _Listener:
+    """A unix socket of type ``kind`` at ``path``, with the switch's mode
+    and group, where QEMU clients come; ``_on_readable`` serves it."""
+
+    kind = socket.SOCK_STREAM
 
     def __init__(self, server, path: str, log=lambda msg: None):
         self.server = server
         self.path = path
         self.log = log
-        self.sock = bind_socket(path, socket.SOCK_STREAM, server.mode, server.config.gid)
-        self.refused = 0
-        server.loop.add_reader(self.sock, self._on_accept)
+        self.sock = bind_socket(path, self.kind, server.mode, server.config.gid)
+        self.refused = 0                         # clients (datagrams) no port could take
+        server.loop.add_reader(self.sock, self._on_readable)
 
-    def _on_accept(self, now: float) -> None:
+    def close(self) -> None:
+        if self.sock is not None:
+            self.server.loop.forget(self.sock)
+            self.sock.close()
+            self.sock = None
+            _unlink(self.path)
+
+
+class StreamListener(_Listener):
+    """A unix stream socket at ``path`` where QEMU stream clients connect."""
+
+    def _on_readable(self, now: float) -> None:
         try:
             conn, _ = self.sock.accept()
         except OSError:
@@ -279,13 +293,6 @@ class StreamListener:
         server.loop.add_reader(dev, dev.make_reader(
             server.net, server.senders, server.batcher,
             lambda: server.close_endpoint(ep_id)))
-
-    def close(self) -> None:
-        if self.sock is not None:
-            self.server.loop.forget(self.sock)
-            self.sock.close()
-            self.sock = None
-            _unlink(self.path)
 
 
 # -- datagrams -------------------------------------------------------------------------
@@ -366,19 +373,16 @@ def _show(addr) -> str:
     return addr
 
 
-class DgramListener:
+class DgramListener(_Listener):
     """A unix datagram socket at ``path`` where QEMU dgram clients send."""
 
+    kind = socket.SOCK_DGRAM
+
     def __init__(self, server, path: str, log=lambda msg: None):
-        self.server = server
-        self.path = path
-        self.log = log
-        self.sock = bind_socket(path, socket.SOCK_DGRAM, server.mode, server.config.gid)
         self.peers: dict = {}
         self.unnamed = 0                         # datagrams from unbound sockets
-        self.refused = 0                         # datagrams no port could take
         self._logged: set = set()
-        server.loop.add_reader(self.sock, self._on_readable)
+        super().__init__(server, path, log)
 
     def _on_readable(self, now: float) -> None:
         server = self.server
@@ -448,10 +452,3 @@ class DgramListener:
     def forget_peer(self, peer: DgramPeer) -> None:
         if self.peers.get(peer.addr) is peer:
             del self.peers[peer.addr]
-
-    def close(self) -> None:
-        if self.sock is not None:
-            self.server.loop.forget(self.sock)
-            self.sock.close()
-            self.sock = None
-            _unlink(self.path)
