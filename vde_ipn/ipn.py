@@ -14,7 +14,7 @@ them sends is delivered to the others by the network's policy::
 module (ipn.md); where an emulation has to differ, the modules under
 ``vde_ipn.io.ipn`` say so.  Policies: ``IPN_BROADCAST`` (hub),
 ``IPN_VDESWITCH`` (kvde_switch) and the example ``IPN_CHANNEL``; write
-your own with :func:`vde_ipn.engine.ipn_policy.protocol`.
+your own with :func:`vde_ipn.engine.ipn.protocols.protocol`.
 
 Socket semantics: ``fileno()`` is readable exactly when ``recv`` has a
 message or OOB message to return (``select``, ``poll``, ``epoll``,
@@ -42,8 +42,8 @@ whole model, and what the emulation cannot enforce, is in
 
 from __future__ import annotations
 
-from .engine.ipn_channel import IPN_CHANNEL
-from .engine.ipn_policy import (IPN_ANY, IPN_BROADCAST, IPN_HUB, IPN_VDESWITCH,
+from .engine.ipn.channel_bus import IPN_CHANNEL
+from .engine.ipn.protocols import (IPN_ANY, IPN_BROADCAST, IPN_HUB, IPN_VDESWITCH,
                                 IPN_VDESWITCH_L3, IpnPolicy, ipn_proto_deregister,
                                 ipn_proto_register, protocol)
 from .io.ipn import IPN_FLAG_LOSSLESS, set_network_group

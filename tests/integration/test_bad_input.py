@@ -200,7 +200,7 @@ def test_truncated_request_then_close(procs, new_switch, raw, sockdir, kind):
 
 def test_stalled_request_is_dropped_by_the_timer(procs, new_switch, raw, sockdir):
     """Ours closes a ctl connection whose request never completes."""
-    from vde_ipn.io.switch import HANDSHAKE_TIMEOUT
+    from vde_ipn.io.switch.ctl import HANDSHAKE_TIMEOUT
     sw = new_switch("ours", os.path.join(sockdir, "sw"))
     base = fd_count(sw.proc)
     c = raw(sw)
@@ -369,7 +369,7 @@ def test_bad_frames_counted_as_drops(sockdir):
     """The drop counters on the port, read in-process from our server."""
     from vde_ipn.engine.bus import OVERSIZE, RUNT
     from vde_ipn.io.loop import Loop
-    from vde_ipn.io.switch import SwitchConfig, SwitchServer
+    from vde_ipn.io.switch.server import SwitchConfig, SwitchServer
     loop = Loop()
     server = SwitchServer(SwitchConfig(sock=os.path.join(sockdir, "sw")), loop)
     server.start()

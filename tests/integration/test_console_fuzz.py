@@ -41,8 +41,8 @@ from hypothesis import strategies as st
 
 from support import OURS, Processes, require, wait_for
 
-from vde_ipn.engine import commands  # noqa: F401  (fills the table find() reads)
-from vde_ipn.engine.console import LOGOUT, SHUTDOWN, find
+from vde_ipn.engine.switch import commands  # noqa: F401  (fills the table find() reads)
+from vde_ipn.engine.switch.console import LOGOUT, SHUTDOWN, find
 from vde_ipn.wire.mgmt import LINE_MAX, split_command
 
 SETPRIV = "/usr/bin/setpriv"
@@ -197,7 +197,7 @@ SENT: list = []                         # every line sent, replayed as an rc fil
 # -- the lines --------------------------------------------------------------------------
 def _help_rows():
     """(path, syntax) of every row of ``help`` on a fresh switch of ours."""
-    from vde_ipn.engine.console import help_lines
+    from vde_ipn.engine.switch.console import help_lines
     rows = []
     for line in help_lines()[2:]:
         path, syntax = line[:18].strip(), line[19:34].strip()

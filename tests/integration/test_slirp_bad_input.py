@@ -111,7 +111,7 @@ def test_missing_libslirp_is_one_line_naming_the_package(switch, sockdir, tool):
     argv = ([tool, switch.dir, "slirp://"] if tool == "vde_plug"
             else [tool, "-s", switch.dir, "--dhcp"])
     code = ("import sys, ctypes.util; sys.path.insert(0, %r)\n"
-            "import vde_ipn.io.libslirp as L\n"
+            "import vde_ipn.io.plugs.libslirp as L\n"
             "L.SONAMES = ('libslirp-absent.so.99',)\n"
             "ctypes.util.find_library = lambda name: None\n"
             "from vde_ipn.cli.%s import main\n"

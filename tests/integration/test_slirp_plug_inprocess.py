@@ -16,7 +16,7 @@ from scapy.layers.l2 import ARP, Ether
 
 from vde_ipn._errors import ConnectError
 from vde_ipn.io.loop import Loop
-from vde_ipn.io.plug import open_plug
+from vde_ipn.io.plugs.opener import open_plug
 
 MAC = "52:54:00:ab:cd:ef"
 

@@ -3,14 +3,14 @@
 import errno
 import json
 
-from vde_ipn.engine import commands  # noqa: F401
+from vde_ipn.engine.switch import commands  # noqa: F401
 from vde_ipn.engine.bus import Network
-from vde_ipn.engine.console import execute, find, help_lines
+from vde_ipn.engine.switch.console import execute, find, help_lines
 from vde_ipn.testing import FakeClock
 
 
 class Ctx:
-    """The smallest context the handlers need (see engine/commands/__init__)."""
+    """The smallest context the handlers need (see engine/switch/commands/__init__)."""
 
     def __init__(self):
         self.net = Network(8)

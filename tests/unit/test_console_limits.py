@@ -4,9 +4,9 @@ import errno
 
 import pytest
 
-from vde_ipn.engine import commands  # noqa: F401
-from vde_ipn.engine.commands._args import ID_MAX, atoi, parse_id, scan_ints
-from vde_ipn.engine.console import OutOfRange, execute
+from vde_ipn.engine.switch import commands  # noqa: F401
+from vde_ipn.engine.switch.commands._args import ID_MAX, atoi, parse_id, scan_ints
+from vde_ipn.engine.switch.console import OutOfRange, execute
 from vde_ipn.engine.bus import NO_USER, Network
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from vde_ipn.io import ctldir
+from vde_ipn.io.switch import ctldir
 
 
 def test_is_alive_only_false_when_provably_dead(tmp_path):

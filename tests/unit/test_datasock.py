@@ -15,10 +15,11 @@ import pytest
 
 from support import frame
 from vde_ipn.engine.bus import DEFAULT_MAX_FRAME, OVERSIZE, QUEUE_FULL, RUNT, SEND_ERROR, Port
-from vde_ipn.io import _mmsg, datasock
-from vde_ipn.io.datasock import Batcher, Sender
+from vde_ipn.io import _mmsg
+from vde_ipn.io.switch import datasock
+from vde_ipn.io.switch.datasock import Batcher, Sender
 from vde_ipn.io.loop import Loop
-from vde_ipn.io.switch import SwitchConfig, SwitchServer
+from vde_ipn.io.switch.server import SwitchConfig, SwitchServer
 
 needs_mmsg = pytest.mark.skipif(not _mmsg.AVAILABLE, reason="no recvmmsg/sendmmsg in libc")
 PATHS = [pytest.param("batched", marks=needs_mmsg), "plain"]

@@ -10,11 +10,11 @@ import errno
 
 import pytest
 
-from vde_ipn.engine import commands  # noqa: F401  (fills the command table)
+from vde_ipn.engine.switch import commands  # noqa: F401  (fills the command table)
 from vde_ipn.engine.bus import Network
-from vde_ipn.engine.console import execute
+from vde_ipn.engine.switch.console import execute
 from vde_ipn.engine.egress import port_of, rewrite, tag_key
-from vde_ipn.engine.fstp import DEFAULT_COST, DISCARDING, FORWARDING, Fstp
+from vde_ipn.engine.switch.fstp import DEFAULT_COST, DISCARDING, FORWARDING, Fstp
 from vde_ipn.testing import FakeClock
 from vde_ipn.wire import fstp_bpdu as wire
 

@@ -5,7 +5,7 @@ whole tables with the running C switch)."""
 
 import pytest
 
-from vde_ipn.engine.commands.hash import bucket
+from vde_ipn.engine.switch.commands.hash import bucket
 
 PRINTED_BY_2_3_2 = [          # (MAC, VLAN, bucket of 4096)
     ("0e:00:00:00:00:00", 4000, 345), ("fe:ff:ff:ff:ff:fe", 4000, 618),

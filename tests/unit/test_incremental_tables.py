@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from vde_ipn._errors import NoFreePort, PortInUse
 from vde_ipn.engine.bus import Network
 from vde_ipn.engine.egress import tag_key, untag_key
-from vde_ipn.engine.fstp import DISCARDING, FORWARDING, Fstp
+from vde_ipn.engine.switch.fstp import DISCARDING, FORWARDING, Fstp
 
 NUMPORTS = 8
 VLANS = (0, 1, 2)
@@ -215,7 +215,7 @@ def test_kvde_policy_forgets_a_leaving_port_through_the_index():
     be indexed too, or a port that left would keep its MACs."""
     from types import SimpleNamespace
 
-    from vde_ipn.engine.ipn_vdeswitch import VdeSwitch
+    from vde_ipn.engine.ipn.vdeswitch import VdeSwitch
     policy = VdeSwitch(SimpleNamespace(port=0, readers=(1, 2, 3), maxports=8))
     policy.members_changed()
     policy.learn(1, frame(BCAST, mac(1)), 0.0)

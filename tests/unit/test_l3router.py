@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from vde_ipn.engine.l3router import (Router, checksum, inet_aton, ip_mac, parse_ip,
+from vde_ipn.engine.l3.router import (Router, checksum, inet_aton, ip_mac, parse_ip,
                                      parse_netmask)
 
 A_MAC, B_MAC = b"\x02\0\0\0\0\x0a", b"\x02\0\0\0\0\x0b"
@@ -103,7 +103,7 @@ def test_expiring_ttl_gets_time_exceeded_and_routes_pick_the_longest_mask():
 
 
 def test_queueing_disciplines():
-    from vde_ipn.engine import l3queues as q
+    from vde_ipn.engine.l3 import queues as q
     p = q.make("pfifo", "limit 2")
     assert [p.enqueue(b"x" * 60, 0) for _ in range(3)] == [True, True, False]
     assert p.stats() == "Limit: 2 packets. Dropped: 1 packets."

@@ -77,6 +77,23 @@ def test_every_layer_has_files():
     assert {layer for layer, _ in files} == set(RANK)
 
 
+def packages_without_init(pkg: pathlib.Path = PKG) -> list:
+    """Folders of a layer holding modules but no ``__init__.py``: their
+    modules would be checked here yet not importable as the package."""
+    return sorted(str(d.relative_to(pkg)) for layer in RANK
+                  for d in [pkg / layer, *(pkg / layer).rglob("*")]
+                  if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py"))
+                  and not (d / "__init__.py").exists())
+
+
+def test_every_folder_of_a_layer_is_a_package():
+    assert packages_without_init() == []
+    # the product folders are there, and checked like the rest
+    checked = {str(p.parent.relative_to(PKG)) for _, p in layer_files()}
+    assert {"io/switch", "io/plugs", "io/ipn", "engine/switch", "engine/wirefilter",
+            "engine/ipn", "engine/l3"} <= checked
+
+
 # -- the check itself, on a made-up tree ----------------------------------------
 def fake_tree(tmp_path, files):
     root = tmp_path / "vde_ipn"
@@ -121,6 +138,14 @@ def test_outward_imports_in_subpackages_are_found(tmp_path):
         "engine/policies/leaky.py imports vde_ipn.io.loop"]
     assert violations(root / "engine/policies/fine.py", root) == []
     assert violations(root / "cli/top.py", root) == []
+
+
+def test_a_folder_without_init_is_reported(tmp_path):
+    root = fake_tree(tmp_path, {"io/__init__.py": "", "io/switch/server.py": "",
+                                "engine/__init__.py": "", "engine/ipn/__init__.py": "",
+                                "engine/ipn/protocols.py": "", "wire/__init__.py": "",
+                                "cli/__init__.py": ""})
+    assert packages_without_init(root) == ["io/switch"]
 
 
 def test_an_import_above_the_package_is_reported(tmp_path):

@@ -15,14 +15,14 @@ import pytest
 
 import support
 from support import require
-from vde_ipn.engine import console
+from vde_ipn.engine.switch import console
 from vde_ipn.engine.bus import MONITOR
-from vde_ipn.engine.monitor import MonitorSelection, parse_selection
+from vde_ipn.engine.switch.monitor import MonitorSelection, parse_selection
 from vde_ipn.io import _mmsg
-from vde_ipn.io.console import SessionView
-from vde_ipn.io.datasock import Batcher
+from vde_ipn.io.switch.console import SessionView
+from vde_ipn.io.switch.datasock import Batcher
 from vde_ipn.io.loop import Loop
-from vde_ipn.io.switch import SwitchConfig, SwitchServer
+from vde_ipn.io.switch.server import SwitchConfig, SwitchServer
 from vde_ipn.wire import pcap
 
 needs_mmsg = pytest.mark.skipif(not _mmsg.AVAILABLE, reason="no recvmmsg/sendmmsg in libc")

@@ -1,10 +1,10 @@
-"""Who may take a port (io/port_access.py), against the real user database."""
+"""Who may take a port (io/switch/port_access.py), against the real user database."""
 
 import grp
 import pwd
 
 from vde_ipn.engine.bus import NO_USER, Port
-from vde_ipn.io.port_access import in_group, may_take
+from vde_ipn.io.switch.port_access import in_group, may_take
 
 NOBODY = pwd.getpwnam("nobody")
 DAEMON = pwd.getpwnam("daemon")

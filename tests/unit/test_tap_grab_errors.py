@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from vde_ipn.io import grab, tap
+from vde_ipn.io.plugs import grab, tap
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -1,4 +1,4 @@
-"""VNL parsing (vde_ipn.wire.vnl) and resolution (vde_ipn.io.vnl_resolve).
+"""VNL parsing (vde_ipn.wire.vnl) and resolution (vde_ipn.io.plugs.vnl_resolve).
 
 The ``real`` tests run Debian's vde_plug (vdeplug4 4.0.1) against a tiny
 listener on ``DIR/ctl``, read the request it sends and compare it with what
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vde_ipn.io.vnl_resolve import (
+from vde_ipn.io.plugs.vnl_resolve import (
     default_switch_dirs, resolve, vde_description)
 from vde_ipn.wire.vnl import (
     UnknownKeyError, VdeAddress, VnlError, parse_head_options, parse_options,

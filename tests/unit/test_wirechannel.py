@@ -4,8 +4,8 @@ import errno
 import random
 import statistics
 
-from vde_ipn.engine.wirechannel import LR, RL, Channel, WireValue, parse_value
-from vde_ipn.engine.wirecommands import run_command
+from vde_ipn.engine.wirefilter.channel import LR, RL, Channel, WireValue, parse_value
+from vde_ipn.engine.wirefilter.commands import run_command
 
 F = b"\x02" * 6 + b"\x04" * 6 + b"\x88\xb5" + b"\0" * 46      # 60 bytes, record 62
 

@@ -23,10 +23,10 @@ import signal
 import sys
 
 from .._errors import ConnectError
-from ..io.endpoints import Plug
+from ..io.plugs.endpoints import Plug
 from ..io.loop import Loop
-from ..io.plug import open_plug
-from ._cparse import scan_octal
+from ..io.plugs.opener import open_plug
+from ..wire.c_numbers import scan_octal
 from ._getopt import LongOpt, getopt_long_only
 from ._logging import Logger
 from ._process import daemonize, write_pidfile
@@ -106,9 +106,9 @@ def parse(argv: list[str], kind: str) -> Options:
 def open_interface(kind: str, name: str):
     """The device for ``kind`` ("tap" or "grab"); raises OSError with a message."""
     if kind == "tap":
-        from ..io.tap import TapDevice
+        from ..io.plugs.tap import TapDevice
         return TapDevice(name)
-    from ..io.grab import GrabDevice
+    from ..io.plugs.grab import GrabDevice
     return GrabDevice(name)
 
 

@@ -11,10 +11,10 @@ import grp
 import re
 import sys
 
-from ..engine.monitor import parse_selection
-from ..io.switch import SwitchConfig
+from ..engine.switch.monitor import parse_selection
+from ..io.switch.server import SwitchConfig
 from ..wire.mgmt import VERSION
-from ._cparse import scan_int, scan_octal
+from ..wire.c_numbers import scan_int, scan_octal
 from ._getopt import LongOpt, getopt_long_only
 from ._logging import LOG_ERR, LOG_WARNING, Logger
 
@@ -45,7 +45,7 @@ GRAB_WORDS = ("-grab", "--grab")
 # "-du"/"--mon" keep 2.3.2's meaning): each becomes one stand-in operand
 EXTENSION_WORDS = {"-dump": "dump", "--dump": "dump", "-monitor": "monitor",
                    "--monitor": "monitor",
-                   # QEMU's -netdev stream/dgram clients (io/qemu_sock.py); no
+                   # QEMU's -netdev stream/dgram clients (io/switch/qemu_sock.py); no
                    # 2.3.2 option starts with "q", whole words all the same
                    "-qemu-stream": "qemu_stream", "--qemu-stream": "qemu_stream",
                    "-qemu-dgram": "qemu_dgram", "--qemu-dgram": "qemu_dgram"}
@@ -144,15 +144,40 @@ def parse(argv: list[str], log: Logger) -> Options:
     return o
 
 
-def _apply(o: Options, key: str, val, log: Logger) -> None:
-    c = o.config
+def apply_shared(o, settings, key: str, val, usage: str, version_text: str) -> bool:
+    """The options vde_switch and kvde_switch share, applied as both do;
+    False for any other ``key``.  ``o`` takes daemon, pidfile and rcfile,
+    ``settings`` (the switch's config, or kvde's options) mode, mgmt and
+    mgmtmode; ``-h`` prints ``usage`` and exits 1, ``-v`` ``version_text``
+    and exits 0."""
     if key == "h":
-        _usage()
+        _usage(usage)
     elif key == "v":
-        sys.stdout.write(VERSION_TEXT)
+        sys.stdout.write(version_text)
         sys.stdout.flush()
         raise SystemExit(0)
-    elif key == "x":
+    elif key == "m":
+        settings.mode = _keep(scan_octal(val), settings.mode)
+    elif key == "d":
+        o.daemon = True
+    elif key == "p":
+        o.pidfile = val
+    elif key == "f":
+        o.rcfile = val
+    elif key == "M":
+        settings.mgmt = val
+    elif key == "mgmtmode":
+        settings.mgmtmode = _keep(scan_octal(val), settings.mgmtmode)
+    else:
+        return False
+    return True
+
+
+def _apply(o: Options, key: str, val, log: Logger) -> None:
+    c = o.config
+    if apply_shared(o, c, key, val, USAGE, VERSION_TEXT):
+        return
+    if key == "x":
         c.hub, o.fstp = True, False
     elif key == "F":
         o.fstp = o.fstp or not c.hub
@@ -179,22 +204,10 @@ def _apply(o: Options, key: str, val, log: Logger) -> None:
         c.lossless = True
     elif key == "s":
         c.sock = val
-    elif key == "m":
-        c.mode = _keep(scan_octal(val), c.mode)
     elif key == "dirmode":
         c.dirmode = _keep(scan_octal(val), c.dirmode)
     elif key == "g":
         c.gid = _group(val)
-    elif key == "d":
-        o.daemon = True
-    elif key == "p":
-        o.pidfile = val
-    elif key == "f":
-        o.rcfile = val
-    elif key == "M":
-        c.mgmt = val
-    elif key == "mgmtmode":
-        c.mgmtmode = _keep(scan_octal(val), c.mgmtmode)
     elif key == "mgmtgroup":
         c.mgmt_gid = _group(val)
     elif key == "t":
@@ -204,60 +217,63 @@ def _apply(o: Options, key: str, val, log: Logger) -> None:
     # "D" (--debugclients) is accepted and ignored, as in 2.3.2
 
 
-def _grab_words(words: list[str]) -> list[str]:
-    """``--grab X``, ``--grab=X`` (and single-dash forms) as ``-G X``.
+# short options whose argument is the next word (the scanners skip it)
+_TAKES_ARG = {"-" + c for c in "nsmgpfMDtG"}
 
-    Whole words only, so that every prefix keeps its 2.3.2 meaning; the
-    word after an option that takes an argument is left alone, and so is
-    everything after ``--``.
+
+def _scan_words(words: list[str], rewrite) -> list[str]:
+    """Rewrite whole argv words before getopt sees them.
+
+    ``rewrite(word, following)`` (``following``: the next word or None)
+    returns None to keep ``word``, else ``(new words, whether following
+    was taken too)``.  The word after a short option that takes an
+    argument is left alone, and so is everything after ``--``.
     """
     out, i = [], 0
-    takes_arg = {"-" + c for c in "nsmgpfMDtG"}
     while i < len(words):
         w = words[i]
         if w == "--":
             return out + words[i:]
-        name, eq, val = w.partition("=")
-        if name in GRAB_WORDS:
-            out.append("-G")
-            if eq:
-                out.append(val)
+        following = words[i + 1] if i + 1 < len(words) else None
+        new = rewrite(w, following)
+        if new is not None:
+            out.extend(new[0])
+            i += new[1]
         else:
             out.append(w)
-            if w in takes_arg and i + 1 < len(words):
+            if w in _TAKES_ARG and following is not None:
                 i += 1
-                out.append(words[i])
+                out.append(following)
         i += 1
     return out
+
+
+def _grab_words(words: list[str]) -> list[str]:
+    """``--grab X``, ``--grab=X`` (and single-dash forms) as ``-G X``.
+
+    Whole words only, so that every prefix keeps its 2.3.2 meaning.
+    """
+    def grab(word, _following):
+        name, eq, val = word.partition("=")
+        if name not in GRAB_WORDS:
+            return None
+        return (["-G", val] if eq else ["-G"]), False
+    return _scan_words(words, grab)
 
 
 def _extension_words(words: list[str]) -> list[str]:
     """``--dump FILE``, ``--monitor=SPEC``... (and single-dash forms) as
     stand-in operands ``"\0dump=FILE"`` that getopt leaves alone.
 
-    Whole words only, skipping the argument of a short option that takes
-    one and everything after ``--``; a final ``--dump`` without its
-    argument is left for getopt to reject, as 2.3.2 does.
+    Whole words only; a final ``--dump`` without its argument is left for
+    getopt to reject, as 2.3.2 does.
     """
-    out, i = [], 0
-    takes_arg = {"-" + c for c in "nsmgpfMDtG"}
-    while i < len(words):
-        w = words[i]
-        if w == "--":
-            return out + words[i:]
-        name, eq, val = w.partition("=")
-        if name in EXTENSION_WORDS and (eq or i + 1 < len(words)):
-            if not eq:
-                i += 1
-                val = words[i]
-            out.append("\0%s=%s" % (EXTENSION_WORDS[name], val))
-        else:
-            out.append(w)
-            if w in takes_arg and i + 1 < len(words):
-                i += 1
-                out.append(words[i])
-        i += 1
-    return out
+    def extension(word, following):
+        name, eq, val = word.partition("=")
+        if name not in EXTENSION_WORDS or not (eq or following is not None):
+            return None
+        return ["\0%s=%s" % (EXTENSION_WORDS[name], val if eq else following)], not eq
+    return _scan_words(words, extension)
 
 
 def _keep(new, old):
@@ -271,8 +287,8 @@ def _err(line) -> None:
         sys.stderr.flush()
 
 
-def _usage() -> None:
-    sys.stdout.write(USAGE)
+def _usage(usage: str = USAGE) -> None:
+    sys.stdout.write(usage)
     sys.stdout.flush()
     raise SystemExit(1)
 

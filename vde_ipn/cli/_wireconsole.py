@@ -1,12 +1,12 @@
 """wirefilter's console sessions (the io side of
-:mod:`vde_ipn.engine.wirecommands`): banner, prompt, one command per
+:mod:`vde_ipn.engine.wirefilter.commands`): banner, prompt, one command per
 line, and the session's ``markov-debug`` level."""
 
 from __future__ import annotations
 
 import os
 
-from ..engine.wirecommands import BANNER, PROMPT
+from ..engine.wirefilter.commands import BANNER, PROMPT
 
 
 class Session:

@@ -27,7 +27,8 @@ import syslog
 
 from ..engine.autolink import HEADER, PROMPT, AutoLink
 from ..io.loop import Loop
-from ._cparse import scan_octal
+from ..io.unix_listen import listen_unix
+from ..wire.c_numbers import scan_octal
 from ._getopt import LongOpt, getopt_long_only
 from ._process import daemonize
 
@@ -282,13 +283,7 @@ class Tool:
         self.loop.add_reader(rfd, readable)
 
     def open_mgmt(self, path: str, mode: int) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        tmp = "%s.%d" % (path, os.getpid())       # appears only once listening
-        s.bind(tmp)
-        s.listen(15)
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-        s.setblocking(False)
+        s = listen_unix(path, mode)
         self.listener, self.mgmt_path = s, path
 
         def accept(now: float) -> None:

@@ -30,8 +30,9 @@ import tempfile
 
 from .._errors import ConnectError
 from ..io.loop import Loop
-from ..io.plug import open_plug
+from ..io.plugs.opener import open_plug
 from ..wire import cryptcab as cc
+from ..wire.c_numbers import atoi
 from ._getopt import LongOpt, getopt_long_only
 from ._process import daemonize
 
@@ -67,19 +68,6 @@ class Options:
         self.verbose = 0
 
 
-def _atoi(text: str) -> int:
-    digits = ""
-    for i, c in enumerate(text.lstrip()):
-        if c.isdigit() or (i == 0 and c in "+-"):
-            digits += c
-        else:
-            break
-    try:
-        return int(digits)
-    except ValueError:
-        return 0
-
-
 def parse(argv: list[str]) -> Options:
     res = getopt_long_only(list(argv), SHORTOPTS, LONGOPTS)
     for line in res.errors:
@@ -100,9 +88,9 @@ def parse(argv: list[str]) -> Options:
             host, sep, port = rest.partition(":")
             o.remote_user = user or None if "@" in val else None
             o.remote_host = host
-            o.remote_port = _atoi(port) & 0xFFFF if sep else cc.PORT
+            o.remote_port = atoi(port) & 0xFFFF if sep else cc.PORT
         elif key == "p":
-            o.port = _atoi(val) & 0xFFFF
+            o.port = atoi(val) & 0xFFFF
         elif key == "P":
             o.preshared = val
             sys.stderr.write("Using pre-shared key %s\n" % val)

@@ -28,6 +28,7 @@ import sys
 import time
 
 from vde_ipn.cli._getopt import LongOpt, getopt_long
+from vde_ipn.cli._process import daemonize
 
 USAGE = (
     "Usage:\n"
@@ -257,19 +258,6 @@ class _Dpipe:
                 status = os.WEXITSTATUS(wstatus)
 
 
-def _daemon():
-    """daemon(0, 0): background, new session, cwd /, stdio on /dev/null."""
-    if os.fork():
-        os._exit(0)
-    os.setsid()
-    os.chdir("/")
-    fd = os.open(os.devnull, os.O_RDWR)
-    for target in (0, 1, 2):
-        os.dup2(fd, target)
-    if fd > 2:
-        os.close(fd)
-
-
 def main(argv):
     """Run dpipe with argv (argv[0] is the program name); return the exit
     status of the last command."""
@@ -290,7 +278,7 @@ def main(argv):
     sys.stderr.flush()
     if "d" in given:
         try:
-            _daemon()
+            daemonize()
         except OSError as err:
             sys.stderr.write("%s daemonize: %s\n" % (prog, err.strerror))
             return 1

@@ -8,7 +8,7 @@ privileges needed) and the socket path is a directory as vde_switch's:
 its ``ctl`` is the IPN network and the VDE control socket at once, so
 QEMU/UML/vde_plug attach with ``sock=DIR`` and Python programs with
 ``ipn.socket(IPN_VDESWITCH).connect(DIR)``; every one of them is a port
-of the same network (see :mod:`vde_ipn.io.ipn_bridge`).
+of the same network (see :mod:`vde_ipn.io.switch.ipn_bridge`).
 
 The command line is kvde_switch's, parsed with getopt_long_only over its
 option table in its order: ``-s/--sock/--vdesock/--unix``, ``-m/--mod``
@@ -31,15 +31,16 @@ import signal
 import sys
 import syslog
 
-from ..engine.ipn_policy import IPN_VDESWITCH
-from ..io import ctldir
-from ..io.ipn_bridge import IpnBridge
+from ..engine.ipn.protocols import IPN_VDESWITCH
+from ..io.switch import ctldir
+from ..io.switch.ipn_bridge import IpnBridge
 from ..io.loop import Loop
 from ..wire.mgmt import VERSION
-from ._cparse import scan_int, scan_octal
+from ..wire.c_numbers import scan_int
 from ._getopt import LongOpt, getopt_long_only
 from ._logging import LOG_ERR, LOG_WARNING, Logger
 from ._process import daemonize, pidfile_path, remove_pidfile, write_pidfile
+from ._switch_args import apply_shared
 
 LONGOPTS = (
     LongOpt("help", 0, "h"), LongOpt("version", 0, "v"),
@@ -111,16 +112,10 @@ def parse(argv: list[str], log: Logger) -> Options:
             if line is not None:
                 sys.stderr.write(line + "\n")
                 sys.stderr.flush()
-        elif key == "h":
-            _usage()
-        elif key == "v":
-            sys.stdout.write(VERSION_TEXT)
-            sys.stdout.flush()
-            raise SystemExit(0)
+        elif apply_shared(o, o, key, val, USAGE, VERSION_TEXT):
+            pass
         elif key == "s":
             o.sock = os.path.realpath(val)
-        elif key == "m":
-            o.mode = _keep(scan_octal(val), o.mode)
         elif key == "g":
             try:
                 o.gid = grp.getgrnam(val).gr_gid
@@ -129,16 +124,6 @@ def parse(argv: list[str], log: Logger) -> Options:
                 raise SystemExit(1) from None
         elif key in ("t", "G"):
             o.ifaces.append((key, val))
-        elif key == "d":
-            o.daemon = True
-        elif key == "p":
-            o.pidfile = val
-        elif key == "f":
-            o.rcfile = val
-        elif key == "M":
-            o.mgmt = val
-        elif key == "mgmtmode":
-            o.mgmtmode = _keep(scan_octal(val), o.mgmtmode)
         elif key == "n":
             n = scan_int(val)
             if n is None or not 1 <= n <= 0xFFFF:
@@ -150,10 +135,6 @@ def parse(argv: list[str], log: Logger) -> Options:
     return o
 
 
-def _keep(new, old):
-    return old if new is None else new
-
-
 def _usage() -> None:
     sys.stdout.write(USAGE)
     sys.stdout.flush()
@@ -162,9 +143,9 @@ def _usage() -> None:
 
 def _open_iface(kind: str, name: str):
     if kind == "t":
-        from ..io.tap import TapDevice
+        from ..io.plugs.tap import TapDevice
         return TapDevice(name)
-    from ..io.grab import GrabDevice
+    from ..io.plugs.grab import GrabDevice
     return GrabDevice(name)
 
 
@@ -198,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         log("cannot bind socket %s: %s" % (os.path.join(opts.sock, "ctl"),
                                            e.strerror or e), LOG_ERR)
         return 255
+    pidpath = pidfile_path(opts.pidfile) if opts.pidfile else None
+    written: list = []
     try:
         for kind, name in opts.ifaces:
             try:
@@ -207,30 +190,30 @@ def main(argv: list[str] | None = None) -> int:
                 log("%s interface %s error: %s" % (name, "tap" if kind == "t" else "grab",
                                                    e.strerror or e), LOG_ERR)
                 return 255
-        return _serve(loop, opts, log)
+        return _serve(loop, opts, log, pidpath, written)
     finally:
-        bridge.close()
+        bridge.close()                   # ctl goes first, as vde_switch does,
+        if written:                      # so a vanished pid file means all is gone
+            remove_pidfile(pidpath, opts.pidfile, lambda m: log(m, LOG_WARNING))
         loop.close()
         if stop["signal"] and stop["signal"] != signal.SIGTERM:
             signal.signal(stop["signal"], signal.SIG_DFL)
             os.kill(os.getpid(), stop["signal"])
 
 
-def _serve(loop: Loop, opts: Options, log: Logger) -> int:
-    pidpath = pidfile_path(opts.pidfile) if opts.pidfile else None
+def _serve(loop: Loop, opts: Options, log: Logger, pidpath, written: list) -> int:
+    """Run until stopped; ``written`` gets True once the pid file is made."""
     if opts.daemon:
         log.to_syslog(syslog.LOG_USER)
         log("VDE_SWITCH started")
         daemonize()
     else:
         _watch_stdin(loop, log)
-    if pidpath and not write_pidfile(pidpath, lambda m: log(m, LOG_ERR)):
-        return 1
-    try:
-        loop.run()
-    finally:
-        if pidpath:
-            remove_pidfile(pidpath, opts.pidfile, lambda m: log(m, LOG_WARNING))
+    if pidpath:
+        if not write_pidfile(pidpath, lambda m: log(m, LOG_ERR)):
+            return 1
+        written.append(True)
+    loop.run()
     return 0
 
 

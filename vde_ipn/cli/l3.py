@@ -8,22 +8,22 @@ Command line (getopt_long_only, as vde2 builds it, ``hM:r:G:v:``)::
 Each ``-v`` is an interface ``vdN`` (N from 0, in order) plugged into a
 VDE network.  NETMASK is dotted (``255.255.255.0``) as 2.3.2 takes it,
 or a prefix length (``24``) as its manual describes.  The router itself
-is :mod:`vde_ipn.engine.l3router`; the console on ``-M`` is
-:mod:`vde_ipn.engine.l3console`.
+is :mod:`vde_ipn.engine.l3.router`; the console on ``-M`` is
+:mod:`vde_ipn.engine.l3.console`.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 
 from .._errors import ConnectError
-from ..engine.l3console import BANNER, PROMPT, run_command
-from ..engine.l3router import Router, parse_ip, parse_netmask
+from ..engine.l3.console import BANNER, PROMPT, run_command
+from ..engine.l3.router import Router, parse_ip, parse_netmask
 from ..io.loop import Loop
-from ..io.plug import open_plug
+from ..io.unix_listen import listen_unix
+from ..io.plugs.opener import open_plug
 from ._getopt import LongOpt, getopt_long_only
 
 SHORTOPTS = "hM:r:G:v:"
@@ -174,13 +174,7 @@ class L3:
             os.unlink(path)
         except OSError:
             pass
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        tmp = "%s.%d" % (path, os.getpid())       # appears only once listening
-        s.bind(tmp)
-        s.listen(15)
-        os.chmod(tmp, MGMT_MODE)
-        os.rename(tmp, path)
-        s.setblocking(False)
+        s = listen_unix(path, MGMT_MODE)
         self.listener, self.mgmt_path = s, path
         self.loop.add_reader(s, self._accept)
 

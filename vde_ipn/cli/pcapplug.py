@@ -1,6 +1,6 @@
 """``vde_pcapplug``: drop-in for vde-2 2.3.2's vde_pcapplug (see _iface_plug).
 
-The interface is grabbed with an AF_PACKET socket (:mod:`vde_ipn.io.grab`)
+The interface is grabbed with an AF_PACKET socket (:mod:`vde_ipn.io.plugs.grab`)
 instead of libpcap; the command line and messages are the same.
 """
 

@@ -23,12 +23,13 @@ import sys
 
 from .._errors import ConnectError
 from ..io.loop import Loop
-from ..io.plug import Plug, open_plug
+from ..io.plugs.opener import Plug, open_plug
 from ..wire.stream import STREAM_MAX, StreamDecoder, encode
-from ._cparse import scan_octal
+from ..wire.c_numbers import scan_octal
 from ._getopt import LongOpt, getopt_long
 from ._logging import Logger
 from ._process import daemonize, write_pidfile
+from ..wire.ethernet import ETH_HLEN
 
 SHORTOPTS = "c:hdp:lLg:G:m:M:D:"
 LONGOPTS = (
@@ -71,7 +72,6 @@ SEND_TIMEOUT = 1.0
 IPLOG_GROUP = "vdeplug_iplog"           # -c vde_plug logs addresses for its members
 # open errors told with their reason (the others read as vdeplug4's)
 _EXPLAINED = ("tap://", "grab://", "pcap://", "agno://", "tee://", "cmd://", "slirp://", "passt://", "qemu-")
-ETH_HLEN = 14
 
 
 class Options:
@@ -181,7 +181,7 @@ class SessionLog:
         self.host = client.split()[0][:255] if client and client.split() else "UNKNOWN_IP_ADDRESS"
         self.seen = None
         if iplog:
-            from ..engine.iplog import SeenAddresses
+            from ..engine.switch.iplog import SeenAddresses
             self.seen = SeenAddresses()
         syslog.openlog("vde_plug", 0, syslog.LOG_USER)
 

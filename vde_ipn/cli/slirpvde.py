@@ -22,12 +22,12 @@ import sys
 
 from .._errors import ConnectError
 from ..io.loop import Loop
-from ..io.plug import open_plug
-from ..io.slirp import open_slirp_plug
+from ..io.plugs.opener import open_plug
+from ..io.plugs.slirp import open_slirp_plug
 from ..wire.slirp_options import (Forward, GuestForward, SlirpSettings, check,
                                   parse_forward)
 from ..wire.vnl import VnlError
-from ._cparse import scan_octal
+from ..wire.c_numbers import scan_octal
 from ._getopt import LongOpt, getopt_long_only
 from ._logging import Logger
 from ._process import daemonize, pidfile_path, write_pidfile

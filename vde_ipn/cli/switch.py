@@ -12,13 +12,13 @@ handles it, so messages come out in the same order.  Additions:
   meaning (``--n`` is still ``--numports``);
 * ``--ethmax N``: largest frame accepted (default 9234, jumbo frames).
 * ``--lossless``: a full receiver pauses the ports sending to it instead
-  of losing frames (see ``io/datasock.py``); off by default, as in 2.3.2.
+  of losing frames (see ``io/switch/datasock.py``); off by default, as in 2.3.2.
 * ``--monitor PORT[:PORTS[:VLANS]]``: a monitor port (copies of the
   traffic of PORTS and VLANS, default all) and ``--dump FILE``: a pcap
   capture of every frame; whole words only, like ``--nostdin``.
 * ``--qemu-stream PATH`` and ``--qemu-dgram PATH``: sockets where QEMU's
   own ``-netdev stream`` and ``-netdev dgram`` clients join the switch
-  (see :mod:`vde_ipn.io.qemu_sock`); whole words only.
+  (see :mod:`vde_ipn.io.switch.qemu_sock`); whole words only.
 
 ``-F``/``--fstp`` runs the fast spanning tree (``-x`` disables it, as in
 2.3.2), with ``--priority`` and ``--macaddr`` making the bridge id.
@@ -38,11 +38,11 @@ import stat
 import sys
 import syslog
 
-from ..engine import commands  # noqa: F401  (fills the command table)
-from ..io import ctldir
-from ..io.console import MgmtServer, StdinConsole, run_script
+from ..engine.switch import commands  # noqa: F401  (fills the command table)
+from ..io.switch import ctldir
+from ..io.switch.console import MgmtServer, StdinConsole, run_script
 from ..io.loop import Loop
-from ..io.switch import SwitchConfig, SwitchServer
+from ..io.switch.server import SwitchConfig, SwitchServer
 from ._logging import LOG_ERR, LOG_WARNING, Logger
 from ._process import daemonize, pidfile_path, remove_pidfile, write_pidfile
 from ._switch_args import Options, hash_size, parse
@@ -120,8 +120,8 @@ def _attach_interfaces(server: SwitchServer, opts: Options, log: Logger) -> None
 
     One that cannot be opened is reported and left out; the switch runs on.
     """
-    from ..io.grab import GrabDevice
-    from ..io.tap import TapDevice
+    from ..io.plugs.grab import GrabDevice
+    from ..io.plugs.tap import TapDevice
     for kind, names in ((TapDevice, opts.taps), (GrabDevice, opts.grabs)):
         for name in names:
             try:
@@ -139,7 +139,7 @@ def _attach_interfaces(server: SwitchServer, opts: Options, log: Logger) -> None
 def _start_qemu_sockets(server: SwitchServer, opts: Options, log: Logger):
     """The ``--qemu-stream`` and ``--qemu-dgram`` sockets; None (after
     saying why) when one cannot be made."""
-    from ..io.qemu_sock import DgramListener, StreamListener
+    from ..io.switch.qemu_sock import DgramListener, StreamListener
     made = []
     for kind, path in ((StreamListener, opts.qemu_stream), (DgramListener, opts.qemu_dgram)):
         if not path:

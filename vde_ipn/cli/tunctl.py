@@ -21,7 +21,7 @@ import os
 import pwd
 import sys
 
-from ..io import tap
+from ..io.plugs import tap
 from ._getopt import getopt_long
 
 USAGE = """\

@@ -32,8 +32,8 @@ import tempfile
 from .._errors import ConnectError
 from ..io import userns
 from ..io.loop import Loop
-from ..io.plug import open_plug
-from ..io.tap import TapDevice, TapError
+from ..io.plugs.opener import open_plug
+from ..io.plugs.tap import TapDevice, TapError
 from ..wire.stream import STREAM_MAX, StreamDecoder, encode
 from ._getopt import LongOpt, getopt_long
 

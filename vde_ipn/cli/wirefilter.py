@@ -12,9 +12,9 @@ Forms, as the C tool::
 LR is the direction from left to right.  With two plugs and no
 ``--daemon`` stdin is a console (``VDEwf$`` prompt); ``-M PATH`` opens
 the same console on a unix socket.  The cable model is
-:mod:`vde_ipn.engine.wirechannel` (Markov mode:
-:mod:`vde_ipn.engine.wiremarkov`, stepped by a timer here); the commands
-are :mod:`vde_ipn.engine.wirecommands`.  Node changes are written to the
+:mod:`vde_ipn.engine.wirefilter.channel` (Markov mode:
+:mod:`vde_ipn.engine.wirefilter.markov`, stepped by a timer here); the commands
+are :mod:`vde_ipn.engine.wirefilter.commands`.  Node changes are written to the
 consoles whose ``markov-debug`` level is above 0.  The process exits 0
 when an input stream ends, when a switch closes a plug, on ``shutdown``
 or SIGTERM.
@@ -29,10 +29,10 @@ import stat
 import sys
 
 from .._errors import ConnectError
-from ..engine.wirechannel import LR, RL, Channel, ValueError_
-from ..engine.wirecommands import LINE_MAX, run_command
+from ..engine.wirefilter.channel import LR, RL, Channel, ValueError_
+from ..engine.wirefilter.commands import LINE_MAX, run_command
 from ..io.loop import Loop
-from ..io.plug import open_plug
+from ..io.plugs.opener import open_plug
 from ..wire.stream import STREAM_MAX, StreamDecoder, encode
 from ._getopt import LongOpt, getopt_long
 from ._process import daemonize, write_pidfile

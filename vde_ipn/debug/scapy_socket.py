@@ -9,7 +9,7 @@
         srp1(Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(pdst="10.0.0.2"), socket=s, timeout=2)
         sniff(opened_socket=s, count=10, prn=lambda p: p.summary())
 
-Addresses are those :func:`vde_ipn.io.plug.open_plug` takes (``vde://``
+Addresses are those :func:`vde_ipn.io.plugs.opener.open_plug` takes (``vde://``
 or a plain path, ``vde://DIR[PORT]`` for a given port such as a monitor
 port, ``hub://``, ``switch://``, ``vxvde://``, ...), plus ``ipn://PATH``
 for an IPN network.  ``hub://`` and ``switch://`` networks live inside
@@ -36,39 +36,16 @@ from scapy.config import conf
 from scapy.layers.l2 import Ether
 from scapy.supersocket import SuperSocket
 
-from .. import ipn
 from ..io.loop import Loop
-from ..io.plug import REPLY_TIMEOUT, RECV_MAX, open_plug
-from ..io.vnl_resolve import resolve
+from ..io.plugs.ipn import IpnNode
+from ..io.plugs.opener import REPLY_TIMEOUT, RECV_MAX, open_plug
+from ..io.plugs.vnl_resolve import resolve
 from .bpf import compile_filter, matches
 
 MIN_FRAME = 60                           # Ethernet minimum without FCS
 BATCH = 64
 SEND_WAIT = 5.0                          # longest wait for room in a full receiver
 _IN_PROCESS = ("hub", "switch", "multi", "bonding")
-
-
-class _Ipn:
-    """An IPN node with the plug interface (send, recv, fileno, close)."""
-
-    def __init__(self, path: str):
-        self.sock = ipn.socket(ipn.IPN_BROADCAST)   # adopts the network's protocol
-        try:
-            self.sock.connect(path)
-        except BaseException:
-            self.sock.close()
-            raise
-        self.send = self.sock.send
-        self.hangup_on_empty = False
-
-    def recv(self, bufsize: int) -> bytes:
-        return self.sock.recv(bufsize, socket.MSG_DONTWAIT)
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class VDESocket(SuperSocket):
@@ -100,7 +77,7 @@ class VDESocket(SuperSocket):
         self.received = self.filtered = 0
         self._loop = self._thread = self._wake = None
         if vnl.startswith("ipn://"):
-            plug = _Ipn(vnl[len("ipn://"):])
+            plug = IpnNode(vnl[len("ipn://"):])
         elif resolve(vnl)[0] in _IN_PROCESS:
             plug = self._open_in_process(vnl, descr, port, timeout)
         else:

@@ -289,15 +289,23 @@ class AutoLink:
         self.fx.port_remove(link.port)
         return [], 0
 
-    def _addtypelink(self, arg, now):
-        name, kind = _split(arg)
+    def _disabled_link(self, arg):
+        """``(link, rest, 0)`` for ``NAME REST`` naming a disabled link,
+        else ``(None, None, errno)``: EINVAL, or ENXIO for no such link."""
+        name, rest = _split(arg)
         if name is None:
-            return [], errno.EINVAL
+            return None, None, errno.EINVAL
         link = self.link(name)
         if link is None:
-            return [], errno.ENXIO
+            return None, None, errno.ENXIO
         if link.enabled:
-            return [], errno.EINVAL
+            return None, None, errno.EINVAL
+        return link, rest, 0
+
+    def _addtypelink(self, arg, now):
+        link, kind, err = self._disabled_link(arg)
+        if link is None:
+            return [], err
         w = self.wire(kind)
         if w is None:
             return [], errno.ENXIO
@@ -311,13 +319,10 @@ class AutoLink:
         return [], 0
 
     def _deltypelink(self, arg, now):
-        name, kind = _split(arg)
-        if name is None:
-            return [], errno.EINVAL
-        link = self.link(name)
+        link, kind, err = self._disabled_link(arg)
         if link is None:
-            return [], errno.ENXIO
-        if link.enabled or not link.wires[0]:
+            return [], err
+        if not link.wires[0]:
             return [], errno.EINVAL
         for wires in link.wires:
             for w in wires:

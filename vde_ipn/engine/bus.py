@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from .._errors import NoFreePort, PortInUse
 from .egress import PORT_MASK
 from .policy import make_policy
+from ..wire.ethernet import ETH_HLEN
 
-ETH_HLEN = 14
 DEFAULT_MAX_FRAME = 9216 + 14 + 4        # jumbo payload + header + one VLAN tag
 NO_USER = -1
 
@@ -118,7 +118,7 @@ class Network:
         self.vlans: set[int] = {0}       # VLAN 0 always exists
         self.listeners: list = []        # f(category, message) for debug events
         # f(in_port, frame, outs, now) for every accepted frame, or None (the
-        # monitor port and the capture, see io/monitor.py); one check per frame
+        # monitor port and the capture, see io/switch/monitor.py); one check per frame
         self.observer = None
         self.policy = make_policy(policy, self, **policy_options)
 

@@ -15,6 +15,8 @@ change.  Ports are below 2**16 and VLAN ids below 2**12.
 
 from __future__ import annotations
 
+from ..wire.ethernet import add_tag, strip_tag
+
 PORT_MASK = 0xFFFF
 TAG = 1 << 28
 UNTAG = 1 << 29
@@ -36,8 +38,7 @@ def port_of(key: int) -> int:
 def rewrite(key: int, frame: bytes) -> bytes:
     """The frame as it must leave for ``key``."""
     if key & TAG:
-        vid = (key >> _VID_SHIFT) & 0x0FFF
-        return frame[:12] + bytes((0x81, 0x00, vid >> 8, vid & 0xFF)) + frame[12:]
+        return add_tag(frame, key >> _VID_SHIFT)
     if key & UNTAG:
-        return frame[:12] + frame[16:]
+        return strip_tag(frame)
     return frame

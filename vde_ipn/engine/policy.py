@@ -32,7 +32,8 @@ def register(name: str):
 
 def make_policy(name: str, net, **options):
     # importing here keeps bus -> policy -> hub/switch -> policy acyclic
-    from . import hub, netnode, switch  # noqa: F401  (they register themselves)
+    from . import hub, netnode  # noqa: F401  (they register themselves)
+    from .switch import learning  # noqa: F401  (they register themselves)
     try:
         cls = POLICIES[name]
     except KeyError:

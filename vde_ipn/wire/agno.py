@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import struct
 
+from .ethernet import ETH_HLEN
+
 __all__ = ["AGNO_TYPE", "AgnoError", "AgnoCipher", "key_from_text", "parse_ethtype"]
 
 AGNO_TYPE = 0xA6DE
 TAG = b"agno"
 BLOCK = 16
-ETH_HLEN = 14
 ETHTYPE_COPY = 0                        # keep the clear frame's type
 ETHTYPE_RAND = 0xFFFF                   # a random type per frame
 _HEADER = struct.Struct("!2sBB4sI4s")

@@ -13,8 +13,7 @@ ETH_HLEN = 14
 ETH_ALEN = 6
 TPID_8021Q = 0x8100
 BROADCAST = b"\xff" * 6
-BPDU_DST = b"\x01\x80\xc2\x00\x00\x00"
-NO_VLAN = 4095
+NO_VLAN = 4095                           # a port's untagged VLAN: none
 
 _TAG = struct.Struct("!HH")
 
@@ -38,19 +37,24 @@ def is_group(mac: bytes) -> bool:
 
 
 def vlan_of(frame: bytes) -> int | None:
-    """VLAN id of a tagged frame, or None when untagged."""
-    if len(frame) >= 18 and frame[12] == 0x81 and frame[13] == 0x00:
+    """VLAN id of an 802.1Q-tagged frame, or None when untagged.
+
+    ``frame`` has at least ``ETH_HLEN`` bytes (the bus drops runts before
+    any policy sees them).  The one tag test of the engine: the switch,
+    its monitor and iplog.
+    """
+    if frame[12] == 0x81 and frame[13] == 0x00 and len(frame) >= 18:
         return ((frame[14] << 8) | frame[15]) & 0x0FFF
     return None
 
 
-def add_tag(frame: bytes, vid: int, pcp: int = 0) -> bytes:
-    """Insert an 802.1Q tag after the addresses."""
-    return frame[:12] + _TAG.pack(TPID_8021Q, (pcp << 13) | (vid & 0x0FFF)) + frame[12:]
+def add_tag(frame: bytes, vid: int, pcp: int = 0, tpid: int = TPID_8021Q) -> bytes:
+    """Insert an 802.1Q (or, with ``tpid``, 802.1ad) tag after the addresses."""
+    return frame[:12] + _TAG.pack(tpid, (pcp << 13) | (vid & 0x0FFF)) + frame[12:]
 
 
 def strip_tag(frame: bytes) -> bytes:
-    """Remove the 802.1Q tag of a tagged frame."""
+    """Remove the tag of a tagged frame."""
     return frame[:12] + frame[16:]
 
 

@@ -9,7 +9,6 @@ length records are skipped.
 
 from __future__ import annotations
 
-ETH_HLEN = 14
 STREAM_MAX = 9216 + 14 + 4 + 2          # vdeplug4 accepts records up to this
 
 

@@ -28,28 +28,14 @@ from __future__ import annotations
 import re
 import struct
 
-__all__ = ["VlanView", "parse_tag_list", "c_strtol"]
+from .ethernet import ETH_HLEN, TPID_8021Q, add_tag, strip_tag
+from .c_numbers import strtol
 
-ETH_HLEN = 14
+__all__ = ["VlanView", "parse_tag_list"]
+
 VLAN_MASK = 0x0FFF
-TPID_8021Q = 0x8100
 TPID_8021AD = 0x88A8
 _TCI = struct.Struct("!H")
-
-
-def c_strtol(text: str) -> int:
-    """C ``strtol(text, NULL, 0)``: leading decimal, 0octal or 0xhex; else 0."""
-    m = re.match(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", text)
-    if m is None:
-        return 0
-    digits = m.group(2)
-    if digits[:2] in ("0x", "0X"):
-        value = int(digits[2:], 16)
-    elif digits.startswith("0"):
-        value = int(digits, 8)
-    else:
-        value = int(digits)
-    return -value if m.group(1) == "-" else value
 
 
 def _vlan_ok(vlan: int) -> bool:
@@ -63,9 +49,9 @@ def parse_tag_list(text: str) -> tuple[tuple[int, int], ...]:
         if not token:
             continue
         m = re.match(r"\s*[+-]?(0[xX][0-9a-fA-F]+|\d+)?", token)
-        host = c_strtol(token) & VLAN_MASK
+        host = strtol(token) & VLAN_MASK
         rest = token[m.end():] if m else token
-        net = c_strtol(rest[1:]) & VLAN_MASK if rest.startswith("-") else host
+        net = strtol(rest[1:]) & VLAN_MASK if rest.startswith("-") else host
         pairs.append((host, net))
     return tuple(pairs)
 
@@ -100,10 +86,10 @@ class VlanView:
         return frame[12:14] == self._tpid_bytes
 
     def _strip(self, frame) -> bytes:
-        return bytes(frame[:12]) + bytes(frame[16:])
+        return strip_tag(bytes(frame))
 
     def _insert(self, frame, vlan: int) -> bytes:
-        return bytes(frame[:12]) + self._tpid_bytes + _TCI.pack(vlan) + bytes(frame[12:])
+        return add_tag(bytes(frame), vlan, tpid=self.tpid)
 
     def _retag(self, frame, vlan: int) -> bytes:
         return bytes(frame[:14]) + _TCI.pack(vlan) + bytes(frame[16:])

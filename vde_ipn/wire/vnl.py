@@ -12,7 +12,7 @@ decoded back the same way, so ``%FF`` yields ``'\\udcff'`` which
 ``os.fsencode`` turns back into byte 0xFF.  Text stops at the first NUL,
 whether written or produced by ``%00``, like a C string.
 
-Pure: no filesystem, no environment (see ``vde_ipn.io.vnl_resolve``).
+Pure: no filesystem, no environment (see ``vde_ipn.io.plugs.vnl_resolve``).
 """
 
 from dataclasses import dataclass
@@ -137,6 +137,12 @@ def _split(data: bytes, start: Optional[int], delims: bytes) -> List[bytes]:
     return tokens
 
 
+def _first_delim(data: bytes, start: int, delim: bytes) -> Optional[int]:
+    """Index of the first unquoted ``delim`` in ``data[start:]``, or None."""
+    _, pos = _scan(data, start, delim)
+    return None if pos is None else pos - 1
+
+
 def _last_delim(data: bytes, start: int, delim: bytes) -> Optional[int]:
     """Index of the last unquoted ``delim`` in ``data[start:]``, or None."""
     last = None
@@ -244,33 +250,6 @@ def parse_head_options(arg: str, keys: Keys) -> Tuple[str, Dict[str, str]]:
     return _decode(tokens[0]), result
 
 
-def _unquoted_braces(data: bytes, start: int, delim: int, last: bool) -> Optional[int]:
-    """Index of the first (or last) ``delim`` outside quotes and escapes."""
-    found = None
-    state = _CHAR
-    for i in range(start, len(data)):
-        c = data[i]
-        if state == _IN_QUOTE:
-            if c == _QUOTE:
-                state = _CHAR
-        elif state == _IN_DQUOTE:
-            if c == _DQUOTE:
-                state = _CHAR
-        elif state == _AFTER_ESC:
-            state = _CHAR
-        elif c == _QUOTE:
-            state = _IN_QUOTE
-        elif c == _DQUOTE:
-            state = _IN_DQUOTE
-        elif c == _ESC:
-            state = _AFTER_ESC
-        elif c == delim:
-            if not last:
-                return i
-            found = i
-    return found
-
-
 def split_nested(arg: str) -> Tuple[str, Optional[str]]:
     """Split ``HEAD{NESTED}`` (``vlan://``, ``agno://``, ``tee://``).
 
@@ -281,10 +260,10 @@ def split_nested(arg: str) -> Tuple[str, Optional[str]]:
     the default switch.
     """
     data = _encode(arg)
-    brace = _unquoted_braces(data, 0, ord("{"), last=False)
+    brace = _first_delim(data, 0, b"{")
     if brace is None:
         return _decode(data), None
-    end = _unquoted_braces(data, brace + 1, ord("}"), last=True)
+    end = _last_delim(data, brace + 1, b"}")
     nested = data[brace + 1:] if end is None else data[brace + 1:end]
     return _decode(data[:brace]), _decode(nested)
 

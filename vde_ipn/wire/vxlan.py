@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from typing import Optional
 
+from .ethernet import ETH_HLEN
+
 HEADER_LEN = 8
 FLAG_VNI = 0x08
 VNI_MAX = (1 << 24) - 1
-ETH_HLEN = 14
 
 VXLAN_PORT = 4789
 VXVDE_PORT = 14789

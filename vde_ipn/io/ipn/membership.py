@@ -20,7 +20,7 @@ import os
 import secrets
 
 from ..._errors import RemoteProtocolError
-from ...engine.ipn_policy import NetView, policy_class
+from ...engine.ipn.protocols import NetView, policy_class
 from ...wire.ipn_layout import (CURSOR_PORT_W, CURSOR_WORDS, NODE_OOB, NODE_READER,
                                  NODE_WRITER, RING_BORN_W, RING_DATA, cursor_slot,
                                  decode_member_file, encode_node, member_file)

@@ -41,7 +41,7 @@ import struct
 import threading
 from collections import deque
 
-from ...engine.ipn_policy import IPN_BROADCAST, IPN_MAX_PROTO, has_learn, policy_class
+from ...engine.ipn.protocols import IPN_BROADCAST, IPN_MAX_PROTO, has_learn, policy_class
 from ...wire.ipn_layout import Params, cursor_slot
 from . import bell
 from .ring import require_tso
