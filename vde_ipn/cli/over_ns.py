@@ -36,9 +36,9 @@ import socket
 import sys
 
 from .._errors import ConnectError
-from ..io.dns_cable import DnsCableClient, DnsCableServer, FrameSide, client_socket, server_socket
+from ..io.plugs.dns_cable import DnsCableClient, DnsCableServer, FrameSide, client_socket, server_socket
 from ..io.loop import Loop
-from ..io.plug import open_plug
+from ..io.plugs.opener import open_plug
 from ..wire import nstx
 from ._getopt import getopt_long
 from ._process import daemonize

@@ -33,8 +33,8 @@ import sys
 
 from .._errors import ConnectError
 from ..io.loop import Loop
-from ..io.plug import open_plug
-from ._cparse import scan_octal
+from ..io.plugs.opener import open_plug
+from ..wire.c_numbers import scan_octal
 
 HELP = ("-h", "-help", "--help")
 DESCR = "vdeqemu"

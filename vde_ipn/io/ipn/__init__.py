@@ -14,7 +14,7 @@
   :mod:`.macs`: MAC announcements; :mod:`.watch`: the numnodes watch;
   :mod:`.follow`: following ``chgrp``/``chmod`` of the socket file.
 
-Delivery policies (the protocol table) are :mod:`vde_ipn.engine.ipn_policy`.
+Delivery policies (the protocol table) are :mod:`vde_ipn.engine.ipn.protocols`.
 
 The permission model.  The socket file's bits mean r = receive, w =
 send, x = manage; owner, group and others each get exactly their bits,

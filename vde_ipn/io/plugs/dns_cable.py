@@ -23,9 +23,10 @@ import os
 import socket
 import time
 
-from ..wire import nstx
-from ..wire.stream import ETH_HLEN, STREAM_MAX, StreamDecoder, encode
-from .loop import Loop
+from ...wire import nstx
+from ...wire.ethernet import ETH_HLEN
+from ...wire.stream import STREAM_MAX, StreamDecoder, encode
+from ..loop import Loop
 
 PENDING_QUERIES = 10          # the C client's DRQLEN
 CLIENT_QUERY_TIMEOUT = 10.0   # a query unanswered this long is given up by the client
