@@ -273,84 +273,50 @@ def make_reader(sock: socket.socket, port_no: int, net, senders: dict,
     With a ``batcher`` (given to the senders too) frames are read and
     sent in batches.  With a ``gate`` and ``backpressure`` (lossless
     mode) the reader stops being read while it sends to a full port.
+
+    One body serves every case; what differs is decided once per batch
+    (one ``recvmmsg``, or one ``recv`` without a batcher), never per frame.
     """
-    recv = sock.recv
     receive = net.receive
     bufsize = net.max_frame + 1          # one more byte tells an oversize frame
+    lossless = gate is not None and backpressure is not None
     if batcher is not None:
-        reader = _batched_reader(sock, port_no, net, senders, on_broken, batcher,
-                                 batcher.receiver(bufsize).recv, gate, backpressure)
-    elif gate is not None:
-        reader = _gated_reader(recv, bufsize, port_no, receive, senders, on_broken,
-                               gate, backpressure)
+        recv_batch = batcher.receiver(bufsize).recv
+        fileno = sock.fileno
+        per_call = BATCH
+
+        def take() -> list:
+            return recv_batch(fileno())  # [] when empty
     else:
-        def reader(now: float) -> None:
-            for _ in range(BATCH):
-                try:
-                    frame = recv(bufsize)
-                except BlockingIOError:
-                    return
-                except OSError:
-                    if on_broken is not None:
-                        on_broken()
-                    return
-                # runts (0-byte datagrams included) and oversize frames are
-                # counted on the port by receive() and routed nowhere
-                for out in receive(port_no, frame, now):
-                    for send in senders[out]:
-                        send(frame)
-    if gate is not None:
-        gate.callback = reader
-    return reader
+        recv = sock.recv
+        per_call = 1
 
-
-def _gated_reader(recv, bufsize, port_no, receive, senders, on_broken, gate, backpressure):
-    def on_readable(now: float) -> None:
-        backpressure.current = gate
-        try:
-            for _ in range(BATCH):
-                try:
-                    frame = recv(bufsize)
-                except BlockingIOError:
-                    return
-                except OSError:
-                    if on_broken is not None:
-                        on_broken()
-                    return
-                for out in receive(port_no, frame, now):
-                    for send in senders[out]:
-                        send(frame)
-                if gate.blockers:
-                    gate.pause()
-                    return
-        finally:
-            backpressure.current = None
-    return on_readable
-
-
-def _batched_reader(sock, port_no, net, senders, on_broken, batcher, recv_batch,
-                    gate=None, backpressure=None):
-    receive = net.receive
-    fileno = sock.fileno
-
-    def on_readable(now: float) -> None:
-        taken = 0
-        frames = ()
-        # a short batch means the socket was empty: no second call to find
-        # that out (a lone frame goes out after one recvmmsg and one send)
-        while taken < BATCH and (not taken or len(frames) == BATCH):
+        def take():
             try:
-                frames = recv_batch(fileno())
+                return (recv(bufsize),)
+            except BlockingIOError:
+                return ()
+
+    def reader(now: float) -> None:
+        taken = 0
+        while taken < BATCH:
+            try:
+                frames = take()
             except OSError:
                 if on_broken is not None:
                     on_broken()
                 return
-            if not frames:
+            n = len(frames)
+            if not n:
                 return
-            taken += len(frames)
-            batcher.holding = len(frames) > 1   # a lone frame goes out at once
-            if backpressure is not None:
+            taken += n
+            if lossless:
                 backpressure.current = gate
+            # a lone frame is sent at once; a batch is held back and each
+            # receiver's share leaves with one sendmmsg (Batcher.flush)
+            holding = n > 1 and batcher is not None
+            if holding:
+                batcher.holding = True
             try:
                 # runts (0-byte datagrams included) and oversize frames are
                 # counted on the port by receive() and routed nowhere
@@ -359,10 +325,18 @@ def _batched_reader(sock, port_no, net, senders, on_broken, batcher, recv_batch,
                         for send in senders[out]:
                             send(frame)
             finally:
-                batcher.flush()
-                if backpressure is not None:
+                if holding:
+                    batcher.flush()
+                if lossless:
                     backpressure.current = None
-            if gate is not None and gate.blockers:
+            if lossless and gate.blockers:
                 gate.pause()
                 return
-    return on_readable
+            # a short batch means the socket was empty: no second call to
+            # find that out (a lone frame goes out after one recvmmsg and
+            # one send)
+            if n < per_call:
+                return
+    if gate is not None:
+        gate.callback = reader
+    return reader
