@@ -267,6 +267,57 @@ def drain_peek(sock: socket.socket) -> bool:
         return False
 
 
+class SockDevice:
+    """A device as attach_device takes one (one frame per recv/send, like a
+    tap), made of one end of a datagram socketpair; ``broken`` makes its
+    reads fail as a vanished interface's do."""
+
+    module = "test device"
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.broken = False
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def recv(self, n: int) -> bytes:
+        if self.broken:
+            raise OSError(100, "Network is down")
+        return self.sock.recv(n)
+
+    def send(self, frame: bytes) -> int:
+        return self.sock.send(frame)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("hub", PATHS, indirect=True)
+def test_device_frames_both_ways_and_a_broken_device_leaves(hub):
+    loop, server = hub
+    ours, wire = pair()
+    dev = SockDevice(ours)
+    ep_id = server.attach_device(dev, "dev")
+    b = server.attach_local("b")
+    b.setblocking(False)
+    frames = [numbered(i) for i in range(40)]        # more than one reader call takes
+    for f in frames:
+        wire.send(f)
+    for _ in range(10):
+        turn(loop)
+    assert drain(b) == frames
+    b.send(numbered(99))
+    turn(loop)
+    assert drain(wire) == [numbered(99)]
+    dev.broken = True
+    wire.send(numbered(100))                     # readable, but the read fails
+    turn(loop)
+    assert ep_id not in server.endpoints
+    assert server.net.ports[1].endpoints == {}
+    wire.close()
+
+
 # -- the sender on its own --------------------------------------------------------------
 def held_sender():
     loop = Loop()
