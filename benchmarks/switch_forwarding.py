@@ -202,7 +202,7 @@ def report(args, results: list[dict], sys_results: list[dict]) -> list[str]:
         for size in args.sizes:
             medians = {}
             cpu_medians = {}
-            for kind in ("C", "ours"):
+            for kind in ("C", "base", "ours"):
                 rs = cells.get((mode, size, kind), [])
                 if not rs:
                     continue
@@ -210,10 +210,10 @@ def report(args, results: list[dict], sys_results: list[dict]) -> list[str]:
                 medians[kind] = statistics.median(d)
                 cpu_medians[kind] = statistics.median(r["cpu_us_per_frame"] for r in rs)
                 ratio = cpu_ratio = ""
-                if kind == "ours" and medians.get("C"):
-                    ratio = "%.2f" % (medians["ours"] / medians["C"])
-                if kind == "ours" and cpu_medians.get("C"):
-                    cpu_ratio = "%.2f" % (cpu_medians["ours"] / cpu_medians["C"])
+                if kind != "C" and medians.get("C"):
+                    ratio = "%.2f" % (medians[kind] / medians["C"])
+                if kind != "C" and cpu_medians.get("C"):
+                    cpu_ratio = "%.2f" % (cpu_medians[kind] / cpu_medians["C"])
                 line = cols % (
                     mode, size, kind,
                     "%s [%s..%s]" % (fmt_rate(medians[kind]), fmt_rate(min(d)), fmt_rate(max(d))),
@@ -248,6 +248,8 @@ def report(args, results: list[dict], sys_results: list[dict]) -> list[str]:
     if args.witness:
         out.append("witness = a third port: silent in switch mode (learned unicast), "
                    "a second receiver in hub mode.")
+    if "base" in args.switches:
+        out.append("base = %s (ours/C and us/C of base: base against C)" % SWITCHES["base"])
     return out
 
 
@@ -278,6 +280,9 @@ def parse_args(argv):
                     help="the C vde_switch (default %(default)s)")
     ap.add_argument("--our-switch", default=SWITCHES["ours"], metavar="PATH",
                     help="our vde_switch (default %(default)s)")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also measure DIR/compat/vde_switch (another checkout, e.g. before "
+                    "a change) as 'base', in the same turns")
     ap.add_argument("--no-witness", dest="witness", action="store_false",
                     help="no third port (hub mode then delivers one copy per frame)")
     ap.add_argument("--syscalls", choices=("auto", "off"), default="auto",
@@ -301,6 +306,9 @@ def parse_args(argv):
     if any(m not in MODES for m in args.modes):
         ap.error("--modes takes switch and/or hub")
     args.switches = [s for s in args.switches.split(",") if s]
+    if args.baseline:
+        SWITCHES["base"] = os.path.join(os.path.abspath(args.baseline), "compat", "vde_switch")
+        args.switches.insert(1, "base")
     args.pinning = auto_pinning() if args.pin == "auto" else ()
     if args.runs < 1 or args.duration <= 0:
         ap.error("--runs and --duration must be positive")
