@@ -13,6 +13,7 @@ far more per frame.  Not thread-safe: one vector per thread.
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import sys
 
@@ -81,7 +82,9 @@ class _Vector:
 
     def __init__(self, count: int, space: int):
         self.count, self.space = count, space
-        self.buf = bytearray(space)
+        # anonymous pages: only those frames are written to become resident
+        # (a bytearray would be zero-filled: 16 jumbo slots, 148 KB at once)
+        self.buf = mmap.mmap(-1, space)
         self.view = memoryview(self.buf)
         self.base = ctypes.addressof((ctypes.c_char * space).from_buffer(self.buf))
         iov_size, mm_size = ctypes.sizeof(_Iovec), ctypes.sizeof(_Mmsghdr)
