@@ -81,6 +81,19 @@ def hub(request, sockdir, monkeypatch):
     loop.close()
 
 
+def slow_pair(server):
+    """Two local endpoints a (port 1) and b (port 2), and the switch's
+    sender to b, whose socket holds only a few frames."""
+    a = server.attach_local("a")
+    b = server.attach_local("b")
+    a.setblocking(False)
+    b.setblocking(False)
+    sender = next(ep.sender for ep in server.endpoints.values() if ep.port == 2)
+    # a socketpair's queue is bounded by the sender's buffer only: make it small
+    sender.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return a, b, sender
+
+
 @pytest.fixture
 def batch_sizes(monkeypatch):
     """How many frames each recvmmsg returned."""
@@ -125,13 +138,7 @@ def test_burst_of_1000_frames_delivered_whole_and_in_order(hub, batch_sizes):
 def test_full_receiver_gets_the_queued_frames_in_order(hub):
     """b reads nothing for a while: the switch queues for it, then catches up."""
     loop, server = hub
-    a = server.attach_local("a")
-    b = server.attach_local("b")
-    a.setblocking(False)
-    b.setblocking(False)
-    sender = next(ep.sender for ep in server.endpoints.values() if ep.port == 2)
-    # a socketpair's queue is bounded by the sender's buffer only: make it small
-    sender.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    a, b, sender = slow_pair(server)
     frames = [numbered(i) for i in range(200)]       # fits b's queue plus the switch's
     sent = 0
     for _ in range(1000):
@@ -230,12 +237,7 @@ def test_out_counts_what_was_routed_and_drops_what_was_lost(hub):
     (spec: per port, before the send); a frame the port's full queue could
     not take is counted in its drops, so OUT - drops is what the port got."""
     loop, server = hub
-    a = server.attach_local("a")
-    b = server.attach_local("b")
-    a.setblocking(False)
-    b.setblocking(False)
-    sender = next(ep.sender for ep in server.endpoints.values() if ep.port == 2)
-    sender.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    a, b, sender = slow_pair(server)
     sender.maxlen = 8
     frames = [numbered(i) for i in range(400)]
     sent = 0
