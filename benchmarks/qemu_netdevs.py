@@ -2,8 +2,8 @@
 """QEMU's stream clients against vde clients on our switch, Debian's C
 vde_switch as the reference for vde: raw frames, then TCP between guests.
 
-Frames: C load generators (``vdeload.c`` for VDE, ``qemuload.c`` for
-QEMU's stream format, compiled here with ``cc -O2``) send frames of one
+Frames: the C load generator (``vdeload.c``, compiled here with
+``cc -O2``; with ``--stream`` it speaks QEMU's stream format) sends frames of one
 size for ``--duration`` seconds from one client to another through a
 fresh switch, for each pair of client kinds on our switch and vde to vde
 on the C switch, ``--runs`` times in turn.  Printed: the median rate
@@ -31,8 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import select
 import shutil
 import signal
 import statistics
@@ -44,7 +42,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path.insert(0, HERE)
 
+from _common import (BenchError, Children, compile_vdeload, load_average,  # noqa: E402
+                     machine_header, read_line)
 from guests import QemuGuest, boot_all, tcp_transfer  # noqa: E402
 from support import C_TOOLS, OURS, Processes, Switch  # noqa: E402
 
@@ -55,35 +56,9 @@ FRAME_CASES = (("ours", "vde", "vde"), ("ours", "stream", "vde"), ("ours", "vde"
 TX_MAC, RX_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
 
 
-class BenchError(Exception):
-    pass
-
-
-def compile_tool(procs: Processes, work: str, name: str) -> str:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise BenchError("no C compiler (cc) for the load generators")
-    out = os.path.join(work, name)
-    r = subprocess.run([cc, "-O2", "-o", out, os.path.join(HERE, name + ".c")],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        raise BenchError("compiling %s.c failed:\n%s" % (name, r.stderr))
-    return out
-
-
-def read_line(p: subprocess.Popen, timeout: float, what: str) -> str:
-    if not select.select([p.stdout], [], [], timeout)[0]:
-        raise BenchError("timed out waiting for %s" % what)
-    line = p.stdout.readline().decode().strip()
-    if not line:
-        raise BenchError("%s: no answer (exit %s): %s" % (
-            what, p.poll(), p.stderr.read().decode(errors="replace")))
-    return line
-
-
-def load_client(procs, tools, kind, role, target, size, duration):
+def load_client(procs, vdeload, kind, role, target, size, duration):
     mac = TX_MAC if role == "send" else RX_MAC
-    argv = [tools[kind], role, target, "--mac", mac]
+    argv = [vdeload, role, target, "--mac", mac] + (["--stream"] if kind == "stream" else [])
     argv += (["--dst", RX_MAC, "--size", str(size), "--duration", str(duration)]
              if role == "send" else ["--from", TX_MAC, "--announce"])
     p = procs.start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -93,7 +68,7 @@ def load_client(procs, tools, kind, role, target, size, duration):
     return p
 
 
-def measure_frames(tools, work, switch, tx, rx, size, duration) -> dict:
+def measure_frames(vdeload, work, switch, tx, rx, size, duration) -> dict:
     procs = Processes()
     d = tempfile.mkdtemp(prefix="vqf", dir=work)
     try:
@@ -103,8 +78,8 @@ def measure_frames(tools, work, switch, tx, rx, size, duration) -> dict:
         else:
             sw = Switch(procs, C_TOOLS["vde_switch"], os.path.join(d, "sw"), mgmt=False)
         where = {"vde": sw.dir, "stream": os.path.join(d, "st")}
-        sender = load_client(procs, tools, tx, "send", where[tx], size, duration)
-        receiver = load_client(procs, tools, rx, "recv", where[rx], size, duration)
+        sender = load_client(procs, vdeload, tx, "send", where[tx], size, duration)
+        receiver = load_client(procs, vdeload, rx, "recv", where[rx], size, duration)
         time.sleep(0.1)                  # the switch learns the announcement
         sender.stdin.write(b"go\n")
         sender.stdin.flush()
@@ -121,9 +96,15 @@ def measure_frames(tools, work, switch, tx, rx, size, duration) -> dict:
 
 
 def frames_section(work: str, runs: int, sizes, duration: float) -> None:
-    procs = Processes()
-    tools = {"vde": compile_tool(procs, work, "vdeload"),
-             "stream": compile_tool(procs, work, "qemuload")}
+    children = Children()
+    try:
+        vdeload = compile_vdeload(children)
+        _frames_table(vdeload, work, runs, sizes, duration)
+    finally:
+        children.cleanup()
+
+
+def _frames_table(vdeload: str, work: str, runs: int, sizes, duration: float) -> None:
     print("\nframes through one switch, %d runs of %gs per case (rates: frames/s delivered)"
           % (runs, duration))
     print("%-6s %-8s %-16s %10s  %-20s %6s %s" % ("size", "switch", "sender->receiver",
@@ -132,7 +113,7 @@ def frames_section(work: str, runs: int, sizes, duration: float) -> None:
         res = {case: [] for case in FRAME_CASES}
         for _ in range(runs):
             for case in FRAME_CASES:
-                res[case].append(measure_frames(tools, work, *case, size, duration))
+                res[case].append(measure_frames(vdeload, work, *case, size, duration))
         base = statistics.median(r["rate"] for r in res[("ours", "vde", "vde")])
         for case in FRAME_CASES:
             rates = [r["rate"] for r in res[case]]
@@ -141,18 +122,6 @@ def frames_section(work: str, runs: int, sizes, duration: float) -> None:
             print("%-6d %-8s %-16s %10.0f  %-20s %5.1f%% %.2f of ours vde->vde" % (
                 size, case[0], "%s->%s" % case[1:], med,
                 "%.0f..%.0f" % (min(rates), max(rates)), 100 * loss, med / base))
-
-
-def machine_header() -> list[str]:
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return ["machine: %s, nproc=%d, CPU: %s" % (platform.node(), os.cpu_count() or 0, cpu),
-            "kernel %s, python %s" % (platform.release(), platform.python_version()),
-            "load average before start: %s" % " ".join("%.2f" % x for x in os.getloadavg())]
 
 
 def main(argv=None) -> int:
@@ -214,7 +183,7 @@ def main(argv=None) -> int:
         stats = ours.cmd("port/stats")
         print("\nour switch's port/stats:\n" + "\n".join(
             ln for ln in stats.splitlines() if ln.startswith("Port")))
-        print("\nload average after: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
+        print("\nload average after: %s" % load_average())
         return 0
     except BenchError as e:
         print("error: %s" % e, file=sys.stderr)

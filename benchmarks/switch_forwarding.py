@@ -31,18 +31,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import select
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import (REPO, BenchError, Children, auto_pinning, compile_vdeload,  # noqa: E402,F401
+                     cpu_seconds, load_average, machine_header, pin, pinning_line, read_line,
+                     run_main, start_client)
+from _common import start_switch as common_start_switch  # noqa: E402
+
 SWITCHES = {
     "C": "/usr/bin/vde_switch",
     "ours": os.path.join(REPO, "compat", "vde_switch"),
@@ -53,148 +55,15 @@ WITNESS_MAC = "02:00:00:00:00:03"
 MODES = ("switch", "hub")
 
 
-class BenchError(Exception):
-    """A switch or a load generator did not do its part."""
-
-
-class Children:
-    """Every process and directory this run creates, cleaned up by PID."""
-
-    def __init__(self):
-        self.procs: list[subprocess.Popen] = []
-        self.dirs: list[str] = []
-
-    def start(self, argv, **kw) -> subprocess.Popen:
-        kw.setdefault("stdin", subprocess.DEVNULL)
-        kw.setdefault("stdout", subprocess.DEVNULL)
-        kw.setdefault("stderr", subprocess.DEVNULL)
-        p = subprocess.Popen(argv, **kw)
-        self.procs.append(p)
-        return p
-
-    def mkdtemp(self, prefix: str) -> str:
-        d = tempfile.mkdtemp(prefix=prefix, dir="/tmp")   # short: sun_path is 108 bytes
-        self.dirs.append(d)
-        return d
-
-    def stop(self, p: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 3.0) -> None:
-        if p.poll() is None:
-            try:
-                os.kill(p.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.kill(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait()
-        for f in (p.stdin, p.stdout, p.stderr):
-            if f is not None:
-                try:
-                    f.close()
-                except OSError:
-                    pass
-        if p in self.procs:
-            self.procs.remove(p)
-
-    def cleanup(self) -> None:
-        for p in reversed(list(self.procs)):
-            self.stop(p, timeout=2.0)
-        for d in self.dirs:
-            shutil.rmtree(d, ignore_errors=True)
-        self.dirs.clear()
-
-
-def read_line(p: subprocess.Popen, timeout: float, what: str) -> str:
-    """One line of a child's stdout, or BenchError after ``timeout``."""
-    fd = p.stdout.fileno()
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while not buf.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise BenchError("timed out waiting for %s" % what)
-        chunk = os.read(fd, 1)
-        if not chunk:
-            raise BenchError("%s: process exited (status %s)" % (what, p.wait()))
-        buf += chunk
-    return buf.decode().strip()
-
-
 # -- machine description ----------------------------------------------------------
-def machine_header(strace: str | None) -> list[str]:
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        qlen = open("/proc/sys/net/unix/max_dgram_qlen").read().strip()
-    except OSError:
-        qlen = "?"
-    load = " ".join("%.2f" % x for x in os.getloadavg())
-    return [
-        "machine: %s, nproc=%d, CPU: %s" % (platform.node(), os.cpu_count() or 0, cpu),
-        "kernel %s, python %s, net.unix.max_dgram_qlen=%s" % (
-            platform.release(), platform.python_version(), qlen),
-        "load average before start: %s" % load,
-        "switches: C=%s  ours=%s (%s)" % (SWITCHES["C"], SWITCHES["ours"], sys.executable),
-        "syscall counting: %s" % (strace or "off"),
-    ]
+def header(strace: str | None) -> list[str]:
+    return machine_header(SWITCHES) + ["syscall counting: %s" % (strace or "off")]
 
 
 # -- one measurement ----------------------------------------------------------------
-def compile_vdeload(children: Children) -> str:
-    out = os.path.join(children.mkdtemp("vdeload"), "vdeload")
-    src = os.path.join(HERE, "vdeload.c")
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise BenchError("no C compiler (cc) to build the load generator")
-    p = children.start([cc, "-O2", "-o", out, src], stderr=subprocess.PIPE)
-    err = p.communicate()[1]
-    children.procs.remove(p)
-    if p.returncode != 0:
-        raise BenchError("compiling %s failed:\n%s" % (src, err.decode(errors="replace")))
-    return out
-
-
 def start_switch(children: Children, kind: str, workdir: str, hub: bool):
-    path = os.path.join(workdir, "sw")
-    log = open(os.path.join(workdir, "switch.log"), "wb")
-    argv = [SWITCHES[kind], "-s", path] + (["-x"] if hub else [])
-    # stdin stays open: both switches read their console there and quit on EOF
-    p = children.start(argv, stdin=subprocess.PIPE, stderr=log, stdout=subprocess.DEVNULL)
-    log.close()
-    ctl = os.path.join(path, "ctl")
-    deadline = time.monotonic() + 15
-    while not os.path.exists(ctl):
-        if p.poll() is not None or time.monotonic() > deadline:
-            with open(os.path.join(workdir, "switch.log"), "rb") as f:
-                err = f.read().decode(errors="replace").strip()
-            raise BenchError("%s vde_switch failed to start (%s): %s" % (
-                kind, "exit %s" % p.returncode if p.poll() is not None else "timeout", err))
-        time.sleep(0.01)
-    return p, path
-
-
-def start_client(children: Children, vdeload: str, argv: list[str]) -> subprocess.Popen:
-    p = children.start([vdeload] + argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE)
-    try:
-        line = read_line(p, 15, "vdeload %s to attach" % argv[0])
-    except BenchError as e:
-        err = p.stderr.read().decode(errors="replace").strip() if p.poll() is not None else ""
-        raise BenchError("%s %s" % (e, err)) from None
-    if line != "READY":
-        raise BenchError("vdeload %s said %r" % (argv[0], line))
-    return p
+    argv = [SWITCHES[kind]] + (["-x"] if hub else [])
+    return common_start_switch(children, kind, argv, workdir)
 
 
 def start_strace(children: Children, strace: str, pid: int, out: str) -> subprocess.Popen:
@@ -215,16 +84,6 @@ def start_strace(children: Children, strace: str, pid: int, out: str) -> subproc
     return p
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def parse_strace(path: str) -> dict[str, int]:
     """{syscall: calls} from an ``strace -c`` summary."""
     calls: dict[str, int] = {}
@@ -242,14 +101,6 @@ def parse_strace(path: str) -> dict[str, int]:
         except ValueError:
             continue
     return calls
-
-
-def pin(p: subprocess.Popen, cpus) -> None:
-    if cpus:
-        try:
-            os.sched_setaffinity(p.pid, cpus)
-        except OSError:
-            pass
 
 
 def measure(children: Children, vdeload: str, kind: str, mode: str, size: int,
@@ -351,7 +202,7 @@ def report(args, results: list[dict], sys_results: list[dict]) -> list[str]:
         for size in args.sizes:
             medians = {}
             cpu_medians = {}
-            for kind in ("C", "ours"):
+            for kind in ("C", "base", "ours"):
                 rs = cells.get((mode, size, kind), [])
                 if not rs:
                     continue
@@ -359,10 +210,10 @@ def report(args, results: list[dict], sys_results: list[dict]) -> list[str]:
                 medians[kind] = statistics.median(d)
                 cpu_medians[kind] = statistics.median(r["cpu_us_per_frame"] for r in rs)
                 ratio = cpu_ratio = ""
-                if kind == "ours" and medians.get("C"):
-                    ratio = "%.2f" % (medians["ours"] / medians["C"])
-                if kind == "ours" and cpu_medians.get("C"):
-                    cpu_ratio = "%.2f" % (cpu_medians["ours"] / cpu_medians["C"])
+                if kind != "C" and medians.get("C"):
+                    ratio = "%.2f" % (medians[kind] / medians["C"])
+                if kind != "C" and cpu_medians.get("C"):
+                    cpu_ratio = "%.2f" % (cpu_medians[kind] / cpu_medians["C"])
                 line = cols % (
                     mode, size, kind,
                     "%s [%s..%s]" % (fmt_rate(medians[kind]), fmt_rate(min(d)), fmt_rate(max(d))),
@@ -397,6 +248,8 @@ def report(args, results: list[dict], sys_results: list[dict]) -> list[str]:
     if args.witness:
         out.append("witness = a third port: silent in switch mode (learned unicast), "
                    "a second receiver in hub mode.")
+    if "base" in args.switches:
+        out.append("base = %s (ours/C and us/C of base: base against C)" % SWITCHES["base"])
     return out
 
 
@@ -427,6 +280,9 @@ def parse_args(argv):
                     help="the C vde_switch (default %(default)s)")
     ap.add_argument("--our-switch", default=SWITCHES["ours"], metavar="PATH",
                     help="our vde_switch (default %(default)s)")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also measure DIR/compat/vde_switch (another checkout, e.g. before "
+                    "a change) as 'base', in the same turns")
     ap.add_argument("--no-witness", dest="witness", action="store_false",
                     help="no third port (hub mode then delivers one copy per frame)")
     ap.add_argument("--syscalls", choices=("auto", "off"), default="auto",
@@ -450,11 +306,10 @@ def parse_args(argv):
     if any(m not in MODES for m in args.modes):
         ap.error("--modes takes switch and/or hub")
     args.switches = [s for s in args.switches.split(",") if s]
-    args.pinning = ()
-    if args.pin == "auto":
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) >= 2:
-            args.pinning = ({cpus[-1]}, set(cpus[:-1]))
+    if args.baseline:
+        SWITCHES["base"] = os.path.join(os.path.abspath(args.baseline), "compat", "vde_switch")
+        args.switches.insert(1, "base")
+    args.pinning = auto_pinning() if args.pin == "auto" else ()
     if args.runs < 1 or args.duration <= 0:
         ap.error("--runs and --duration must be positive")
     return args
@@ -465,22 +320,12 @@ def main(argv=None) -> int:
     SWITCHES["C"], SWITCHES["ours"] = args.c_switch, args.our_switch
     strace = shutil.which("strace") if args.syscalls == "auto" else None
     children = Children()
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)   # even if started in the background
     results: list[dict] = []
     sys_results: list[dict] = []
-    try:
-        for line in machine_header(strace):
+
+    def body() -> int:
+        for line in header(strace) + [pinning_line(args.pinning)]:
             print(line)
-        if args.pinning:
-            print("pinning: switch on CPU %s, load generator on CPU %s" % (
-                ",".join(map(str, sorted(args.pinning[0]))),
-                ",".join(map(str, sorted(args.pinning[1])))))
-        else:
-            print("pinning: off")
         for kind in args.switches:
             if not os.access(SWITCHES[kind], os.X_OK):
                 raise BenchError("%s vde_switch not found at %s" % (kind, SWITCHES[kind]))
@@ -507,24 +352,17 @@ def main(argv=None) -> int:
                             children, vdeload, kind, mode, size, min(args.duration, 1.0),
                             witness=args.witness, strace=strace, pinning=args.pinning))
         print("\n".join(report(args, results, sys_results)))
-        print("\nload average after: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
+        print("\nload average after: %s" % load_average())
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"header": machine_header(strace), "results": results,
+                json.dump({"header": header(strace), "results": results,
                            "syscalls": sys_results}, f, indent=1)
         bad = [r for r in results if r["received"] == 0]
         if bad:
             print("error: %d measurement(s) delivered nothing" % len(bad), file=sys.stderr)
             return 1
         return 0
-    except BenchError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        children.cleanup()
+    return run_main(body, children)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ the clients are never the bottleneck.
 * ``joins``: one client process opens N ports one after another (each
   handshake waits for its reply) on a switch started with ``-n N+2``;
   the time per join around 100, 1,000 and 5,000 ports, and the time
-  for the first 1,000.  The switch's RSS is read idle and at each mark:
-  that is the ``memory`` table (idle, and KB per port).
+  for the first 1,000.
+* ``memory``: the same joins; the switch's RSS idle and at each mark
+  (idle, and KB per port), beside python3 alone.
 * ``latency``: round-trip time of one 64-byte frame at a time between
   two ports (ping -> switch -> echo -> switch -> ping): p50/p90/p99,
   idle and while a full-speed flow runs between two other ports.
@@ -20,6 +21,12 @@ the clients are never the bottleneck.
   receivers); frames lost and delivered rate: C, ours, ours --lossless.
 * ``aggregate``: 4 independent sender/receiver pairs at once; aggregate
   delivered frames/s and loss, same three switches.
+
+``--sections`` picks some (``--sections latency,memory``).  Each switch
+runs alone on the last CPU, the load generators on the others
+(``--pin off`` to let the scheduler choose).  ``--baseline DIR`` adds
+another checkout's switch (say, main before a change) as ``base`` to the
+joins, memory and latency sections, in the same turns.
 
 The descriptor limit is raised to its hard maximum for the run (each
 port costs the switch and the client two descriptors).  Every process
@@ -38,48 +45,24 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from switch_forwarding import (BenchError, Children, compile_vdeload,  # noqa: E402
-                               machine_header, read_line, start_client)
+from _common import (REPO, BenchError, Children, auto_pinning, compile_vdeload,  # noqa: E402
+                     load_average, machine_header, pinning_line, read_line, rss_kb, run_main,
+                     start_client, start_switch)
 
+OURS = os.path.join(REPO, "compat", "vde_switch")
 SWITCHES = {
     "C": ["/usr/bin/vde_switch"],
-    "ours": [os.path.join(os.path.dirname(HERE), "compat", "vde_switch")],
-    "ours-lossless": [os.path.join(os.path.dirname(HERE), "compat", "vde_switch"),
-                      "--lossless"],
+    "ours": [OURS],
+    "ours-lossless": [OURS, "--lossless"],
 }
-SECTIONS = ("joins", "latency", "lossless", "aggregate")
+SECTIONS = ("joins", "memory", "latency", "lossless", "aggregate")
+PINNING: tuple = ()                      # (switch CPUs, client CPUs), set by main
 
 
 def mac(n: int) -> str:
     return "02:00:00:00:%02x:%02x" % (n >> 8, n & 0xFF)
-
-
-def start_switch(children: Children, kind: str, workdir: str, numports: int = 32):
-    path = os.path.join(workdir, "sw")
-    log_path = os.path.join(workdir, "switch.log")
-    with open(log_path, "wb") as log:
-        # stdin stays open: both switches read their console there and quit on EOF
-        p = children.start(SWITCHES[kind] + ["-s", path, "-n", str(numports)],
-                           stdin=subprocess.PIPE, stderr=log)
-    deadline = time.monotonic() + 20
-    while not os.path.exists(os.path.join(path, "ctl")):
-        if p.poll() is not None or time.monotonic() > deadline:
-            with open(log_path, "rb") as f:
-                err = f.read().decode(errors="replace").strip()
-            raise BenchError("%s vde_switch failed to start: %s" % (kind, err))
-        time.sleep(0.01)
-    return p, path
-
-
-def rss_kb(pid: int) -> int:
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise BenchError("no VmRSS for %d" % pid)
 
 
 class Fresh:
@@ -89,10 +72,13 @@ class Fresh:
         self.children, self.kind = children, kind
         self.workdir = children.mkdtemp("vs")
         self.clients: list[subprocess.Popen] = []
-        self.sw, self.path = start_switch(children, kind, self.workdir, numports)
+        cpus = PINNING[0] if PINNING else ()
+        self.sw, self.path = start_switch(children, kind, SWITCHES[kind] + ["-n", str(numports)],
+                                          self.workdir, cpus)
 
     def client(self, vdeload: str, *args: str) -> subprocess.Popen:
-        p = start_client(self.children, vdeload, [args[0], self.path] + list(args[1:]))
+        p = start_client(self.children, vdeload, [args[0], self.path] + list(args[1:]),
+                         PINNING[1] if PINNING else ())
         self.clients.append(p)
         return p
 
@@ -239,7 +225,7 @@ def ratio(a: float, b: float) -> str:
     return "%.2f" % (a / b) if b else "-"
 
 
-def join_tables(res: dict, marks: list[int], floor_kb: int) -> list[str]:
+def join_table(res: dict, marks: list[int]) -> list[str]:
     out = ["### joins: one client opening ports one after another",
            "",
            "| ports | C us/join | ours us/join | ours/C | C total s | ours total s | ours/C |",
@@ -261,10 +247,14 @@ def join_tables(res: dict, marks: list[int], floor_kb: int) -> list[str]:
     out.append("Then all %d leave at once (the client exits): C %.3f s, ours %.3f s "
                "(ours/C %s) until every data socket is gone."
                % (marks[-1], leave[0], leave[1], ratio(leave[1], leave[0])))
-    out += ["", "### memory: RSS of the switch process", "",
-            "| | idle | " + " | ".join("%d ports" % m for m in marks)
-            + " | KB per port |", "|---|---|" + "---|" * len(marks) + "---|"]
-    for kind in ("C", "ours"):
+    return out
+
+
+def memory_table(res: dict, marks: list[int], floor_kb: int) -> list[str]:
+    out = ["### memory: RSS of the switch process", "",
+           "| | idle | " + " | ".join("%d ports" % m for m in marks)
+           + " | KB per port |", "|---|---|" + "---|" * len(marks) + "---|"]
+    for kind in ("C", "base", "ours"):
         rs = res.get(kind, [])
         if not rs:
             continue
@@ -285,7 +275,7 @@ def latency_table(res: dict) -> list[str]:
            "|---|---|---|---|---|---|---|---|---|"]
     for cond in ("idle", "loaded"):
         base = {}
-        for kind in ("C", "ours", "ours-lossless"):
+        for kind in ("C", "base", "ours", "ours-lossless"):
             rs = res.get((cond, kind), [])
             if not rs:
                 continue
@@ -300,6 +290,8 @@ def latency_table(res: dict) -> list[str]:
                 sum(r["lost"] for r in rs), rate(load) if load else "-"))
     out.append("")
     out.append("loaded: a full-speed 64 B flow between two other ports during the pings.")
+    if any(kind == "base" for _cond, kind in res):
+        out.append("base: %s" % " ".join(SWITCHES["base"]))
     return out
 
 
@@ -335,6 +327,12 @@ def parse_args(argv):
     ap.add_argument("--pings", type=int, default=2000, help="round trips per measurement")
     ap.add_argument("--duration", type=float, default=2.0,
                     help="seconds of sending in the lossless and aggregate sections")
+    ap.add_argument("--pin", choices=("auto", "off"), default="auto",
+                    help="auto: each switch alone on the last CPU, the load generators "
+                    "on the others (needs 2+ CPUs)")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also measure DIR/compat/vde_switch (another checkout, e.g. "
+                    "before a change) as 'base' in the joins, memory and latency sections")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 1 run, marks 20,50, 200 pings, 0.3 s flows")
     args = ap.parse_args(argv)
@@ -359,16 +357,16 @@ def raise_fd_limit(need: int) -> int:
 
 
 def main(argv=None) -> int:
+    global PINNING
     args = parse_args(sys.argv[1:] if argv is None else argv)
     children = Children()
+    PINNING = auto_pinning() if args.pin == "auto" else ()
+    if args.baseline:
+        SWITCHES["base"] = [os.path.join(os.path.abspath(args.baseline), "compat", "vde_switch")]
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+    def body() -> int:
         limit = raise_fd_limit(2 * args.marks[-1] + 100)
-        for line in machine_header(None)[:4]:
+        for line in machine_header(SWITCHES) + [pinning_line(PINNING)]:
             print(line)
         print("descriptor limit: %d; %d run(s) per cell, C and ours alternating\n"
               % (limit, args.runs), flush=True)
@@ -383,13 +381,17 @@ def main(argv=None) -> int:
                           file=sys.stderr, flush=True)
                     yield kind, r
 
-        if "joins" in args.sections:
+        two = ["C"] + (["base"] if args.baseline else []) + ["ours"]
+        if "joins" in args.sections or "memory" in args.sections:
             res: dict = {}
-            for kind, r in each(["C", "ours"], lambda k: measure_joins(
+            for kind, r in each(two, lambda k: measure_joins(
                     children, vdeload, k, args.marks), "joins"):
                 res.setdefault(kind, []).append(r)
-            out += join_tables(res, args.marks, interpreter_kb(children)) + [""]
-        three = ["C", "ours", "ours-lossless"]
+            if "joins" in args.sections:
+                out += join_table(res, args.marks) + [""]
+            if "memory" in args.sections:
+                out += memory_table(res, args.marks, interpreter_kb(children)) + [""]
+        three = two + ["ours-lossless"]
         if "latency" in args.sections:
             res = {}
             for cond in ("idle", "loaded"):
@@ -397,6 +399,7 @@ def main(argv=None) -> int:
                         children, vdeload, k, args.pings, cond == "loaded"), cond):
                     res.setdefault((cond, kind), []).append(r)
             out += latency_table(res) + [""]
+        three = ["C", "ours", "ours-lossless"]
         if "lossless" in args.sections:
             res = {}
             for cell, bcast in (("unicast", False), ("broadcast to 2", True)):
@@ -413,16 +416,9 @@ def main(argv=None) -> int:
             out += flow_table("### aggregate: 4 independent sender/receiver pairs, 64 B",
                               res, ["4 pairs"]) + [""]
         print("\n".join(out))
-        print("load average after: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
+        print("load average after: %s" % load_average())
         return 0
-    except BenchError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        children.cleanup()
+    return run_main(body, children)
 
 
 if __name__ == "__main__":

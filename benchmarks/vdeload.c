@@ -2,16 +2,19 @@
  * vdeload: a minimal VDE client for load tests of a vde_switch.
  *
  *   vdeload send DIR --mac MAC --dst MAC --size N (--duration S | --count N)
- *                    [--nonblock] [--batch N]
+ *                    [--nonblock] [--batch N] [--stream]
  *   vdeload recv DIR --mac MAC [--from MAC] [--announce] [--batch N]
- *                    [--delay-us N] [--expect N]
+ *                    [--delay-us N] [--expect N] [--stream]
  *   vdeload join DIR --count N [--marks N,N,...]
  *   vdeload echo DIR --mac MAC
  *   vdeload ping DIR --mac MAC --dst MAC --count N [--interval-us N]
  *
- * Both modes do the v3 handshake on DIR/ctl themselves (request with the
+ * Every mode does the v3 handshake on DIR/ctl itself (request with the
  * address of our bound datagram socket, 110-byte reply, connect to it),
- * then print "READY" on stdout.
+ * then prints "READY" on stdout.  With --stream, send and recv are QEMU
+ * "-netdev stream" clients instead: DIR is the unix stream socket (a
+ * switch's --qemu-stream), no handshake, and each frame travels as a
+ * 4-byte big-endian length and the frame (send writes 32 per write).
  *
  * send: waits for a line on stdin, then sends frames dst|src|0x88b5|zeros
  *       of N bytes as fast as it can, for S seconds or N frames.  Sends
@@ -81,6 +84,84 @@ static int parse_mac(const char *s, unsigned char mac[6])
 	for (int i = 0; i < 6; i++)
 		mac[i] = (unsigned char)v[i];
 	return 0;
+}
+
+/* A test frame dst|src|0x88b5|zeros of size bytes at f. */
+static void put_frame(unsigned char *f, const unsigned char *dst, const unsigned char *src,
+		      int size)
+{
+	memset(f, 0, size);
+	memcpy(f, dst, 6);
+	memcpy(f + 6, src, 6);
+	f[12] = 0x88;
+	f[13] = 0xb5;
+}
+
+/* The same as a stream record: 4-byte big-endian length, then the frame. */
+static void put_record(unsigned char *at, const unsigned char *dst, const unsigned char *src,
+		       int size)
+{
+	uint32_t n = (uint32_t)size;
+	at[0] = n >> 24;
+	at[1] = n >> 16;
+	at[2] = n >> 8;
+	at[3] = n;
+	put_frame(at + 4, dst, src, size);
+}
+
+/* write all of buf; 0, or -1 when stopped or broken */
+static int write_all(int fd, const unsigned char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR && !stop_flag)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* One 60-byte broadcast frame from me, so a learning switch knows where me is. */
+static void announce(int fd, const unsigned char *me, int stream)
+{
+	static const unsigned char bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	unsigned char rec[64];
+	int bad;
+
+	if (stream) {
+		put_record(rec, bcast, me, 60);
+		bad = write_all(fd, rec, sizeof rec) < 0;
+	} else {
+		put_frame(rec, bcast, me, 60);
+		bad = send(fd, rec, 60, 0) < 0;
+	}
+	if (bad)
+		die("send announce");
+}
+
+/* A QEMU stream client's connection to the unix stream socket at path. */
+static int stream_connect(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path) >= (int)sizeof addr.sun_path) {
+		errno = ENAMETOOLONG;
+		die("socket path");
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0)
+		die("socket");
+	for (int tries = 0; connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0; tries++) {
+		if ((errno != ECONNREFUSED && errno != ENOENT) || tries >= 500)
+			die("connect");
+		usleep(10000);
+	}
+	return fd;
 }
 
 /* Handshake with the switch at dir; returns the connected data socket. */
@@ -199,13 +280,8 @@ static int do_join(const char *dir, long long count, const char *marks)
 static int do_echo(int fd, const unsigned char *me)
 {
 	static unsigned char buf[MAXFRAME];
-	unsigned char f[60] = { 0 };
-	memset(f, 0xff, 6);
-	memcpy(f + 6, me, 6);
-	f[12] = 0x88;
-	f[13] = 0xb5;
-	if (send(fd, f, sizeof f, 0) < 0)
-		die("send announce");
+
+	announce(fd, me, 0);
 	printf("READY\n");
 	fflush(stdout);
 	while (!stop_flag) {
@@ -228,22 +304,17 @@ static int do_ping(int fd, const unsigned char *me, const unsigned char *dst, lo
 		   int interval_us)
 {
 	static unsigned char buf[MAXFRAME];
-	unsigned char f[64] = { 0 };
+	unsigned char f[64];
 	char line[64];
 	double *rtt = calloc(count > 0 ? count : 1, sizeof *rtt);
 	long long got = 0, lost = 0;
 
-	memset(f, 0xff, 6);                 /* announce first */
-	memcpy(f + 6, me, 6);
-	f[12] = 0x88;
-	f[13] = 0xb5;
-	if (send(fd, f, 60, 0) < 0)
-		die("send announce");
+	announce(fd, me, 0);
+	put_frame(f, dst, me, sizeof f);
 	printf("READY\n");
 	fflush(stdout);
 	if (!fgets(line, sizeof line, stdin))
 		return 1;
-	memcpy(f, dst, 6);
 	struct timeval tv = { .tv_sec = 0, .tv_usec = 200000 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	for (long long i = 0; i < count && !stop_flag; i++) {
@@ -288,35 +359,53 @@ static void set_bufsize(int fd, int bytes)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: vdeload send DIR --mac MAC --dst MAC --size N (--duration S | --count N) [--nonblock] [--batch N]\n"
-		"       vdeload recv DIR --mac MAC [--from MAC] [--announce] [--batch N] [--delay-us N] [--expect N]\n"
+		"usage: vdeload send DIR --mac MAC --dst MAC --size N (--duration S | --count N) [--nonblock] [--batch N] [--stream]\n"
+		"       vdeload recv DIR --mac MAC [--from MAC] [--announce] [--batch N] [--delay-us N] [--expect N] [--stream]\n"
 		"       vdeload join DIR --count N [--marks N,N,...]\n"
 		"       vdeload echo DIR --mac MAC\n"
 		"       vdeload ping DIR --mac MAC --dst MAC --count N [--interval-us N]\n");
 	exit(2);
 }
 
-static int do_send(int fd, const unsigned char *src, const unsigned char *dst, int size,
-		   double duration, long long count, int nonblock, int batch)
+/* What send and recv were told (see main). */
+struct load {
+	unsigned char mac[6], dst[6], from[6];
+	int have_dst, have_from, announce, nonblock, stream;
+	int size, batch, bufsize, delay_us, interval_us;
+	double duration;
+	long long count, expect;
+	const char *marks;
+};
+
+/* Frames to send next (at most batch), or 0 once the count or the time is up. */
+static int next_burst(const struct load *o, long long sent, double deadline)
+{
+	if (stop_flag)
+		return 0;
+	if (o->count > 0)
+		return o->count - sent < o->batch ? (int)(o->count - sent) : o->batch;
+	return now_s() < deadline ? o->batch : 0;
+}
+
+static int do_send(int fd, const struct load *o)
 {
 	static unsigned char frame[MAXFRAME];
+	static unsigned char block[MAXBATCH * (MAXFRAME + 4)];
 	struct mmsghdr msgs[MAXBATCH];
-	struct iovec iov;
+	struct iovec iov = { .iov_base = frame, .iov_len = o->size };
 	long long sent = 0, eagain = 0, enobufs = 0, errors = 0;
+	size_t rec = (size_t)o->size + 4;
 	char line[64];
-	double t0, t1, deadline;
+	double t0, deadline;
+	int want;
 
-	memset(frame, 0, sizeof frame);
-	memcpy(frame, dst, 6);
-	memcpy(frame + 6, src, 6);
-	frame[12] = 0x88;
-	frame[13] = 0xb5;
-	iov.iov_base = frame;
-	iov.iov_len = size;
+	put_frame(frame, o->dst, o->mac, o->size);
 	memset(msgs, 0, sizeof msgs);
-	for (int i = 0; i < batch; i++) {
+	for (int i = 0; i < o->batch; i++) {
 		msgs[i].msg_hdr.msg_iov = &iov;
 		msgs[i].msg_hdr.msg_iovlen = 1;
+		if (o->stream)
+			put_record(block + i * rec, o->dst, o->mac, o->size);
 	}
 
 	printf("READY\n");
@@ -325,20 +414,17 @@ static int do_send(int fd, const unsigned char *src, const unsigned char *dst, i
 		return 1;
 
 	t0 = now_s();
-	deadline = duration > 0 ? t0 + duration : 0;
-	for (;;) {
-		int want = batch;
-		if (count > 0) {
-			if (sent >= count)
+	deadline = t0 + o->duration;
+	while ((want = next_burst(o, sent, deadline)) > 0) {
+		if (o->stream) {             /* blocking writes: a broken stream ends it */
+			if (write_all(fd, block, want * rec) < 0) {
+				errors++;
 				break;
-			if (count - sent < want)
-				want = (int)(count - sent);
-		} else if (now_s() >= deadline) {
-			break;
+			}
+			sent += want;
+			continue;
 		}
-		if (stop_flag)
-			break;
-		int n = sendmmsg(fd, msgs, want, nonblock ? MSG_DONTWAIT : 0);
+		int n = sendmmsg(fd, msgs, want, o->nonblock ? MSG_DONTWAIT : 0);
 		if (n > 0) {
 			sent += n;
 			continue;
@@ -347,40 +433,69 @@ static int do_send(int fd, const unsigned char *src, const unsigned char *dst, i
 			eagain++;
 		else if (errno == ENOBUFS)
 			enobufs++;
-		else if (errno == EINTR)
-			continue;
-		else {
-			errors++;
-			if (errors > 1000)
-				break;
-		}
+		else if (errno != EINTR && ++errors > 1000)
+			break;
 	}
-	t1 = now_s();
 	printf("{\"sent\": %lld, \"elapsed\": %.6f, \"eagain\": %lld, \"enobufs\": %lld, "
-	       "\"errors\": %lld, \"size\": %d}\n", sent, t1 - t0, eagain, enobufs, errors, size);
+	       "\"errors\": %lld, \"size\": %d}\n", sent, now_s() - t0, eagain, enobufs, errors,
+	       o->size);
 	fflush(stdout);
 	return 0;
 }
 
-static int do_recv(int fd, const unsigned char *me, const unsigned char *from, int announce,
-		   int batch, int delay_us, long long expect)
+/* What recv has counted. */
+static struct {
+	long long frames, bytes, other, wakeups;
+	double first, last;
+} got;
+
+static void count_frame(const unsigned char *f, unsigned len, const unsigned char *from,
+			double t)
+{
+	if (from && (len < 12 || memcmp(f + 6, from, 6) != 0)) {
+		got.other++;
+		return;
+	}
+	if (got.frames == 0)
+		got.first = t;
+	got.last = t;
+	got.frames++;
+	got.bytes += len;
+}
+
+/* Count the whole records in buf[0..have); returns the bytes they took. */
+static size_t count_records(const unsigned char *buf, size_t have, const unsigned char *from,
+			    double t)
+{
+	size_t pos = 0;
+
+	while (have - pos >= 4) {
+		uint32_t len = (uint32_t)buf[pos] << 24 | (uint32_t)buf[pos + 1] << 16 |
+			       (uint32_t)buf[pos + 2] << 8 | buf[pos + 3];
+		if (len > MAXFRAME) {
+			errno = EPROTO;
+			die("record length");
+		}
+		if (have - pos - 4 < len)
+			break;
+		count_frame(buf + pos + 4, len, from, t);
+		pos += 4 + len;
+	}
+	return pos;
+}
+
+static int do_recv(int fd, const struct load *o)
 {
 	static unsigned char bufs[MAXBATCH][MAXFRAME];
+	static unsigned char stream_buf[1 << 20];
 	struct mmsghdr msgs[MAXBATCH];
 	struct iovec iovs[MAXBATCH];
-	long long frames = 0, bytes = 0, other = 0, wakeups = 0;
-	double first = 0, last = 0;
+	const unsigned char *from = o->have_from ? o->from : NULL;
+	size_t have = 0;
 
-	if (announce) {
-		unsigned char f[60] = { 0 };
-		memset(f, 0xff, 6);
-		memcpy(f + 6, me, 6);
-		f[12] = 0x88;
-		f[13] = 0xb5;
-		if (send(fd, f, sizeof f, 0) < 0)
-			die("send announce");
-	}
-	for (int i = 0; i < batch; i++) {
+	if (o->announce)
+		announce(fd, o->mac, o->stream);
+	for (int i = 0; i < o->batch; i++) {
 		iovs[i].iov_base = bufs[i];
 		iovs[i].iov_len = MAXFRAME;
 		memset(&msgs[i], 0, sizeof msgs[i]);
@@ -394,116 +509,118 @@ static int do_recv(int fd, const unsigned char *me, const unsigned char *from, i
 	printf("READY\n");
 	fflush(stdout);
 	while (!stop_flag) {
-		int n = recvmmsg(fd, msgs, batch, MSG_WAITFORONE, NULL);
+		int n;
+		if (o->stream)
+			n = read(fd, stream_buf + have, sizeof stream_buf - have);
+		else
+			n = recvmmsg(fd, msgs, o->batch, MSG_WAITFORONE, NULL);
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			die("recvmmsg");
+			die("receive");
 		}
+		if (n == 0 && o->stream)
+			break;                  /* the switch closed the stream */
 		double t = now_s();
-		wakeups++;
-		for (int i = 0; i < n; i++) {
-			unsigned len = msgs[i].msg_len;
-			if (from && (len < 12 || memcmp(bufs[i] + 6, from, 6) != 0)) {
-				other++;
-				continue;
-			}
-			if (frames == 0)
-				first = t;
-			last = t;
-			frames++;
-			bytes += len;
+		got.wakeups++;
+		if (o->stream) {
+			have += (size_t)n;
+			size_t used = count_records(stream_buf, have, from, t);
+			memmove(stream_buf, stream_buf + used, have - used);
+			have -= used;
 		}
-		if (expect > 0 && frames >= expect)
+		for (int i = 0; !o->stream && i < n; i++)
+			count_frame(bufs[i], msgs[i].msg_len, from, t);
+		if (o->expect > 0 && got.frames >= o->expect)
 			break;
-		if (delay_us > 0)
-			usleep(delay_us);
+		if (o->delay_us > 0)
+			usleep(o->delay_us);
 	}
 	printf("{\"frames\": %lld, \"bytes\": %lld, \"other\": %lld, \"wakeups\": %lld, "
-	       "\"window\": %.6f}\n", frames, bytes, other, wakeups, frames ? last - first : 0.0);
+	       "\"window\": %.6f}\n", got.frames, got.bytes, got.other, got.wakeups,
+	       got.frames ? got.last - got.first : 0.0);
 	fflush(stdout);
 	return 0;
 }
 
+/* Options: a flag, or a value of one kind; seen is set when given. */
+struct option_spec {
+	const char *name;
+	char kind;                          /* f flag, m MAC, i int, l long long, d double, s string */
+	void *at;
+	int *seen;
+};
+
+static void parse_options(int argc, char **argv, const struct option_spec *specs)
+{
+	for (int i = 3; i < argc; i++) {
+		const struct option_spec *o = specs;
+		while (o->name && strcmp(o->name, argv[i]) != 0)
+			o++;
+		if (!o->name)
+			usage();
+		if (o->seen)
+			*o->seen = 1;
+		if (o->kind == 'f') {
+			*(int *)o->at = 1;
+			continue;
+		}
+		const char *v = ++i < argc ? argv[i] : NULL;
+		if (!v)
+			usage();
+		switch (o->kind) {
+		case 'm':
+			if (parse_mac(v, o->at) < 0)
+				usage();
+			break;
+		case 'i':
+			*(int *)o->at = atoi(v);
+			break;
+		case 'l':
+			*(long long *)o->at = atoll(v);
+			break;
+		case 'd':
+			*(double *)o->at = atof(v);
+			break;
+		default:
+			*(const char **)o->at = v;
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
-	unsigned char mac[6] = { 2, 0, 0, 0, 0, 1 }, dst[6], from[6];
-	int have_dst = 0, have_from = 0, announce = 0, nonblock = 0, delay_us = 0, interval_us = 0;
-	long long expect = 0;
-	const char *marks = NULL;
-	int size = 64, batch = 32, bufsize = 0;
-	double duration = 0;
-	long long count = 0;
+	static const char *modes[] = { "recv", "send", "join", "echo", "ping", NULL };
+	struct load o = { .mac = { 2, 0, 0, 0, 0, 1 }, .size = 64, .batch = 32 };
+	const struct option_spec specs[] = {
+		{ "--announce", 'f', &o.announce, NULL }, { "--nonblock", 'f', &o.nonblock, NULL },
+		{ "--stream", 'f', &o.stream, NULL }, { "--mac", 'm', o.mac, NULL },
+		{ "--dst", 'm', o.dst, &o.have_dst }, { "--from", 'm', o.from, &o.have_from },
+		{ "--size", 'i', &o.size, NULL }, { "--batch", 'i', &o.batch, NULL },
+		{ "--bufsize", 'i', &o.bufsize, NULL }, { "--delay-us", 'i', &o.delay_us, NULL },
+		{ "--interval-us", 'i', &o.interval_us, NULL },
+		{ "--duration", 'd', &o.duration, NULL }, { "--count", 'l', &o.count, NULL },
+		{ "--expect", 'l', &o.expect, NULL }, { "--marks", 's', &o.marks, NULL },
+		{ NULL, 0, NULL, NULL },
+	};
 	char ourpath[108], descr[64];
-	int sending, fd;
+	int mode = 0, fd;
 
 	if (argc < 3)
 		usage();
-	if (strcmp(argv[1], "send") == 0)
-		sending = 1;
-	else if (strcmp(argv[1], "recv") == 0)
-		sending = 0;
-	else if (strcmp(argv[1], "join") == 0)
-		sending = 2;
-	else if (strcmp(argv[1], "echo") == 0)
-		sending = 3;
-	else if (strcmp(argv[1], "ping") == 0)
-		sending = 4;
-	else
+	while (modes[mode] && strcmp(argv[1], modes[mode]) != 0)
+		mode++;
+	if (!modes[mode])
 		usage();
-	for (int i = 3; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(a, "--announce") == 0) {
-			announce = 1;
-			continue;
-		}
-		if (strcmp(a, "--nonblock") == 0) {
-			nonblock = 1;
-			continue;
-		}
-		if (!v)
-			usage();
-		i++;
-		if (strcmp(a, "--mac") == 0) {
-			if (parse_mac(v, mac) < 0)
-				usage();
-		} else if (strcmp(a, "--dst") == 0) {
-			if (parse_mac(v, dst) < 0)
-				usage();
-			have_dst = 1;
-		} else if (strcmp(a, "--from") == 0) {
-			if (parse_mac(v, from) < 0)
-				usage();
-			have_from = 1;
-		} else if (strcmp(a, "--size") == 0) {
-			size = atoi(v);
-		} else if (strcmp(a, "--duration") == 0) {
-			duration = atof(v);
-		} else if (strcmp(a, "--count") == 0) {
-			count = atoll(v);
-		} else if (strcmp(a, "--batch") == 0) {
-			batch = atoi(v);
-		} else if (strcmp(a, "--bufsize") == 0) {
-			bufsize = atoi(v);
-		} else if (strcmp(a, "--delay-us") == 0) {
-			delay_us = atoi(v);
-		} else if (strcmp(a, "--interval-us") == 0) {
-			interval_us = atoi(v);
-		} else if (strcmp(a, "--expect") == 0) {
-			expect = atoll(v);
-		} else if (strcmp(a, "--marks") == 0) {
-			marks = v;
-		} else {
-			usage();
-		}
-	}
-	if (size < 14 || size > MAXFRAME || batch < 1 || batch > MAXBATCH)
+	parse_options(argc, argv, specs);
+	if (o.size < 14 || o.size > MAXFRAME || o.batch < 1 || o.batch > MAXBATCH)
 		usage();
-	if (sending == 1 && (!have_dst || (duration <= 0 && count <= 0)))
+	if (mode == 1 && (!o.have_dst || (o.duration <= 0 && o.count <= 0)))
 		usage();
-	if ((sending == 2 && count <= 0) || (sending == 4 && (!have_dst || count <= 0)))
+	if ((mode == 2 && o.count <= 0) || (mode == 4 && (!o.have_dst || o.count <= 0)))
 		usage();
+	if (o.stream && mode > 1)
+		usage();                    /* --stream is for send and recv */
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -513,17 +630,21 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (sending == 2)
-		return do_join(argv[2], count, marks);
-	snprintf(descr, sizeof descr, "vdeload %s pid=%d", argv[1], (int)getpid());
-	fd = vde_connect(argv[2], descr, ourpath, sizeof ourpath);
-	unlink(ourpath);
-	set_bufsize(fd, bufsize);
-	if (sending == 3)
-		return do_echo(fd, mac);
-	if (sending == 4)
-		return do_ping(fd, mac, dst, count, interval_us);
-	if (sending)
-		return do_send(fd, mac, dst, size, duration, count, nonblock, batch);
-	return do_recv(fd, mac, have_from ? from : NULL, announce, batch, delay_us, expect);
+	if (mode == 2)
+		return do_join(argv[2], o.count, o.marks);
+	if (o.stream) {
+		fd = stream_connect(argv[2]);
+	} else {
+		snprintf(descr, sizeof descr, "vdeload %s pid=%d", argv[1], (int)getpid());
+		fd = vde_connect(argv[2], descr, ourpath, sizeof ourpath);
+		unlink(ourpath);
+		set_bufsize(fd, o.bufsize);
+	}
+	if (mode == 3)
+		return do_echo(fd, o.mac);
+	if (mode == 4)
+		return do_ping(fd, o.mac, o.dst, o.count, o.interval_us);
+	if (mode == 1)
+		return do_send(fd, &o);
+	return do_recv(fd, &o);
 }

@@ -82,6 +82,19 @@ def hub(request, sockdir, monkeypatch):
     loop.close()
 
 
+def slow_pair(server):
+    """Two local endpoints a (port 1) and b (port 2), and the switch's
+    sender to b, whose socket holds only a few frames."""
+    a = server.attach_local("a")
+    b = server.attach_local("b")
+    a.setblocking(False)
+    b.setblocking(False)
+    sender = next(ep.sender for ep in server.endpoints.values() if ep.port == 2)
+    # a socketpair's queue is bounded by the sender's buffer only: make it small
+    sender.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return a, b, sender
+
+
 @pytest.fixture
 def batch_sizes(monkeypatch):
     """How many frames each recvmmsg returned."""
@@ -126,13 +139,7 @@ def test_burst_of_1000_frames_delivered_whole_and_in_order(hub, batch_sizes):
 def test_full_receiver_gets_the_queued_frames_in_order(hub):
     """b reads nothing for a while: the switch queues for it, then catches up."""
     loop, server = hub
-    a = server.attach_local("a")
-    b = server.attach_local("b")
-    a.setblocking(False)
-    b.setblocking(False)
-    sender = next(ep.sender for ep in server.endpoints.values() if ep.port == 2)
-    # a socketpair's queue is bounded by the sender's buffer only: make it small
-    sender.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    a, b, sender = slow_pair(server)
     frames = [numbered(i) for i in range(200)]       # fits b's queue plus the switch's
     sent = 0
     for _ in range(1000):
@@ -187,6 +194,131 @@ def test_hub_copies_every_frame_to_every_other_port(hub):
     for s in outs:
         assert drain(s) == frames
     assert [server.net.ports[p].out_pkts for p in (2, 3, 4)] == [8, 8, 8]
+
+
+@pytest.mark.parametrize("hub", PATHS, indirect=True)
+def test_lone_frame_goes_straight_through(hub, monkeypatch):
+    """One frame waiting: one read, one plain send, nothing held for a batch.
+
+    The frame is at the receiver as soon as the loop has served the
+    sender's socket once; with the batcher, it took exactly one recvmmsg
+    (no second call to find the socket empty) and no sendmmsg.
+    """
+    loop, server = hub
+    reads, batched_sends = [], []
+    recv, send = _mmsg.RecvVector.recv, _mmsg.SendVector.send
+
+    def counting_recv(self, fd):
+        got = recv(self, fd)
+        reads.append(len(got))
+        return got
+
+    def counting_send(self, fd, frames, start):
+        batched_sends.append(len(frames) - start)
+        return send(self, fd, frames, start)
+    monkeypatch.setattr(_mmsg.RecvVector, "recv", counting_recv)
+    monkeypatch.setattr(_mmsg.SendVector, "send", counting_send)
+    a = server.attach_local("a")             # its reader binds the counting recv
+    b = server.attach_local("b")
+    b.setblocking(False)
+    for i in range(3):                           # one at a time, each on its own
+        a.send(numbered(i))
+        turn(loop)
+        assert drain(b) == [numbered(i)]
+        assert server.batcher is None or not (server.batcher.holding or server.batcher.held)
+    if server.batcher is not None:
+        assert reads == [1, 1, 1]
+    assert batched_sends == []
+    assert server.net.ports[2].out_pkts == 3
+
+
+@pytest.mark.parametrize("hub", PATHS, indirect=True)
+def test_out_counts_what_was_routed_and_drops_what_was_lost(hub):
+    """OUT counts every frame routed to the port, as vde_switch 2.3.2 does
+    (spec: per port, before the send); a frame the port's full queue could
+    not take is counted in its drops, so OUT - drops is what the port got."""
+    loop, server = hub
+    a, b, sender = slow_pair(server)
+    sender.maxlen = 8
+    frames = [numbered(i) for i in range(400)]
+    sent = 0
+    for _ in range(1000):                        # b reads nothing meanwhile
+        if sent == len(frames):
+            break
+        sent += send_until_full(a, frames[sent:])
+        turn(loop)
+    got = []
+    for _ in range(1000):
+        got += drain(b)
+        turn(loop)
+        if not sender.queue and not drain_peek(b):
+            break
+    port = server.net.ports[2]
+    lost = port.drops.get(QUEUE_FULL, 0)
+    assert lost > 0                              # the queue did overflow
+    assert port.out_pkts == server.net.ports[1].in_pkts == len(frames)
+    assert port.out_pkts - lost == len(got)
+    assert got == [f for f in frames if f in set(got)]   # in order, none twice
+    assert port.out_bytes == 60 * len(frames)
+
+
+def drain_peek(sock: socket.socket) -> bool:
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+        return True
+    except BlockingIOError:
+        return False
+
+
+class SockDevice:
+    """A device as attach_device takes one (one frame per recv/send, like a
+    tap), made of one end of a datagram socketpair; ``broken`` makes its
+    reads fail as a vanished interface's do."""
+
+    module = "test device"
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.broken = False
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def recv(self, n: int) -> bytes:
+        if self.broken:
+            raise OSError(100, "Network is down")
+        return self.sock.recv(n)
+
+    def send(self, frame: bytes) -> int:
+        return self.sock.send(frame)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("hub", PATHS, indirect=True)
+def test_device_frames_both_ways_and_a_broken_device_leaves(hub):
+    loop, server = hub
+    ours, wire = pair()
+    dev = SockDevice(ours)
+    ep_id = server.attach_device(dev, "dev")
+    b = server.attach_local("b")
+    b.setblocking(False)
+    frames = [numbered(i) for i in range(40)]        # more than one reader call takes
+    for f in frames:
+        wire.send(f)
+    for _ in range(10):
+        turn(loop)
+    assert drain(b) == frames
+    b.send(numbered(99))
+    turn(loop)
+    assert drain(wire) == [numbered(99)]
+    dev.broken = True
+    wire.send(numbered(100))                     # readable, but the read fails
+    turn(loop)
+    assert ep_id not in server.endpoints
+    assert server.net.ports[1].endpoints == {}
+    wire.close()
 
 
 # -- the sender on its own --------------------------------------------------------------

@@ -237,3 +237,32 @@ def test_wants_tagged_frames_by_their_tag():
     assert sel.wants(1, frame(B, A), (2,), 7)              # untagged: the port's VLAN
     assert not sel.wants(5, frame(B, A), (2,), 7)          # from the monitor itself
     assert not sel.wants(1, frame(B, A), (5,), 7)          # already going there
+
+
+@pytest.mark.skipif(not _mmsg.AVAILABLE, reason="no recvmmsg/sendmmsg in libc")
+def test_copies_count_as_out_only_once_sent():
+    """A batch of copies: OUT counts those that left; a copy that failed to
+    send is a send_error drop, never also OUT."""
+    from vde_ipn.engine.bus import SEND_ERROR, Port
+    from vde_ipn.io.monitor import CopySender
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    batcher = Batcher()
+    port = Port(5)
+    copies = CopySender(ours, port, batcher)
+    frames = [frame(b"\x02" * 6, b"\x04" * 6, i) for i in range(5)]
+    batcher.holding = True
+    for f in frames:
+        copies.send(f)
+    batcher.flush()
+    assert drain(theirs) == frames
+    assert (port.out_pkts, port.out_bytes, port.drops) == (5, sum(map(len, frames)), {})
+    theirs.close()                       # every send now fails
+    batcher.holding = True
+    for f in frames[:3]:
+        copies.send(f)
+    batcher.flush()
+    assert port.drops == {SEND_ERROR: 3}
+    assert (port.out_pkts, port.out_bytes) == (5, sum(map(len, frames)))
+    ours.close()

@@ -13,6 +13,7 @@ far more per frame.  Not thread-safe: one vector per thread.
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import sys
 
@@ -42,12 +43,13 @@ def _load() -> None:
         return
     # int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags,
     #              struct timespec *timeout)
-    recvmmsg.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int,
-                         ctypes.c_void_p)
-    recvmmsg.restype = ctypes.c_int
     # int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
-    sendmmsg.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int)
-    sendmmsg.restype = ctypes.c_int
+    # No argtypes: converting each argument through them costs about a
+    # microsecond per call, as much as the system call.  Without them a
+    # Python int goes as a C int (fd, vlen, flags all fit) and the vector
+    # address is passed as a c_void_p made once (see _Vector.ptr); the
+    # result is a C int, the default restype.
+    recvmmsg.restype = sendmmsg.restype = ctypes.c_int
     _recvmmsg, _sendmmsg = recvmmsg, sendmmsg
     AVAILABLE = True
 
@@ -80,7 +82,9 @@ class _Vector:
 
     def __init__(self, count: int, space: int):
         self.count, self.space = count, space
-        self.buf = bytearray(space)
+        # anonymous pages: only those frames are written to become resident
+        # (a bytearray would be zero-filled: 16 jumbo slots, 148 KB at once)
+        self.buf = mmap.mmap(-1, space)
         self.view = memoryview(self.buf)
         self.base = ctypes.addressof((ctypes.c_char * space).from_buffer(self.buf))
         iov_size, mm_size = ctypes.sizeof(_Iovec), ctypes.sizeof(_Mmsghdr)
@@ -96,6 +100,7 @@ class _Vector:
             msgs[i].msg_hdr.msg_iovlen = 1
         self._arrays = (iovs, msgs)      # the ctypes views hold the buffers' exports
         self.addr = ctypes.addressof(msgs)
+        self.ptr = ctypes.c_void_p(self.addr)   # what the calls are given
         self.lens = memoryview(self._mm_buf).cast("I")[
             _Mmsghdr.msg_len.offset // 4::mm_size // 4]
         word = ctypes.sizeof(ctypes.c_size_t)
@@ -126,7 +131,7 @@ class RecvVector(_Vector):
         as ``socket.recv(size)`` returns it; a 0-byte datagram is ``b""``.
         Errors other than "would block" raise :class:`OSError`.
         """
-        n = _recvmmsg(fd, self.addr, self.count, MSG_DONTWAIT, None)
+        n = _recvmmsg(fd, self.ptr, self.count, MSG_DONTWAIT, None)
         if n <= 0:
             if n < 0 and ctypes.get_errno() not in _AGAIN:
                 raise _error()
@@ -163,7 +168,7 @@ class SendVector(_Vector):
             iov_lens[k] = end - off
             off = end
             k += 1
-        n = _sendmmsg(fd, self.addr, k, MSG_DONTWAIT)
+        n = _sendmmsg(fd, self.ptr, k, MSG_DONTWAIT)
         if n < 0:
             if ctypes.get_errno() in _AGAIN:
                 return 0

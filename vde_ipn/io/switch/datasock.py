@@ -188,7 +188,13 @@ class Sender:
                 batcher.held.append(self)
             self.pending.append(frame)
             return
-        self._send_now(frame)
+        if self.queue:
+            self._send_now(frame)
+            return
+        try:                             # _send_now's common case, one call less
+            self.sock.send(frame)
+        except OSError:
+            self._send_now(frame)        # full (queued) or broken (counted)
 
     def flush(self) -> None:
         """Send the frames held back, in order, batched where possible."""
@@ -259,98 +265,86 @@ class Sender:
             self._drained()
 
 
-def make_reader(sock: socket.socket, port_no: int, net, senders: dict,
-                on_broken=None, batcher: Batcher | None = None,
-                gate: Gate | None = None, backpressure: Backpressure | None = None):
-    """Callback draining ``sock`` into the engine and out to ``senders``.
+class FramePath:
+    """What every reader of one switch shares, made once per switch: the
+    engine's ``receive``, the ``senders`` table (egress key -> the send
+    functions of its endpoints, kept current by the switch as endpoints
+    come and go), the batcher and lossless mode.
 
-    A datagram longer than ``net.max_frame`` is read one byte too long,
-    so the engine sees it is oversize and drops it: frames are never
-    truncated.
-
-    ``senders`` maps a port number to the tuple of send functions of its
-    endpoints; the caller keeps it current as endpoints come and go.
-    With a ``batcher`` (given to the senders too) frames are read and
-    sent in batches.  With a ``gate`` and ``backpressure`` (lossless
-    mode) the reader stops being read while it sends to a full port.
+    With a ``batcher`` (given to the senders too) frames are read and sent
+    in batches.  With ``backpressure`` (lossless mode) a reader that has a
+    gate stops being read while it sends to a full port.
     """
-    recv = sock.recv
-    receive = net.receive
-    bufsize = net.max_frame + 1          # one more byte tells an oversize frame
-    if batcher is not None:
-        reader = _batched_reader(sock, port_no, net, senders, on_broken, batcher,
-                                 batcher.receiver(bufsize).recv, gate, backpressure)
-    elif gate is not None:
-        reader = _gated_reader(recv, bufsize, port_no, receive, senders, on_broken,
-                               gate, backpressure)
-    else:
-        def reader(now: float) -> None:
-            for _ in range(BATCH):
-                try:
-                    frame = recv(bufsize)
-                except BlockingIOError:
-                    return
-                except OSError:
-                    if on_broken is not None:
-                        on_broken()
-                    return
-                # runts (0-byte datagrams included) and oversize frames are
-                # counted on the port by receive() and routed nowhere
-                for out in receive(port_no, frame, now):
-                    for send in senders[out]:
-                        send(frame)
-    if gate is not None:
-        gate.callback = reader
-    return reader
+
+    __slots__ = ("receive", "senders", "batcher", "vector", "bufsize", "backpressure")
+
+    def __init__(self, net, senders: dict, batcher: Batcher | None = None,
+                 backpressure: Backpressure | None = None):
+        self.receive = net.receive
+        self.senders = senders
+        # a datagram longer than net.max_frame is read one byte too long,
+        # so the engine sees it is oversize and drops it: never truncated
+        self.bufsize = net.max_frame + 1
+        self.batcher = batcher
+        self.vector = batcher.receiver(self.bufsize) if batcher is not None else None
+        self.backpressure = backpressure
+
+    def reader(self, sock, port_no: int, on_broken=None, gate: Gate | None = None) -> "Reader":
+        """The callback that drains ``sock`` (the endpoint on ``port_no``)."""
+        reader = Reader(sock, port_no, self, on_broken, gate)
+        if gate is not None:
+            gate.callback = reader
+        return reader
 
 
-def _gated_reader(recv, bufsize, port_no, receive, senders, on_broken, gate, backpressure):
-    def on_readable(now: float) -> None:
-        backpressure.current = gate
-        try:
-            for _ in range(BATCH):
-                try:
-                    frame = recv(bufsize)
-                except BlockingIOError:
-                    return
-                except OSError:
-                    if on_broken is not None:
-                        on_broken()
-                    return
-                for out in receive(port_no, frame, now):
-                    for send in senders[out]:
-                        send(frame)
-                if gate.blockers:
-                    gate.pause()
-                    return
-        finally:
-            backpressure.current = None
-    return on_readable
+class Reader:
+    """Drains one endpoint's socket into the engine and out to the senders.
 
+    One small object per endpoint (the shared parts are its
+    :class:`FramePath`), called by the loop when the socket is readable.
+    One body serves every case; what differs is decided once per batch
+    (one ``recvmmsg``, or one ``recv`` without a batcher), never per frame.
+    """
 
-def _batched_reader(sock, port_no, net, senders, on_broken, batcher, recv_batch,
-                    gate=None, backpressure=None):
-    receive = net.receive
-    fileno = sock.fileno
+    __slots__ = ("sock", "port_no", "path", "on_broken", "gate")
 
-    def on_readable(now: float) -> None:
+    def __init__(self, sock, port_no: int, path: FramePath, on_broken=None,
+                 gate: Gate | None = None):
+        self.sock = sock
+        self.port_no = port_no
+        self.path = path
+        self.on_broken = on_broken       # f() when the socket is broken
+        self.gate = gate                 # lossless mode: paused while sending to a full port
+
+    def __call__(self, now: float) -> None:
+        path, sock, port_no = self.path, self.sock, self.port_no
+        receive, senders, batcher = path.receive, path.senders, path.batcher
+        gate = self.gate
+        backpressure = path.backpressure if gate is not None else None
         taken = 0
-        frames = ()
-        # a short batch means the socket was empty: no second call to find
-        # that out (a lone frame goes out after one recvmmsg and one send)
-        while taken < BATCH and (not taken or len(frames) == BATCH):
+        while taken < BATCH:
             try:
-                frames = recv_batch(fileno())
+                if batcher is not None:
+                    frames = path.vector.recv(sock.fileno())     # [] when empty
+                else:
+                    frames = (sock.recv(path.bufsize),)
+            except BlockingIOError:
+                return
             except OSError:
-                if on_broken is not None:
-                    on_broken()
+                if self.on_broken is not None:
+                    self.on_broken()
                 return
-            if not frames:
+            n = len(frames)
+            if not n:
                 return
-            taken += len(frames)
-            batcher.holding = len(frames) > 1   # a lone frame goes out at once
+            taken += n
             if backpressure is not None:
                 backpressure.current = gate
+            # a lone frame is sent at once; a batch is held back and each
+            # receiver's share leaves with one sendmmsg (Batcher.flush)
+            holding = n > 1 and batcher is not None
+            if holding:
+                batcher.holding = True
             try:
                 # runts (0-byte datagrams included) and oversize frames are
                 # counted on the port by receive() and routed nowhere
@@ -359,10 +353,23 @@ def _batched_reader(sock, port_no, net, senders, on_broken, batcher, recv_batch,
                         for send in senders[out]:
                             send(frame)
             finally:
-                batcher.flush()
+                if holding:
+                    batcher.flush()
                 if backpressure is not None:
                     backpressure.current = None
-            if gate is not None and gate.blockers:
+            if backpressure is not None and gate.blockers:
                 gate.pause()
                 return
-    return on_readable
+            # a short batch means the socket was empty: no second call to
+            # find that out (a lone frame goes out after one recvmmsg and
+            # one send); without a batcher every call reads one frame
+            if batcher is not None and n < BATCH:
+                return
+
+
+def make_reader(sock: socket.socket, port_no: int, net, senders: dict,
+                on_broken=None, batcher: Batcher | None = None,
+                gate: Gate | None = None, backpressure: Backpressure | None = None):
+    """A reader with a frame path of its own (see :class:`FramePath`);
+    a switch makes one path for all its readers instead."""
+    return FramePath(net, senders, batcher, backpressure).reader(sock, port_no, on_broken, gate)

@@ -83,27 +83,29 @@ class CopySender:
         vec = self.batcher.sender()
         send, fd, space = vec.send, self.sock.fileno(), vec.space
         i, total = 0, len(frames)
+        sent = nbytes = 0                # out counts only copies that left
         while i < total:
-            if len(frames[i]) > space:
-                n = 1
-                try:
-                    self.sock.send(frames[i])
-                except BlockingIOError:
-                    n = 0
-                except OSError:
-                    self.port.count_drop(SEND_ERROR)
-            else:
-                try:
+            try:
+                if len(frames[i]) > space:
+                    try:
+                        self.sock.send(frames[i])
+                        n = 1
+                    except BlockingIOError:
+                        n = 0
+                else:
                     n = send(fd, frames, i)
-                except OSError:
-                    self.port.count_drop(SEND_ERROR)
-                    n = 1
+            except OSError:              # this copy is lost; the next ones may go
+                self.port.count_drop(SEND_ERROR)
+                i += 1
+                continue
             if n == 0:                   # no room: the rest of this batch is lost
                 self._now_full(total - i)
                 break
+            sent += n
+            nbytes += sum(map(len, frames[i:i + n]))
             i += n
-        self.port.out_pkts += i
-        self.port.out_bytes += sum(map(len, frames[:i]))
+        self.port.out_pkts += sent
+        self.port.out_bytes += nbytes
 
     def _now_full(self, lost: int) -> None:
         drops = self.port.drops

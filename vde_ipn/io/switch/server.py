@@ -42,7 +42,7 @@ from . import ctldir
 from .ctl import (PendingRequests, client_user, open_data_socket, set_data_perms, unlink_quietly,
                   watch_ctl)
 from .console_view import ConsoleView
-from .datasock import Backpressure, Batcher, Gate, Sender, drain, make_reader
+from .datasock import Backpressure, Batcher, FramePath, Gate, Sender, drain
 from .fstp import FstpIO
 from ..accept_gate import OUT_OF_FDS, AcceptGate
 from ..log_limit import LimitedLog
@@ -114,6 +114,10 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         # lossless mode: readers pause while they send to a full receiver
         self.backpressure = Backpressure() if config.lossless else None
         self._pending = PendingRequests(loop, self._handshake, self._fd_freed)
+        # what every reader shares (one small Reader per endpoint); devices
+        # (taps, grabbed interfaces) read one frame per call
+        self.frame_path = FramePath(self.net, self.senders, self.batcher, self.backpressure)
+        self._device_frames = FramePath(self.net, self.senders, None, self.backpressure)
         self._waiting: list = []         # (conn, request) waiting for a free descriptor
         self._gate: AcceptGate | None = None
         self._freeing = False
@@ -298,9 +302,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
             ep = _Endpoint(ep_id, port_no, conn, data, path, sender, self._read_gate(data))
             self.endpoints[ep_id] = ep
             self._rebuild_senders(port_no)
-        self.loop.add_reader(data, make_reader(data, port_no, self.net, self.senders,
-                                                batcher=self.batcher, gate=ep.gate,
-                                                backpressure=self.backpressure))
+        self.loop.add_reader(data, self.frame_path.reader(data, port_no, gate=ep.gate))
 
         def on_gone(now: float) -> None:
             self.loop.forget(conn)
@@ -348,9 +350,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
                 Sender(ours, port, self.loop, batcher=self.batcher,
                        backpressure=self.backpressure), self._read_gate(ours))
             self._rebuild_senders(port_no)
-        self.loop.add_reader(ours, make_reader(ours, port_no, self.net, self.senders,
-                                                batcher=self.batcher, gate=ep.gate,
-                                                backpressure=self.backpressure))
+        self.loop.add_reader(ours, self.frame_path.reader(ours, port_no, gate=ep.gate))
         return theirs
 
     def attach_device(self, dev, description: str | None, want: int | None = None,
@@ -371,9 +371,8 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
             ep_id, port_no, None, dev, None,
             Sender(dev, port, self.loop, backpressure=self.backpressure), self._read_gate(dev))
         self._rebuild_senders(port_no)
-        self.loop.add_reader(dev, make_reader(dev, port_no, self.net, self.senders,
-                                              lambda: self.close_endpoint(ep_id),
-                                              gate=ep.gate, backpressure=self.backpressure))
+        self.loop.add_reader(dev, self._device_frames.reader(
+            dev, port_no, lambda: self.close_endpoint(ep_id), gate=ep.gate))
         return ep_id
 
     def close_endpoint(self, ep_id: int) -> bool:
