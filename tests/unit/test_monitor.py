@@ -244,7 +244,7 @@ def test_copies_count_as_out_only_once_sent():
     """A batch of copies: OUT counts those that left; a copy that failed to
     send is a send_error drop, never also OUT."""
     from vde_ipn.engine.bus import SEND_ERROR, Port
-    from vde_ipn.io.monitor import CopySender
+    from vde_ipn.io.switch.monitor import CopySender
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     ours.setblocking(False)
     theirs.setblocking(False)
