@@ -71,6 +71,8 @@ from .membership import Member
 MSG_OOB = socket.MSG_OOB
 _MAXDGRAM = 256
 _WAIT_SLICE = 0.2                 # a waiting sender re-checks members this often
+_NO_LIMIT = 1 << 62
+SPIN = 64                         # head checks before arming in a stream (a few us)
 
 _fence_lock = threading.Lock()
 
@@ -113,9 +115,9 @@ class DataPath(Member):
                 return n
             ring = self._ring
             if dests is policy.flood:
-                if self._lossless and ring.end_for(n) > self._limit:
-                    self._wait_room(n, flags)
-                ring.write(data, KIND_ALL, 0, 0)
+                if ring.try_write(data, KIND_ALL, 0, 0, self._limit):
+                    self._make_room(n, flags)
+                    ring.write(data, KIND_ALL, 0, 0)
                 readers = self._readers
             else:
                 readers = self._send_some(data, dests, flags)
@@ -142,11 +144,19 @@ class DataPath(Member):
                 mask |= 1 << p
             entries = [(KIND_MASK, 0, mask)]
         for kind, port, mask in entries:
-            if self._lossless and ring.end_for(len(data)) > self._limit:
-                self._wait_room(len(data), flags)
-            ring.write(data, kind, port, mask)
+            if ring.try_write(data, kind, port, mask, self._limit):
+                self._make_room(len(data), flags)
+                ring.write(data, kind, port, mask)
         peers = self._peers
         return [peers[p] for p in dests if p in peers]
+
+    def _make_room(self, n: int, flags: int) -> None:
+        """The ring's end passed ``_limit``: wait for room (lossless), or
+        lift the limit (lossy networks never wait; a refresh resets it)."""
+        if self._lossless:
+            self._wait_room(n, flags)
+        else:
+            self._limit = _NO_LIMIT
 
     def _peer_died_locked(self) -> None:
         with self._lock:
@@ -252,35 +262,64 @@ class DataPath(Member):
     # -- receive -----------------------------------------------------------------
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """The next message (truncated to ``bufsize``), OOB messages first."""
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             ring = self._fast_ring                # one ring, nothing else to do
             if ring is not None and self._genv[0] == self._gen_seen:
                 d = ring.read(self._port)
+                if d is None and self.received - self._since > 1 and not flags \
+                        and self._rcv_timeout != 0:
+                    d = self._spin_read(ring)     # in a stream: wait a little
                 if d is not None:
                     self.received += 1
-                    if not self._watched:
+                    if self._watched:
+                        self._after_read(ring)
+                    else:
                         self._armed = False           # armed when about to block
-                        if ring.plugged != ring.hdr[RING_WAIT_W]:
-                            self._unplug()
-                        return d if len(d) <= bufsize else d[:bufsize]
-                    c = ring.cursor
-                    if c == ring.hdr[RING_HEAD_W]:
-                        self._arm()                   # caught up
-                    elif not self._bell:
-                        off = c & ring.mask
-                        # the next entry is for everyone (the hub's case), or ask
-                        if not ((ring.cap - off >= ENTRY_SIZE
-                                 and ring.mm[RING_DATA + off + 4] == KIND_ALL)
-                                or ring.pending(self._port)):
-                            self._arm()
-                        else:
-                            self._self_ring()
                     return d if len(d) <= bufsize else d[:bufsize]
             return self._recv(bufsize, flags)[0]
-        finally:
-            lock.release()
+
+    def _spin_read(self, ring):
+        """Caught up in a stream: watch the ring's head a little before sleeping.
+
+        Only after two messages or more since the node last armed (a
+        message at a time, as in a ping-pong, never waits here).  A message
+        that comes meanwhile is read without a doorbell: no system call on
+        either side, and the sender stays free of ringing.
+        """
+        hdr = ring.hdr
+        c = ring.cursor
+        for _ in range(SPIN):
+            if hdr[RING_HEAD_W] != c:
+                d = ring.read(self._port)
+                if d is not None:
+                    return d
+                c = ring.cursor
+        return None
+
+    def _after_read(self, ring) -> None:
+        """Watched, after a message: readable if another waits, else armed."""
+        c = ring.cursor
+        hdr = ring.hdr
+        if c == hdr[RING_HEAD_W]:
+            if self.received - self._since > 1:
+                for _ in range(SPIN):            # see _spin_read
+                    if hdr[RING_HEAD_W] != c:
+                        break
+                else:
+                    self._arm()
+                    return
+            else:
+                self._arm()                       # caught up
+                return
+        if not self._bell:
+            off = c & ring.mask
+            # the next entry is for everyone (the hub's case), or ask
+            if not ((ring.cap - off >= ENTRY_SIZE
+                     and ring.mm[RING_DATA + off + 4] == KIND_ALL)
+                    or ring.pending(self._port)):
+                self._arm()
+            else:
+                self._self_ring()
 
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0):
         """(data, [], msg_flags, None): MSG_OOB is set on OOB messages."""
@@ -327,10 +366,8 @@ class DataPath(Member):
                     return d[:bufsize], 0
                 if nonblock and not self._watched:
                     raise BlockingIOError(errno.EAGAIN, "no message")
-                if not self._armed:
-                    self._arm()
-                    if self._bell:
-                        continue                  # something came while arming
+                if not self._armed and self._arm():
+                    continue                      # something came while arming
             if nonblock:
                 raise BlockingIOError(errno.EAGAIN, "no message")
             left = None if deadline is None else deadline - time.monotonic()
@@ -382,16 +419,22 @@ class DataPath(Member):
             if self._oob:
                 self._self_ring()
 
-    def _arm(self) -> None:
-        """Nothing left: drain the doorbells, publish a new arm value, re-check."""
+    def _arm(self) -> bool:
+        """Nothing left: drain the doorbells, publish a new arm value, re-check.
+
+        True when something came meanwhile (a watched node rang itself)."""
         self._arm_count = (self._arm_count + 1) & 0xFFFFFFFF
         self._drain()
         self._bell = False
         self._cursors[CURSOR_ARM_W] = (self._secret << 32) | self._arm_count
         _fence()
         self._armed = True
+        self._since = self.received
         if self._oob or self._pending():
-            self._self_ring()
+            if self._watched:
+                self._self_ring()
+            return True
+        return False
 
     def _unplug(self) -> None:
         """Not watched: consume plugs once caught up with a ring whose writer waits.
@@ -404,6 +447,12 @@ class DataPath(Member):
             if r.plugged != w and r.cursor >= r.hdr[RING_HEAD_W]:
                 r.plugged = w
                 self._drain()
+
+    def _plugged_ring(self) -> None:
+        """A ring read to its end has a waiting writer: consume its plugs
+        (not watched; an armed node drains its doorbells anyway)."""
+        if not self._watched:
+            self._drain()
 
     def _set_filter(self) -> None:
         self._filter.set(self._secret, self._handle_oob)

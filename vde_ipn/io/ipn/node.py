@@ -187,6 +187,7 @@ class IpnNode(DataPath):
         self._arm_count = self._wait_count = 0
         self._bell = self._armed = False
         self._watched = False                       # fileno() was handed out
+        self._since = 0                             # messages received when last armed
         self._set_filter()
 
     # -- bind / connect ------------------------------------------------------
@@ -271,6 +272,7 @@ class IpnNode(DataPath):
             for r in rings:
                 if r.pub is None:
                     r.pub, r.pslot, r.wake = self._cursors, cursor_slot(r.port) + 1, self._wake_writer
+                    r.unplug = self._plugged_ring
         simple = self._connected and not (self._learn or self._handle_oob)
         self._fast_ring = rings[0] if simple and len(rings) == 1 else None
 

@@ -82,6 +82,7 @@ class RingWriter:
             os.close(fd)
         self.path = path
         self.hdr = self.mm[:RING_DATA].cast("Q")
+        self.words = self.mm.cast("Q")          # entry headers, one word at a time
         self.hdr[RING_ID_W] = ring_id
         self.hdr[RING_CAP_W] = capacity
         self.hdr[RING_MAGIC_W] = RING_MAGIC
@@ -100,31 +101,55 @@ class RingWriter:
 
     def write(self, msg, kind: int, port: int, mask: int) -> None:
         """Append one message (the caller made sure there is room)."""
+        self.try_write(msg, kind, port, mask, 1 << 62)
+
+    def try_write(self, msg, kind: int, port: int, mask: int, limit: int) -> int:
+        """Append one message if the ring may grow to its end; 0, or that end.
+
+        ``limit`` is how far the ring may be written (lossless: the slowest
+        reader's cursor plus the capacity); when the message does not fit
+        nothing is written and the end it needs is returned.  The entry
+        header is stored as three words (length, kind and port; sequence;
+        mask), the same bytes as :data:`ENTRY`.
+        """
         n = len(msg)
         total = ENTRY_SIZE + ((n + 7) & ~7)
         h = self.head
         off = h & self.mask
         left = self.cap - off
-        hdr = self.hdr
         if left < total:
-            hdr[RING_RESERVE_W] = h + left + total
+            end = h + left + total
+            if end > limit:
+                return end
+            hdr = self.hdr
+            hdr[RING_RESERVE_W] = end
             if left >= ENTRY_SIZE:
-                ENTRY.pack_into(self.mm, RING_DATA + off, 0, KIND_WRAP, 0, 0, 0)
+                self.words[(RING_DATA + off) >> 3] = KIND_WRAP << 32
             h += left
             off = 0
         else:
-            hdr[RING_RESERVE_W] = h + total
-        pos = RING_DATA + off
-        ENTRY.pack_into(self.mm, pos, n, kind, port, self.seq, mask)
-        pos += ENTRY_SIZE
+            end = h + total
+            if end > limit:
+                return end
+            hdr = self.hdr
+            hdr[RING_RESERVE_W] = end
+        i = (RING_DATA + off) >> 3
+        words = self.words
+        seq = self.seq
+        words[i] = n | (kind << 32) | (port << 48)
+        words[i + 1] = seq
+        words[i + 2] = mask
+        pos = RING_DATA + off + ENTRY_SIZE
         self.mm[pos:pos + n] = msg
-        self.head = h + total
-        hdr[RING_HEAD_W] = h + total
+        self.head = end
+        hdr[RING_HEAD_W] = end
         hdr[RING_LAST_W] = h
-        self.seq += 1
-        hdr[RING_COUNT_W] = self.seq
+        self.seq = seq = seq + 1
+        hdr[RING_COUNT_W] = seq
+        return 0
 
     def close(self, unlink: bool = True) -> None:
+        self.words.release()
         self.hdr.release()
         self.mm.release()
         if unlink:
@@ -158,6 +183,7 @@ class RingReader:
             raise OSError(0, "ring not ready")
         # bytes come out of a c_char array by slicing, as from an mmap (one copy)
         self.raw = (ctypes.c_char * size).from_address(ctypes.addressof(self.mm.obj))
+        self.words = self.mm.cast("Q")       # entry headers, one word at a time
         self.port = port
         self.ring_id = self.hdr[RING_ID_W]
         self.cap = self.hdr[RING_CAP_W]
@@ -167,9 +193,11 @@ class RingReader:
         self.lost = 0
         self.rung = 0                        # last wait word answered (lossless)
         self.plugged = 0                     # last wait word seen caught up (plugs)
+        self.seen = 0                        # wait word both of those are done with
         self.pub = None                      # lossless: cursor words to publish to
         self.pslot = 0
-        self.wake = None                     # lossless: wake(writer_port)
+        self.wake = None                     # lossless: wake(writer_port, wait word)
+        self.unplug = None                   # lossless: unplug() once caught up
 
     def head(self) -> int:
         return self.hdr[RING_HEAD_W]
@@ -178,7 +206,34 @@ class RingReader:
         return self.hdr[RING_WAIT_W]
 
     def read(self, me: int):
-        """The next message addressed to port ``me``, or None when caught up."""
+        """The next message addressed to port ``me``, or None when caught up.
+
+        The common case (an entry for every reader, whole, not overrun) is
+        done here with word loads; anything else goes to :meth:`_read`.
+        """
+        c = self.cursor
+        hdr = self.hdr
+        if c < hdr[RING_HEAD_W]:
+            off = c & self.mask
+            w = self.words[(RING_DATA + off) >> 3]
+            n = w & 0xFFFFFFFF
+            if w >> 32 == KIND_ALL and ENTRY_SIZE + n <= self.cap - off:
+                pos = RING_DATA + ENTRY_SIZE + off
+                data = self.raw[pos:pos + n]
+                if hdr[RING_RESERVE_W] <= c + self.cap:      # not overwritten meanwhile
+                    # entries follow each other without gaps here: seq == next_seq
+                    self.next_seq += 1
+                    self.cursor = c = c + ENTRY_SIZE + ((n + 7) & ~7)
+                    pub = self.pub
+                    if pub is not None:
+                        pub[self.pslot] = c
+                        if hdr[RING_WAIT_W] != self.seen:
+                            self._writer_waits(c)
+                    return data
+        return self._read(me)
+
+    def _read(self, me: int):
+        """:meth:`read` for every case: wraps, other kinds, overruns."""
         hdr = self.hdr
         mm = self.mm
         cap = self.cap
@@ -262,16 +317,30 @@ class RingReader:
                 return p, n, seq                 # intact when we read it
 
     def _publish(self, c: int) -> None:
-        """Lossless: show the writer our cursor; wake it once there is room."""
+        """Lossless: show the writer our cursor; answer it if it waits."""
         self.pub[self.pslot] = c
-        w = self.hdr[RING_WAIT_W]
-        if w != self.rung and self.hdr[RING_HEAD_W] - c <= self.cap >> 1:
+        if self.hdr[RING_WAIT_W] != self.seen:
+            self._writer_waits(c)
+
+    def _writer_waits(self, c: int) -> None:
+        """The writer moved its wait word: wake it once there is room (half
+        the ring), and let the node consume its plugs once caught up."""
+        hdr = self.hdr
+        w = hdr[RING_WAIT_W]
+        head = hdr[RING_HEAD_W]
+        if w != self.rung and head - c <= self.cap >> 1:
             self.rung = w
             if w >> 32:                          # a plug's wait word has no secret
                 self.wake(self.port, w)
+        if w != self.plugged and c >= head and self.unplug is not None:
+            self.plugged = w
+            self.unplug()
+        if self.rung == w and (self.plugged == w or self.unplug is None):
+            self.seen = w
 
     def close(self) -> None:
         self.raw = None
+        self.words.release()
         self.hdr.release()
         self.mm.release()
 
