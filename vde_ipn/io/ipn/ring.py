@@ -82,7 +82,8 @@ class RingWriter:
             os.close(fd)
         self.path = path
         self.hdr = self.mm[:RING_DATA].cast("Q")
-        self.words = self.mm.cast("Q")          # entry headers, one word at a time
+        self.words = self.mm.cast("Q")          # entry headers, field by field
+        self.half = self.mm.cast("I")
         self.hdr[RING_ID_W] = ring_id
         self.hdr[RING_CAP_W] = capacity
         self.hdr[RING_MAGIC_W] = RING_MAGIC
@@ -109,8 +110,9 @@ class RingWriter:
         ``limit`` is how far the ring may be written (lossless: the slowest
         reader's cursor plus the capacity); when the message does not fit
         nothing is written and the end it needs is returned.  The entry
-        header is stored as three words (length, kind and port; sequence;
-        mask), the same bytes as :data:`ENTRY`.
+        header is stored field by field (the bytes of :data:`ENTRY`), as
+        small integers: length, kind and port together, sequence, and the
+        mask only on entries that have one (readers look at it nowhere else).
         """
         n = len(msg)
         total = ENTRY_SIZE + ((n + 7) & ~7)
@@ -124,7 +126,7 @@ class RingWriter:
             hdr = self.hdr
             hdr[RING_RESERVE_W] = end
             if left >= ENTRY_SIZE:
-                self.words[(RING_DATA + off) >> 3] = KIND_WRAP << 32
+                self.half[((RING_DATA + off) >> 2) + 1] = KIND_WRAP
             h += left
             off = 0
         else:
@@ -133,12 +135,14 @@ class RingWriter:
                 return end
             hdr = self.hdr
             hdr[RING_RESERVE_W] = end
-        i = (RING_DATA + off) >> 3
-        words = self.words
+        i = (RING_DATA + off) >> 2
+        half = self.half
         seq = self.seq
-        words[i] = n | (kind << 32) | (port << 48)
-        words[i + 1] = seq
-        words[i + 2] = mask
+        half[i] = n
+        half[i + 1] = kind | (port << 16)
+        self.words[(i >> 1) + 1] = seq
+        if kind == KIND_MASK:
+            self.words[(i >> 1) + 2] = mask
         pos = RING_DATA + off + ENTRY_SIZE
         self.mm[pos:pos + n] = msg
         self.head = end
@@ -149,6 +153,7 @@ class RingWriter:
         return 0
 
     def close(self, unlink: bool = True) -> None:
+        self.half.release()
         self.words.release()
         self.hdr.release()
         self.mm.release()
@@ -183,7 +188,7 @@ class RingReader:
             raise OSError(0, "ring not ready")
         # bytes come out of a c_char array by slicing, as from an mmap (one copy)
         self.raw = (ctypes.c_char * size).from_address(ctypes.addressof(self.mm.obj))
-        self.words = self.mm.cast("Q")       # entry headers, one word at a time
+        self.half = self.mm.cast("I")        # entry headers, field by field
         self.port = port
         self.ring_id = self.hdr[RING_ID_W]
         self.cap = self.hdr[RING_CAP_W]
@@ -215,9 +220,10 @@ class RingReader:
         hdr = self.hdr
         if c < hdr[RING_HEAD_W]:
             off = c & self.mask
-            w = self.words[(RING_DATA + off) >> 3]
-            n = w & 0xFFFFFFFF
-            if w >> 32 == KIND_ALL and ENTRY_SIZE + n <= self.cap - off:
+            i = (RING_DATA + off) >> 2
+            half = self.half
+            n = half[i]
+            if half[i + 1] == KIND_ALL and ENTRY_SIZE + n <= self.cap - off:    # port 0
                 pos = RING_DATA + ENTRY_SIZE + off
                 data = self.raw[pos:pos + n]
                 if hdr[RING_RESERVE_W] <= c + self.cap:      # not overwritten meanwhile
@@ -340,7 +346,7 @@ class RingReader:
 
     def close(self) -> None:
         self.raw = None
-        self.words.release()
+        self.half.release()
         self.hdr.release()
         self.mm.release()
 
