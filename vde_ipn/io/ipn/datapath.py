@@ -426,10 +426,15 @@ class DataPath(Member):
         self._arm_count = (self._arm_count + 1) & 0xFFFFFFFF
         self._drain()
         self._bell = False
+        rings = self._rings
+        for r in rings:
+            r.publish()                           # cursors are published lazily
         self._cursors[CURSOR_ARM_W] = (self._secret << 32) | self._arm_count
         _fence()
         self._armed = True
         self._since = self.received
+        for r in rings:
+            r.answer()                            # a writer waiting for that room
         if self._oob or self._pending():
             if self._watched:
                 self._self_ring()
@@ -476,14 +481,11 @@ class DataPath(Member):
 
     def _drain(self) -> None:
         """Consume every queued datagram (numnodes hints are noted)."""
-        if not self._readable.poll(0):
-            return                                # cheaper than an EAGAIN
+        poll = self._readable.poll
         recv = self._sock.recv
-        while True:
+        while poll(0):                            # cheaper than an EAGAIN
             try:
                 m = recv(_MAXDGRAM)
-            except BlockingIOError:
-                return
             except OSError:
                 return
             if len(m) == bell.HINT_LEN and self._handle_oob:

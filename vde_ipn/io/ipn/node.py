@@ -447,6 +447,8 @@ class IpnNode(DataPath):
                 self._watched = True
                 if self._connected and not self._closed:
                     self._settle()
+            # from now on select() & co. call the socket's own fileno (-1 once closed)
+            self.fileno = self._sock.fileno
         return self._sock.fileno()
 
     def setblocking(self, flag: bool) -> None:

@@ -33,6 +33,7 @@ from ...wire.ipn_layout import (ENTRY, ENTRY_SIZE, KIND_ALL, KIND_MASK, KIND_ONE
                                  RING_LAST_W, RING_COUNT_W)
 
 RING_MIN_BYTES = 256 * 1024
+PUBLISH_SHIFT = 4             # a reader publishes its cursor every 1/16 of the ring (lossless)
 TSO_MACHINES = ("x86_64", "amd64", "i386", "i486", "i586", "i686", "x86")
 
 
@@ -201,6 +202,7 @@ class RingReader:
         self.seen = 0                        # wait word both of those are done with
         self.pub = None                      # lossless: cursor words to publish to
         self.pslot = 0
+        self.pub_next = 0                    # publish again once the cursor passes this
         self.wake = None                     # lossless: wake(writer_port, wait word)
         self.unplug = None                   # lossless: unplug() once caught up
 
@@ -230,11 +232,12 @@ class RingReader:
                     # entries follow each other without gaps here: seq == next_seq
                     self.next_seq += 1
                     self.cursor = c = c + ENTRY_SIZE + ((n + 7) & ~7)
-                    pub = self.pub
-                    if pub is not None:
-                        pub[self.pslot] = c
+                    if self.pub is not None:
                         if hdr[RING_WAIT_W] != self.seen:
                             self._writer_waits(c)
+                        elif c >= self.pub_next:
+                            self.pub[self.pslot] = c
+                            self.pub_next = c + (self.cap >> PUBLISH_SHIFT)
                     return data
         return self._read(me)
 
@@ -325,12 +328,28 @@ class RingReader:
     def _publish(self, c: int) -> None:
         """Lossless: show the writer our cursor; answer it if it waits."""
         self.pub[self.pslot] = c
+        self.pub_next = c + (self.cap >> PUBLISH_SHIFT)
         if self.hdr[RING_WAIT_W] != self.seen:
             self._writer_waits(c)
 
-    def _writer_waits(self, c: int) -> None:
-        """The writer moved its wait word: wake it once there is room (half
-        the ring), and let the node consume its plugs once caught up."""
+    def publish(self) -> None:
+        """Lossless: show the writer where we are now (before going to sleep)."""
+        if self.pub is not None:
+            self.pub[self.pslot] = c = self.cursor
+            self.pub_next = c + (self.cap >> PUBLISH_SHIFT)
+
+    def answer(self) -> None:
+        """Lossless, after the arming fence: wake a writer that waits for
+        the room we made (doorbells only: the node's socket is not touched)."""
+        if self.pub is not None and self.hdr[RING_WAIT_W] != self.seen:
+            self._writer_waits(self.cursor, False)
+
+    def _writer_waits(self, c: int, unplug: bool = True) -> None:
+        """The writer moved its wait word: publish our cursor, wake the
+        writer once there is room (half the ring), and let the node consume
+        its plugs once caught up."""
+        self.pub[self.pslot] = c
+        self.pub_next = c + (self.cap >> PUBLISH_SHIFT)
         hdr = self.hdr
         w = hdr[RING_WAIT_W]
         head = hdr[RING_HEAD_W]
@@ -338,7 +357,7 @@ class RingReader:
             self.rung = w
             if w >> 32:                          # a plug's wait word has no secret
                 self.wake(self.port, w)
-        if w != self.plugged and c >= head and self.unplug is not None:
+        if unplug and w != self.plugged and c >= head and self.unplug is not None:
             self.plugged = w
             self.unplug()
         if self.rung == w and (self.plugged == w or self.unplug is None):
