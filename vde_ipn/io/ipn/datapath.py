@@ -271,10 +271,11 @@ class DataPath(Member):
                     d = self._spin_read(ring)     # in a stream: wait a little
                 if d is not None:
                     self.received += 1
-                    if self._watched:
-                        self._after_read(ring)
-                    else:
+                    if not self._watched:
                         self._armed = False           # armed when about to block
+                    elif not (self._bell and self._hub and ring.cursor != ring.hdr[RING_HEAD_W]):
+                        self._after_read(ring)
+                    # else: on a hub what is left is for us, and a doorbell is queued
                     return d if len(d) <= bufsize else d[:bufsize]
             return self._recv(bufsize, flags)[0]
 
@@ -297,29 +298,26 @@ class DataPath(Member):
         return None
 
     def _after_read(self, ring) -> None:
-        """Watched, after a message: readable if another waits, else armed."""
+        """Watched, after a message: readable if another one waits for us,
+        else armed.  Caught up in a stream, the ring is watched a little
+        first (see _spin_read)."""
         c = ring.cursor
         hdr = ring.hdr
         if c == hdr[RING_HEAD_W]:
-            if self.received - self._since > 1:
-                for _ in range(SPIN):            # see _spin_read
-                    if hdr[RING_HEAD_W] != c:
-                        break
-                else:
-                    self._arm()
-                    return
-            else:
+            if self.received - self._since <= 1:
                 self._arm()                       # caught up
                 return
-        if not self._bell:
-            off = c & ring.mask
-            # the next entry is for everyone (the hub's case), or ask
-            if not ((ring.cap - off >= ENTRY_SIZE
-                     and ring.mm[RING_DATA + off + 4] == KIND_ALL)
-                    or ring.pending(self._port)):
-                self._arm()
+            for _ in range(SPIN):
+                if hdr[RING_HEAD_W] != c:
+                    break
             else:
+                self._arm()
+                return
+        if ring.pending(self._port):
+            if not self._bell:
                 self._self_ring()
+        else:
+            self._arm()                           # what is left is for others
 
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0):
         """(data, [], msg_flags, None): MSG_OOB is set on OOB messages."""
