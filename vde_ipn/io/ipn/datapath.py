@@ -45,11 +45,41 @@ then rings for a message already read; a ``recv`` after ``select`` then
 waits for the next message.  Closing it needs an atomic exchange between
 processes, which a kernel has and plain shared memory has not.
 
+Watching before arming.  A receiver that caught up in the middle of a
+stream (two messages or more since it last armed) checks the ring's head
+word up to ``SPIN`` times (a few microseconds) before it arms; a message
+that comes meanwhile is read with no doorbell on either side, so neither
+process makes a system call while the stream lasts.  This happens inside
+``recv`` with the node's lock held, and ``recv`` still returns in one of
+the two states above: the watch ends either with a message (behind: the
+doorbell that made the node readable is still queued, or it rings
+itself) or with arming as above.  A receiver that gets one message at a
+time (a ping-pong) never watches.
+
+Room on a lossless network.  A writer short of room does ``store wait
+word; FENCE; load cursors`` and sleeps on its doorbell socket, re-probing
+every ``_WAIT_SLICE`` seconds.  A reader publishes its cursor for a ring
+lazily (:mod:`vde_ipn.io.ipn.ring`): every sixteenth of the ring, each
+time it sees a wait word it has not answered (then it also rings the
+writer once half the ring is free), and before arming, where it does
+``store cursors; store arm; FENCE; load wait words`` and answers any
+writer that waits.  So a writer that went to sleep on a cursor that was
+not published yet is answered either by the reader's next message (its
+load of the wait word comes after the writer's store, or the writer saw
+the cursor) or by the reader's arming, fenced against the writer's.  A
+writer sees at most a sixteenth of its ring less room than there is
+while a reader that got messages has not called ``recv`` again; a ring
+holds twice ``msgpool`` full messages at least, so that never takes room
+the network promised.
+
 Queueing (ipn.md section 7): on a LOSSLESS network a sender blocks (or
 gets EAGAIN) while its ring holds a message some receiver has not read;
 on a lossy one it never waits and a receiver that fell a whole ring
 behind loses the oldest messages.  One socket may be shared by threads:
-sends (and receives) are serialised by the node's lock.
+sends (and receives) are serialised by the node's lock (which costs
+about as much as the fence a send needs anyway; the receive side was
+measured: taking it only once threads share saved too little to be worth
+a second protocol).
 """
 
 from __future__ import annotations
