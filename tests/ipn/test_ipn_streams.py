@@ -70,3 +70,27 @@ def test_threads_receiving_on_one_socket_share_the_messages_exactly(agent, netdi
     assert sorted(every) == sorted("m%d" % i for i in range(n))      # each exactly once
     for per in got["got"]:                    # each thread sees the stream's order
         assert [int(m[1:]) for m in per] == sorted(int(m[1:]) for m in per)
+
+
+def test_a_reader_left_with_messages_for_others_only_is_not_readable(agent, netdir):
+    """Channel bus: two messages for port 1, then one for port 2 only.  After
+    reading its two, port 1 must not look readable (a blocking recv after
+    select would hang, and the agent never answer)."""
+    from vde_ipn.ipn import IPN_CHANNEL, IPN_SO_PORT
+    path = os.path.join(netdir, "bus")
+    src = agent()
+    src.ok("new", protocol=IPN_CHANNEL, shutdown=socket.SHUT_RD)
+    src.ok("bind", path=path)
+    src.ok("connect")
+    rs = []
+    for port in (1, 2):
+        r = agent()
+        r.ok("new", protocol=IPN_CHANNEL, opts=[[0, IPN_SO_PORT, port]], shutdown=socket.SHUT_WR)
+        r.ok("connect", path=path)
+        rs.append(r)
+    for _round in range(3):
+        assert src.ok("send", data=["\x91a", "\x91b", "\x92x"])["sent"] == 3
+        rs[0].start("newcomer", how="select", wait=1.0)
+        got = rs[0].result(30)
+        assert (got["n"], got["last"]) == (2, ["\x91b"])
+        assert rs[1].ok("recv", count=1, timeout=5)["msgs"] == ["\x92x"]
