@@ -436,6 +436,13 @@ def main(argv=None) -> int:
             line += "%24s" % ("%9.0f (missed %d)" % (table[(name, n)],
                                                      max(misses[(name, n)])))
         print(line, flush=True)
+    if args.runs > 1:                     # how far apart the runs were
+        for name, _fn in rows:
+            spread = ["%d receiver(s) %s" % (n, "/".join("%.0fk" % (r / 1000)
+                                                           for r in rates[(name, n)]))
+                      for n in counts if (name, n) in rates]
+            if spread:
+                print("  runs of %-24s %s" % (name, "; ".join(spread)))
     for name, _fn in lat_rows:
         if name in lats:
             print("%-32s %9.2f us/message (median of %d: %s)"
