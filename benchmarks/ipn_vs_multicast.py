@@ -19,12 +19,23 @@ Contenders, all in separate processes on loopback / unix sockets:
 * ``vde_switch hub``: the C vde_switch -hub with Python clients speaking
   its ctl/data protocol (messages get a 14-byte Ethernet header there).
 
-Usage: ``python3 benchmarks/ipn_vs_multicast.py [--seconds 3] [--receivers 1,2,4]``
+``--rev REV`` (repeatable) adds the IPN rows of a git revision's package
+beside ours, each run in its own interpreter with that package first on
+its path, so a before/after comparison happens in one invocation, under
+the same load, against the same UDP multicast.  ``--runs N`` repeats the
+whole table N times, contenders interleaved within each run, and prints
+medians.  ``--latency`` adds a row for one message at a time: send, then
+recv, two nodes in one process (microseconds per message, median).
+
+Usage: ``python3 benchmarks/ipn_vs_multicast.py [--seconds 3] [--receivers 1,2,4]
+[--runs 3] [--rev 7439c32] [--latency] [--only ipn,udp]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import os
 import select
 import shutil
@@ -34,7 +45,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# a --rev worker imports the package of that revision instead of ours
+sys.path.insert(0, os.environ.get("IPN_BENCH_PKG") or REPO)
 
 from vde_ipn import ipn  # noqa: E402
 from vde_ipn.wire import vde_ctl  # noqa: E402
@@ -291,41 +304,154 @@ def summary(result):
     return rate, missed, sent
 
 
+def bench_latency(count=20000):
+    """One message at a time, send then recv, two nodes in this process: us/message."""
+    d = tempfile.mkdtemp(prefix="ipnl", dir="/tmp")
+    path = os.path.join(d, "bus")
+    creator = ipn.socket()
+    creator.setsockopt(0, ipn.IPN_SO_FLAGS, ipn.IPN_FLAG_LOSSLESS)
+    creator.bind(path)
+    r, s = ipn.socket(), ipn.socket()
+    try:
+        r.shutdown(socket.SHUT_WR)
+        r.connect(path)
+        s.shutdown(socket.SHUT_RD)
+        s.connect(path)
+        send, recv = s.send, r.recv
+        for _ in range(1000):
+            send(MSG)
+            recv(2048)
+        t = time.perf_counter()
+        for _ in range(count):
+            send(MSG)
+            assert recv(2048) == MSG
+        return (time.perf_counter() - t) / count * 1e6
+    finally:
+        for x in (s, r, creator):
+            x.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+IPN_ROWS = {"ipn lossless (py)": lambda n, secs: bench_ipn(n, secs, True),
+            "ipn lossless select+recv": lambda n, secs: bench_ipn(n, secs, True, "select"),
+            "ipn lossy (py)": lambda n, secs: bench_ipn(n, secs, False),
+            "ipn lossy select+recv": lambda n, secs: bench_ipn(n, secs, False, "select")}
+
+
+def extract_rev(rev, work):
+    """The vde_ipn package of git revision ``rev``, unpacked under ``work``."""
+    dest = os.path.join(work, "rev-" + rev.replace("/", "_"))
+    os.makedirs(dest)
+    archive = subprocess.run(["git", "-C", REPO, "archive", rev, "vde_ipn"],
+                             stdout=subprocess.PIPE, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    return dest
+
+
+def in_worker(pkg, what, n, seconds):
+    """Run IPN row ``what`` (or "latency") with the package at ``pkg``."""
+    env = dict(os.environ, IPN_BENCH_PKG=pkg)
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", what,
+                          "--receivers", str(n), "--seconds", str(seconds)],
+                         stdout=subprocess.PIPE, env=env, timeout=seconds * 10 + 120)
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--receivers", default="1,2,4")
+    ap.add_argument("--runs", type=int, default=1, help="repeat the table, print medians")
+    ap.add_argument("--rev", action="append", default=[],
+                    help="also run the IPN rows of this git revision's package")
+    ap.add_argument("--latency", action="store_true", help="add the send-then-recv row")
+    ap.add_argument("--only", default="", help="comma list of row name prefixes to run")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:                       # one row, for --rev: JSON on stdout
+        if args.worker == "latency":
+            print(json.dumps(bench_latency()))
+        else:
+            print(json.dumps(IPN_ROWS[args.worker](int(args.receivers), args.seconds)))
+        return 0
     counts = [int(x) for x in args.receivers.split(",")]
     work = tempfile.mkdtemp(prefix="ipnc", dir="/tmp")
     cexe = build_c_mcast(work)
-    rows = [("ipn lossless (py)", lambda n: bench_ipn(n, args.seconds, True)),
-            ("ipn lossless select+recv", lambda n: bench_ipn(n, args.seconds, True, "select")),
-            ("ipn lossy (py)", lambda n: bench_ipn(n, args.seconds, False)),
-            ("ipn lossy select+recv", lambda n: bench_ipn(n, args.seconds, False, "select")),
-            ("udp mcast (py)", lambda n: bench_mcast_py(n, args.seconds)),
-            ("udp mcast (C)", (lambda n: bench_mcast_c(cexe, n, args.seconds)) if cexe else None),
-            ("vde_switch -hub (C, py clients)", lambda n: bench_vde_hub(n, args.seconds))]
-    table = {}
+    revs = [(rev, extract_rev(rev, work)) for rev in args.rev]
+    rows = []
+    for name in IPN_ROWS:
+        # every IPN row in a fresh interpreter: a child forked from this
+        # process (which built and ran the others) measured slower
+        rows.append((name, lambda n, name=name: in_worker(REPO, name, n, args.seconds)))
+        for rev, pkg in revs:
+            rows.append(("%s @%s" % (name, rev),
+                         lambda n, name=name, pkg=pkg: in_worker(pkg, name, n, args.seconds)))
+    rows += [("udp mcast (py)", lambda n: bench_mcast_py(n, args.seconds)),
+             ("udp mcast (C)", (lambda n: bench_mcast_c(cexe, n, args.seconds)) if cexe else None),
+             ("vde_switch -hub (C, py clients)", lambda n: bench_vde_hub(n, args.seconds))]
+    if args.only:
+        keep = tuple(x.strip() for x in args.only.split(","))
+        rows = [(name, fn) for name, fn in rows if name.startswith(keep)]
+    lat_rows = []
+    if args.latency:
+        lat_rows = [("ipn send-then-recv", lambda: in_worker(REPO, "latency", 1, args.seconds))]
+        lat_rows += [("ipn send-then-recv @%s" % rev,
+                      lambda pkg=pkg: in_worker(pkg, "latency", 1, args.seconds))
+                     for rev, pkg in revs]
+    rates = {}                            # (name, n) -> [rate per run]
+    misses = {}
+    lats = {}
+    load = [os.getloadavg()[0]]
+    for _run in range(args.runs):         # contenders interleaved within each run
+        for name, fn in rows:
+            for n in counts:
+                r = fn(n) if fn else None
+                if r is None:
+                    continue
+                rate, missed, _sent = summary(r)
+                rates.setdefault((name, n), []).append(rate)
+                misses.setdefault((name, n), []).append(missed)
+        for name, fn in lat_rows:
+            v = fn()
+            if v is not None:
+                lats.setdefault(name, []).append(v)
+        load.append(os.getloadavg()[0])
+    table = {k: statistics.median(v) for k, v in rates.items()}
     print("%d-core machine, %.0f s per run, msg/s delivered per receiver (mean), "
           "missed = messages sent but not received" % (os.cpu_count(), args.seconds))
+    if args.runs > 1:
+        print("median of %d runs (contenders interleaved); load average (1 min) %s"
+              % (args.runs, " ".join("%.2f" % x for x in load)))
     header = "%-32s" % "contender" + "".join("%24s" % ("%d receiver%s" % (n, "s" if n > 1 else ""))
                                              for n in counts)
     print(header)
     for name, fn in rows:
         line = "%-32s" % name
         for n in counts:
-            r = fn(n) if fn else None
-            if r is None:
+            if (name, n) not in table:
                 line += "%24s" % "n/a"
                 continue
-            rate, missed, _sent = summary(r)
-            table[(name, n)] = rate
-            line += "%24s" % ("%9.0f (missed %d)" % (rate, missed))
+            line += "%24s" % ("%9.0f (missed %d)" % (table[(name, n)],
+                                                     max(misses[(name, n)])))
         print(line, flush=True)
+    if args.runs > 1:                     # how far apart the runs were
+        for name, _fn in rows:
+            spread = ["%d receiver(s) %s" % (n, "/".join("%.0fk" % (r / 1000)
+                                                           for r in rates[(name, n)]))
+                      for n in counts if (name, n) in rates]
+            if spread:
+                print("  runs of %-24s %s" % (name, "; ".join(spread)))
+    for name, _fn in lat_rows:
+        if name in lats:
+            print("%-32s %9.2f us/message (median of %d: %s)"
+                  % (name, statistics.median(lats[name]), len(lats[name]),
+                     " ".join("%.2f" % x for x in lats[name])))
     print()
+    ours_rows = [name for name, _fn in rows if name.startswith("ipn lossless")]
     for n in counts:
-        for ours in ("ipn lossless (py)", "ipn lossless select+recv"):
+        for ours in ours_rows:
             for base in ("udp mcast (py)", "udp mcast (C)", "vde_switch -hub (C, py clients)"):
                 if (base, n) in table and table[(base, n)] and (ours, n) in table:
                     print("%d receiver(s): %s / %s = %.2f"

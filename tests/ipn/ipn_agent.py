@@ -140,7 +140,8 @@ def op_newcomer(how="select", wait=4.0, bufsize=64):
         import select
         while select.select([S], [], [], wait)[0]:
             got.append(_s(S.recv(bufsize, socket.MSG_DONTWAIT)))
-    return {"n": len(got), "last": got[-1:]}
+    return {"n": len(got), "last": got[-1:],
+            "in_order": got == ["m%d" % i for i in range(len(got))]}
 
 
 def op_pingpong(rounds, serve=False, use_select=False, limit=10.0):
@@ -163,6 +164,77 @@ def op_pingpong(rounds, serve=False, use_select=False, limit=10.0):
         if serve:
             S.send(b"pong%d" % i)
     return {"stalled_at": None, "worst": worst}
+
+
+def op_send_bursts(count, seed=0, start=0):
+    """Send ``count`` messages numbered from ``start`` in bursts of 1 to 64, each followed by
+    no pause, a busy wait of up to 30 us, a yield or a sleep of up to 2 ms:
+    receivers catch up, wait a little, go to sleep and get woken, at random."""
+    import random
+    rnd = random.Random(seed)
+    i = 0
+    while i < count:
+        for _ in range(min(rnd.randint(1, 64), count - i)):
+            S.send(b"m%d" % (start + i))
+            i += 1
+        pause = rnd.random()
+        if pause < 0.3:
+            end = time.perf_counter() + rnd.random() * 30e-6
+            while time.perf_counter() < end:
+                pass
+        elif pause < 0.5:
+            time.sleep(0)
+        elif pause < 0.6:
+            time.sleep(rnd.random() * 0.002)
+    return {"sent": i}
+
+
+def op_thread_recv(threads=2, count=3000, timeout=10.0, use_select=False):
+    """``threads`` threads receive on this socket until ``count`` messages
+    came in all; each reports what it got (a silence of ``timeout`` ends it)."""
+    import select
+    import threading
+    got = [[] for _ in range(threads)]
+    total = [0]
+    lock = threading.Lock()
+    errors = []
+    S.settimeout(timeout)
+
+    def run(t):
+        try:
+            while True:
+                with lock:
+                    if total[0] >= count:
+                        return
+                if use_select:
+                    if not select.select([S], [], [], 0.05)[0]:
+                        with lock:
+                            if total[0] >= count:
+                                return
+                        continue
+                    try:
+                        m = S.recv(64, socket.MSG_DONTWAIT)   # another thread may take it
+                    except BlockingIOError:
+                        continue
+                else:
+                    m = S.recv(64)
+                got[t].append(_s(m))
+                with lock:
+                    total[0] += 1
+                    if total[0] >= count:
+                        return
+        except TimeoutError:
+            with lock:
+                if total[0] < count:
+                    errors.append("timeout")
+        except OSError as e:
+            errors.append(repr(e))
+    ts = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return {"got": got, "errors": errors}
 
 
 def op_thread_send(threads=2, count=3000):

@@ -158,6 +158,11 @@ class Broadcast(IpnPolicy):
         return self.flood
 
 
+def floods_only(policy: IpnPolicy) -> bool:
+    """True when the policy sends every message to every receiver (a hub)."""
+    return type(policy).handlemsg is Broadcast.handlemsg
+
+
 def has_learn(policy: IpnPolicy) -> bool:
     """True when the policy wants :meth:`IpnPolicy.learn` called on receive."""
     return type(policy).learn is not IpnPolicy.learn

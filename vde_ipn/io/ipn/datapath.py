@@ -45,11 +45,41 @@ then rings for a message already read; a ``recv`` after ``select`` then
 waits for the next message.  Closing it needs an atomic exchange between
 processes, which a kernel has and plain shared memory has not.
 
+Watching before arming.  A receiver that caught up in the middle of a
+stream (two messages or more since it last armed) checks the ring's head
+word up to ``SPIN`` times (a few microseconds) before it arms; a message
+that comes meanwhile is read with no doorbell on either side, so neither
+process makes a system call while the stream lasts.  This happens inside
+``recv`` with the node's lock held, and ``recv`` still returns in one of
+the two states above: the watch ends either with a message (behind: the
+doorbell that made the node readable is still queued, or it rings
+itself) or with arming as above.  A receiver that gets one message at a
+time (a ping-pong) never watches.
+
+Room on a lossless network.  A writer short of room does ``store wait
+word; FENCE; load cursors`` and sleeps on its doorbell socket, re-probing
+every ``_WAIT_SLICE`` seconds.  A reader publishes its cursor for a ring
+lazily (:mod:`vde_ipn.io.ipn.ring`): every sixteenth of the ring, each
+time it sees a wait word it has not answered (then it also rings the
+writer once half the ring is free), and before arming, where it does
+``store cursors; store arm; FENCE; load wait words`` and answers any
+writer that waits.  So a writer that went to sleep on a cursor that was
+not published yet is answered either by the reader's next message (its
+load of the wait word comes after the writer's store, or the writer saw
+the cursor) or by the reader's arming, fenced against the writer's.  A
+writer sees at most a sixteenth of its ring less room than there is
+while a reader that got messages has not called ``recv`` again; a ring
+holds twice ``msgpool`` full messages at least, so that never takes room
+the network promised.
+
 Queueing (ipn.md section 7): on a LOSSLESS network a sender blocks (or
 gets EAGAIN) while its ring holds a message some receiver has not read;
 on a lossy one it never waits and a receiver that fell a whole ring
 behind loses the oldest messages.  One socket may be shared by threads:
-sends (and receives) are serialised by the node's lock.
+sends (and receives) are serialised by the node's lock (which costs
+about as much as the fence a send needs anyway; the receive side was
+measured: taking it only once threads share saved too little to be worth
+a second protocol).
 """
 
 from __future__ import annotations
@@ -71,6 +101,8 @@ from .membership import Member
 MSG_OOB = socket.MSG_OOB
 _MAXDGRAM = 256
 _WAIT_SLICE = 0.2                 # a waiting sender re-checks members this often
+_NO_LIMIT = 1 << 62
+SPIN = 64                         # head checks before arming in a stream (a few us)
 
 _fence_lock = threading.Lock()
 
@@ -113,9 +145,9 @@ class DataPath(Member):
                 return n
             ring = self._ring
             if dests is policy.flood:
-                if self._lossless and ring.end_for(n) > self._limit:
-                    self._wait_room(n, flags)
-                ring.write(data, KIND_ALL, 0, 0)
+                if ring.try_write(data, KIND_ALL, 0, 0, self._limit):
+                    self._make_room(n, flags)
+                    ring.write(data, KIND_ALL, 0, 0)
                 readers = self._readers
             else:
                 readers = self._send_some(data, dests, flags)
@@ -142,11 +174,19 @@ class DataPath(Member):
                 mask |= 1 << p
             entries = [(KIND_MASK, 0, mask)]
         for kind, port, mask in entries:
-            if self._lossless and ring.end_for(len(data)) > self._limit:
-                self._wait_room(len(data), flags)
-            ring.write(data, kind, port, mask)
+            if ring.try_write(data, kind, port, mask, self._limit):
+                self._make_room(len(data), flags)
+                ring.write(data, kind, port, mask)
         peers = self._peers
         return [peers[p] for p in dests if p in peers]
+
+    def _make_room(self, n: int, flags: int) -> None:
+        """The ring's end passed ``_limit``: wait for room (lossless), or
+        lift the limit (lossy networks never wait; a refresh resets it)."""
+        if self._lossless:
+            self._wait_room(n, flags)
+        else:
+            self._limit = _NO_LIMIT
 
     def _peer_died_locked(self) -> None:
         with self._lock:
@@ -255,35 +295,62 @@ class DataPath(Member):
     # -- receive -----------------------------------------------------------------
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """The next message (truncated to ``bufsize``), OOB messages first."""
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             ring = self._fast_ring                # one ring, nothing else to do
             if ring is not None and self._genv[0] == self._gen_seen:
                 d = ring.read(self._port)
+                if d is None and self.received - self._since > 1 and not flags \
+                        and self._rcv_timeout != 0:
+                    d = self._spin_read(ring)     # in a stream: wait a little
                 if d is not None:
                     self.received += 1
                     if not self._watched:
                         self._armed = False           # armed when about to block
-                        if ring.plugged != ring.hdr[RING_WAIT_W]:
-                            self._unplug()
-                        return d if len(d) <= bufsize else d[:bufsize]
-                    c = ring.cursor
-                    if c == ring.hdr[RING_HEAD_W]:
-                        self._arm()                   # caught up
-                    elif not self._bell:
-                        off = c & ring.mask
-                        # the next entry is for everyone (the hub's case), or ask
-                        if not ((ring.cap - off >= ENTRY_SIZE
-                                 and ring.mm[RING_DATA + off + 4] == KIND_ALL)
-                                or ring.pending(self._port)):
-                            self._arm()
-                        else:
-                            self._self_ring()
+                    elif not (self._bell and self._hub and ring.cursor != ring.hdr[RING_HEAD_W]):
+                        self._after_read(ring)
+                    # else: on a hub what is left is for us, and a doorbell is queued
                     return d if len(d) <= bufsize else d[:bufsize]
             return self._recv(bufsize, flags)[0]
-        finally:
-            lock.release()
+
+    def _spin_read(self, ring):
+        """Caught up in a stream: watch the ring's head a little before sleeping.
+
+        Only after two messages or more since the node last armed (a
+        message at a time, as in a ping-pong, never waits here).  A message
+        that comes meanwhile is read without a doorbell: no system call on
+        either side, and the sender stays free of ringing.
+        """
+        hdr = ring.hdr
+        c = ring.cursor
+        for _ in range(SPIN):
+            if hdr[RING_HEAD_W] != c:
+                d = ring.read(self._port)
+                if d is not None:
+                    return d
+                c = ring.cursor
+        return None
+
+    def _after_read(self, ring) -> None:
+        """Watched, after a message: readable if another one waits for us,
+        else armed.  Caught up in a stream, the ring is watched a little
+        first (see _spin_read)."""
+        c = ring.cursor
+        hdr = ring.hdr
+        if c == hdr[RING_HEAD_W]:
+            if self.received - self._since <= 1:
+                self._arm()                       # caught up
+                return
+            for _ in range(SPIN):
+                if hdr[RING_HEAD_W] != c:
+                    break
+            else:
+                self._arm()
+                return
+        if ring.pending(self._port):
+            if not self._bell:
+                self._self_ring()
+        else:
+            self._arm()                           # what is left is for others
 
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0):
         """(data, [], msg_flags, None): MSG_OOB is set on OOB messages."""
@@ -330,10 +397,8 @@ class DataPath(Member):
                     return d[:bufsize], 0
                 if nonblock and not self._watched:
                     raise BlockingIOError(errno.EAGAIN, "no message")
-                if not self._armed:
-                    self._arm()
-                    if self._bell:
-                        continue                  # something came while arming
+                if not self._armed and self._arm():
+                    continue                      # something came while arming
             if nonblock:
                 raise BlockingIOError(errno.EAGAIN, "no message")
             left = None if deadline is None else deadline - time.monotonic()
@@ -385,16 +450,27 @@ class DataPath(Member):
             if self._oob:
                 self._self_ring()
 
-    def _arm(self) -> None:
-        """Nothing left: drain the doorbells, publish a new arm value, re-check."""
+    def _arm(self) -> bool:
+        """Nothing left: drain the doorbells, publish a new arm value, re-check.
+
+        True when something came meanwhile (a watched node rang itself)."""
         self._arm_count = (self._arm_count + 1) & 0xFFFFFFFF
         self._drain()
         self._bell = False
+        rings = self._rings
+        for r in rings:
+            r.publish()                           # cursors are published lazily
         self._cursors[CURSOR_ARM_W] = (self._secret << 32) | self._arm_count
         _fence()
         self._armed = True
+        self._since = self.received
+        for r in rings:
+            r.answer()                            # a writer waiting for that room
         if self._oob or self._pending():
-            self._self_ring()
+            if self._watched:
+                self._self_ring()
+            return True
+        return False
 
     def _unplug(self) -> None:
         """Not watched: consume plugs once caught up with a ring whose writer waits.
@@ -407,6 +483,12 @@ class DataPath(Member):
             if r.plugged != w and r.cursor >= r.hdr[RING_HEAD_W]:
                 r.plugged = w
                 self._drain()
+
+    def _plugged_ring(self) -> None:
+        """A ring read to its end has a waiting writer: consume its plugs
+        (not watched; an armed node drains its doorbells anyway)."""
+        if not self._watched:
+            self._drain()
 
     def _set_filter(self) -> None:
         self._filter.set(self._secret, False)     # numnodes: the watch tells us (watch.py)
@@ -430,14 +512,11 @@ class DataPath(Member):
 
     def _drain(self) -> None:
         """Consume every queued datagram."""
-        if not self._readable.poll(0):
-            return                                # cheaper than an EAGAIN
+        poll = self._readable.poll
         recv = self._sock.recv
-        while True:
+        while poll(0):                            # cheaper than an EAGAIN
             try:
                 recv(_MAXDGRAM)
-            except BlockingIOError:
-                return
             except OSError:
                 return
 

@@ -41,7 +41,7 @@ import struct
 import threading
 from collections import deque
 
-from ...engine.ipn.protocols import IPN_BROADCAST, IPN_MAX_PROTO, has_learn, policy_class
+from ...engine.ipn.protocols import IPN_BROADCAST, IPN_MAX_PROTO, floods_only, has_learn, policy_class
 from ...wire.ipn_layout import Params, cursor_slot
 from . import bell
 from .ring import require_tso
@@ -175,6 +175,7 @@ class IpnNode(DataPath):
         self._rings: list = []                      # RingReaders we read, in turn
         self._rr = 0
         self._fast_ring = None                      # the only ring, when nothing else to do
+        self._hub = False                           # every entry is for every reader
         self._joined_rings: dict = {}               # node name -> ring positioned at join
         self._draining: list = []                   # rings of writers that left
         self._finished: set = set()                 # ids of rings read to their end
@@ -187,6 +188,7 @@ class IpnNode(DataPath):
         self._arm_count = self._wait_count = 0
         self._bell = self._armed = False
         self._watched = False                       # fileno() was handed out
+        self._since = 0                             # messages received when last armed
         self._set_filter()
 
     # -- bind / connect ------------------------------------------------------
@@ -271,8 +273,10 @@ class IpnNode(DataPath):
             for r in rings:
                 if r.pub is None:
                     r.pub, r.pslot, r.wake = self._cursors, cursor_slot(r.port) + 1, self._wake_writer
+                    r.unplug = self._plugged_ring
         simple = self._connected and not (self._learn or self._handle_oob)
         self._fast_ring = rings[0] if simple and len(rings) == 1 else None
+        self._hub = self._policy is not None and floods_only(self._policy)
 
     def _adopt_protocol(self, comp: Companion) -> None:
         net = comp.params.protocol
@@ -448,6 +452,8 @@ class IpnNode(DataPath):
                 self._watched = True
                 if self._connected and not self._closed:
                     self._settle()
+            # from now on select() & co. call the socket's own fileno (-1 once closed)
+            self.fileno = self._sock.fileno
         return self._sock.fileno()
 
     def setblocking(self, flag: bool) -> None:
