@@ -62,3 +62,57 @@ def new_switch(procs):
     def factory(kind: str, path: str, *args, **kw):
         return make_switch(procs, kind, path, *args, **kw)
     return factory
+
+
+# -- the parallel suite (pytest-xdist, ``--dist loadgroup``) -----------------------
+# Test files that take longest (a module whose guests boot once, or one long
+# test), longest first as measured with --durations: under xdist they are
+# handed out before everything else, so that no worker begins one as the
+# others run out of work.
+FIRST = (
+    "compat/test_vde_autolink.py",          # a link's retry comes 60 s after its wire dies
+    "integration/test_qemu_netdevs.py",
+    "integration/test_guests.py",
+    "integration/test_wirefilter_guests.py",
+    "integration/test_slirp_guests.py",
+    "integration/test_overlay_guests.py",
+    "integration/test_grab.py",
+    "integration/test_console_fuzz.py",
+    "integration/test_tap.py",
+    "integration/test_ctl_fuzz.py",
+    "integration/test_kvde_guests.py",
+    "integration/test_scapy_guests.py",
+    "integration/test_benchmark_runs.py",
+    "integration/test_slirp_benchmark_runs.py",
+    "integration/test_passt.py",
+    "integration/test_lossless.py",
+)
+_SHARED_SCOPES = ("module", "class", "package")
+
+
+def _rank(item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    for i, name in enumerate(FIRST):
+        if path.endswith(name):
+            return i
+    return len(FIRST)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """In an xdist worker: a test that uses a module-scoped fixture (booted
+    guests, a compiled helper, namespaces) joins its file's group, so the
+    file's tests run on one worker and set that up once; every other test
+    is handed out on its own.  The files in FIRST come first."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    for item in items:
+        defs = getattr(item, "_fixtureinfo", None)
+        if defs is None:
+            continue
+        shared = any(fd.scope in _SHARED_SCOPES
+                     for name in defs.names_closure
+                     for fd in defs.name2fixturedefs.get(name, ()))
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    items.sort(key=_rank)
