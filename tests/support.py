@@ -63,6 +63,17 @@ def cached(name: str, key: str, build) -> str:
     return path
 
 
+def compiled(src: str, *flags: str) -> str:
+    """``src`` (a C file) compiled with ``cc flags``, once for every test
+    process (see :func:`cached`)."""
+    cc = require(shutil.which("cc") or "/usr/bin/cc")
+    with open(src, "rb") as f:
+        key = "%s %s\n%s" % (cc, " ".join(flags), hashlib.sha256(f.read()).hexdigest())
+    name = os.path.splitext(os.path.basename(src))[0]
+    return cached(name, key, lambda out: subprocess.run(
+        [cc] + list(flags) + ["-o", out, src], check=True, timeout=120))
+
+
 def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
