@@ -88,6 +88,7 @@ FIRST = (
     "integration/test_lossless.py",
 )
 _SHARED_SCOPES = ("module", "class", "package")
+GROUPS_ENV = "VDE_IPN_XDIST_GROUPS"
 
 
 def _rank(item) -> int:
@@ -98,21 +99,73 @@ def _rank(item) -> int:
     return len(FIRST)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """In an xdist worker: a test that uses a module-scoped fixture (booted
-    guests, a compiled helper, namespaces) joins its file's group, so the
-    file's tests run on one worker and set that up once; every other test
-    is handed out on its own.  The files in FIRST come first."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return
+def _grouped_files(items) -> set:
+    """Files with a test that uses a module-scoped fixture (booted guests,
+    namespaces, a compiled helper)."""
+    files = set()
     for item in items:
-        defs = getattr(item, "_fixtureinfo", None)
-        if defs is None:
-            continue
-        shared = any(fd.scope in _SHARED_SCOPES
-                     for name in defs.names_closure
-                     for fd in defs.name2fixturedefs.get(name, ()))
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+        info = getattr(item, "_fixtureinfo", None)
+        if info is not None and any(fd.scope in _SHARED_SCOPES for name in info.names_closure
+                                    for fd in info.name2fixturedefs.get(name, ())):
+            files.add(item.nodeid.split("::", 1)[0])
+    return files
+
+
+def pytest_configure(config):
+    # the xdist controller: a directory where the workers say which files
+    # must stay on one worker (they collect; it does not)
+    if (not os.environ.get("PYTEST_XDIST_WORKER") and config.pluginmanager.has_plugin("xdist")
+            and config.getoption("dist", "no") != "no" and not os.environ.get(GROUPS_ENV)):
+        import tempfile
+        os.environ[GROUPS_ENV] = tempfile.mkdtemp(prefix="vde-ipn-groups-")
+        config._vde_groups_dir = os.environ[GROUPS_ENV]
+
+
+def pytest_unconfigure(config):
+    d = getattr(config, "_vde_groups_dir", None)
+    if d:
+        import shutil
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """In an xdist worker: the files in FIRST come first, and the files to
+    keep on one worker are written down for the scheduler."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
     items.sort(key=_rank)
+    d = os.environ.get(GROUPS_ENV)
+    if d:
+        tmp = os.path.join(d, ".%s" % worker)
+        with open(tmp, "w") as f:
+            f.write("".join(name + "\n" for name in sorted(_grouped_files(items))))
+        os.rename(tmp, os.path.join(d, worker))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup``: a file whose tests share a module fixture is one
+    unit of work (its tests run on one worker, which sets the fixture up
+    once); every other test is a unit of its own.  Units are handed out in
+    collection order (FIRST first), with --no-loadscope-reorder."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class FileGroups(LoadGroupScheduling):
+        grouped = None
+
+        def _split_scope(self, nodeid):
+            if "@" in nodeid.rsplit("]", 1)[-1]:
+                return super()._split_scope(nodeid)     # an explicit xdist_group
+            if self.grouped is None:
+                self.grouped = set()
+                d = os.environ.get(GROUPS_ENV)
+                for name in os.listdir(d) if d else ():
+                    if not name.startswith("."):
+                        with open(os.path.join(d, name)) as f:
+                            self.grouped.update(f.read().split())
+            path = nodeid.split("::", 1)[0]
+            return path if path in self.grouped else nodeid
+
+    return FileGroups(config, log)
