@@ -40,9 +40,9 @@ test: setup
 	$(PY) -m pytest -n $(JOBS) --dist loadgroup --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 # the sans-IO core, codecs and the IPN emulation: seconds, for every edit
-CHECK_JOBS ?= 2
+CHECK_JOBS ?= 4
 check: setup
-	$(PY) -m pytest -q -n $(CHECK_JOBS) --dist loadfile tests/unit tests/ipn $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(CHECK_JOBS) --dist loadgroup --no-loadscope-reorder tests/unit tests/ipn $(PYTEST_ARGS)
 
 # (the old name of the parallel suite, now `make test`)
 test-parallel: test
