@@ -143,6 +143,7 @@ def pytest_collection_modifyitems(config, items):
         os.rename(tmp, os.path.join(d, worker))
 
 
+@pytest.hookimpl(optionalhook=True)             # a hook of xdist's: pytest -p no:xdist works too
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadgroup``: a file whose tests share a module fixture is one
     unit of work (its tests run on one worker, which sets the fixture up
