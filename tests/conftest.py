@@ -99,20 +99,26 @@ def _rank(item) -> int:
     return len(FIRST)
 
 
-def _grouped_files(items) -> set:
-    """Files with a test that uses a module-scoped fixture (booted guests,
-    namespaces, a compiled helper)."""
-    files = set()
+def _grouped(items) -> list:
+    """(node id, group) of the tests to keep together: those marked
+    ``xdist_group(NAME)`` (tests that share state outside the test, such as
+    files in /tmp), and those that use a module-scoped fixture (booted
+    guests, namespaces, a compiled helper), by file."""
+    found = []
     for item in items:
+        mark = item.get_closest_marker("xdist_group")
         info = getattr(item, "_fixtureinfo", None)
-        if info is not None and any(fd.scope in _SHARED_SCOPES for name in info.names_closure
-                                    for fd in info.name2fixturedefs.get(name, ())):
-            files.add(item.nodeid.split("::", 1)[0])
-    return files
+        if mark is not None:
+            found.append((item.nodeid, "group:%s" % (mark.args[0] if mark.args else
+                                                     mark.kwargs.get("name", "default"))))
+        elif info is not None and any(fd.scope in _SHARED_SCOPES for name in info.names_closure
+                                      for fd in info.name2fixturedefs.get(name, ())):
+            found.append((item.nodeid, item.nodeid.split("::", 1)[0]))
+    return found
 
 
 def pytest_configure(config):
-    # the xdist controller: a directory where the workers say which files
+    # the xdist controller: a directory where the workers say which tests
     # must stay on one worker (they collect; it does not)
     if (not os.environ.get("PYTEST_XDIST_WORKER") and config.pluginmanager.has_plugin("xdist")
             and config.getoption("dist", "no") != "no" and not os.environ.get(GROUPS_ENV)):
@@ -129,8 +135,8 @@ def pytest_unconfigure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """In an xdist worker: the files in FIRST come first, and the files to
-    keep on one worker are written down for the scheduler."""
+    """In an xdist worker: the files in FIRST come first, and the tests to
+    keep together are written down for the scheduler."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if not worker:
         return
@@ -139,14 +145,14 @@ def pytest_collection_modifyitems(config, items):
     if d:
         tmp = os.path.join(d, ".%s" % worker)
         with open(tmp, "w") as f:
-            f.write("".join(name + "\n" for name in sorted(_grouped_files(items))))
+            f.write("".join("%s\t%s\n" % pair for pair in _grouped(items)))
         os.rename(tmp, os.path.join(d, worker))
 
 
 @pytest.hookimpl(optionalhook=True)             # a hook of xdist's: pytest -p no:xdist works too
 def pytest_xdist_make_scheduler(config, log):
-    """``--dist loadgroup``: a file whose tests share a module fixture is one
-    unit of work (its tests run on one worker, which sets the fixture up
+    """``--dist loadgroup``: the tests of a file that use a module fixture
+    are one unit of work (they run on one worker, which sets the fixture up
     once); every other test is a unit of its own.  Units are handed out in
     collection order (FIRST first), with --no-loadscope-reorder."""
     if config.getoption("dist") != "loadgroup":
@@ -160,13 +166,13 @@ def pytest_xdist_make_scheduler(config, log):
             if "@" in nodeid.rsplit("]", 1)[-1]:
                 return super()._split_scope(nodeid)     # an explicit xdist_group
             if self.grouped is None:
-                self.grouped = set()
+                self.grouped = {}
                 d = os.environ.get(GROUPS_ENV)
                 for name in os.listdir(d) if d else ():
                     if not name.startswith("."):
                         with open(os.path.join(d, name)) as f:
-                            self.grouped.update(f.read().split())
-            path = nodeid.split("::", 1)[0]
-            return path if path in self.grouped else nodeid
+                            self.grouped.update(line.rsplit("\t", 1)
+                                                for line in f.read().splitlines())
+            return self.grouped.get(nodeid, nodeid)
 
     return FileGroups(config, log)
