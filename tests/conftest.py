@@ -153,8 +153,10 @@ def pytest_collection_modifyitems(config, items):
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadgroup``: the tests of a file that use a module fixture
     are one unit of work (they run on one worker, which sets the fixture up
-    once); every other test is a unit of its own.  Units are handed out in
-    collection order (FIRST first), with --no-loadscope-reorder."""
+    once), as are the tests of one ``xdist_group``; every other test is a
+    unit of its own.  Units are handed out in collection order (FIRST
+    first), with --no-loadscope-reorder.  (xdist 3.8 itself groups by
+    appending the group to the node id, which pytest 9 no longer reads.)"""
     if config.getoption("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadGroupScheduling
