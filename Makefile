@@ -30,18 +30,22 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 run:
 	./compat/vde_switch $(ARGS)
 
+# the whole suite over JOBS pytest-xdist workers (JOBS=0: in one process, file by
+# file).  Much of a test's time is spent waiting on guests and other processes, so
+# the default is twice the cores, at least 4.  A file whose tests share a module
+# fixture (guests, namespaces, a compiled helper) runs on one worker, other tests
+# one by one (see tests/conftest.py).
+JOBS   ?= $(shell n=$$(nproc); [ $$n -lt 2 ] && n=2; echo $$((n * 2)))
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 # the sans-IO core, codecs and the IPN emulation: seconds, for every edit
-CHECK_JOBS ?= 2
+CHECK_JOBS ?= 4
 check: setup
-	$(PY) -m pytest -q -n $(CHECK_JOBS) --dist loadfile tests/unit tests/ipn $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(CHECK_JOBS) --dist loadgroup --no-loadscope-reorder tests/unit tests/ipn $(PYTEST_ARGS)
 
-# the full suite over JOBS workers (pytest-xdist), one test file per worker at a time
-JOBS   ?= auto
-test-parallel: setup
-	$(PY) -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
+# (the old name of the parallel suite, now `make test`)
+test-parallel: test
 
 bench: setup
 	$(PY) benchmarks/switch_forwarding.py

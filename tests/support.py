@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import itertools
 import os
 import queue
@@ -11,6 +13,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -31,6 +34,44 @@ def require(path: str) -> str:
         pytest.fail("required tool %s is missing (make setup installs it)%s"
                     % (path, "; %s is on PATH" % found if found else ""))
     return path
+
+
+CACHE = os.path.join(tempfile.gettempdir(), "vde-ipn-test-cache-%d" % os.getuid())
+
+
+def cached(name: str, key: str, build) -> str:
+    """The path of a file built once and shared by every test process (the
+    workers of a parallel run, and later runs): ``build(path)`` writes it,
+    under an exclusive lock, to a temporary name renamed into place, so a
+    reader never sees it half written.  ``key`` names what the content
+    depends on (sources, versions): a new key builds a new file."""
+    os.makedirs(CACHE, mode=0o700, exist_ok=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    path = os.path.join(CACHE, "%s-%s" % (digest, name))
+    if os.path.exists(path):
+        return path
+    with open(os.path.join(CACHE, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(path):
+            tmp = "%s.%d.tmp" % (path, os.getpid())
+            try:
+                build(tmp)
+                os.rename(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+    return path
+
+
+def compiled(src: str, *flags: str) -> str:
+    """``src`` (a C file) compiled with ``cc flags``, once for every test
+    process (see :func:`cached`)."""
+    cc = require(shutil.which("cc") or "/usr/bin/cc")
+    with open(src, "rb") as f:
+        key = "%s %s\n%s" % (cc, " ".join(flags), hashlib.sha256(f.read()).hexdigest())
+    name = os.path.splitext(os.path.basename(src))[0]
+    return cached(name, key, lambda out: subprocess.run(
+        [cc] + list(flags) + ["-o", out, src], check=True, timeout=120))
 
 
 def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):

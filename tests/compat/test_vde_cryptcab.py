@@ -20,6 +20,10 @@ import pytest
 from ifaces import namespaces  # noqa: F401  (fixture)
 from support import C_TOOLS, COMPAT, StreamPlug, Switch, attached, frame, mac, require, wait_for
 
+# key files go to /tmp (vde_XXXXXX.key, .ID.key), where tests look for what
+# appeared or stayed: these tests run one after another, on one worker
+pytestmark = pytest.mark.xdist_group("cryptcab-tmp-keys")
+
 C_CAB = "/usr/bin/vde_cryptcab"
 OUR_CAB = os.path.join(COMPAT, "vde_cryptcab")
 TOOLS = {"c": C_CAB, "ours": OUR_CAB}

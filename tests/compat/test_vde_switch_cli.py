@@ -338,7 +338,10 @@ def test_signals(sides, signum):
     res = {}
     for kind, side in sides.items():
         side.start(["-s", "{D}", "-M", "{M}", "-p", "{P}"])
-        wait_for(lambda: pid_written(side.pidfile), what="pid file")
+        # started: the pid file written and the mgmt socket listening (2.3.2
+        # opens the mgmt socket after the ctl one)
+        wait_for(lambda: pid_written(side.pidfile) and listening(side.mgmt),
+                 STARTUP, "pid file and mgmt socket")
         side.proc.send_signal(signum)
         side.proc.wait(timeout=5)
         res[kind] = side.finish()

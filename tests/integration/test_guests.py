@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from guests import QemuGuest, UmlGuest, ping
+from guests import QemuGuest, UmlGuest, boot_all, ping
 from support import C_TOOLS, OURS, Processes, Switch, attached, require
 
 pytestmark = pytest.mark.real
@@ -38,11 +38,14 @@ def lab():
         lab.c = Switch(procs, C_TOOLS["vde_switch"], os.path.join(work, "csw"))
         lab.cable = procs.start([require(OURS["dpipe"]), OURS["vde_plug"], lab.ours.dir,
                                  "=", require(C_TOOLS["vde_plug"]), lab.c.dir])
-        lab.q1 = QemuGuest(procs, work, lab.ours.dir, "52:54:00:77:01:01", name="q1")
+        # the QEMU guests boot side by side, and beside UML
+        lab.q1 = QemuGuest(procs, work, lab.ours.dir, "52:54:00:77:01:01", name="q1",
+                           wait=False)
         lab.q2 = QemuGuest(procs, work, lab.ours.dir, "52:54:00:77:01:02", name="q2",
-                           nic="e1000")
+                           nic="e1000", wait=False)
+        lab.qc = QemuGuest(procs, work, lab.c.dir, "52:54:00:77:01:04", name="qc", wait=False)
         lab.uml = UmlGuest(procs, tree, work, lab.ours.dir, "52:54:00:77:01:03")
-        lab.qc = QemuGuest(procs, work, lab.c.dir, "52:54:00:77:01:04", name="qc")
+        boot_all([lab.q1, lab.q2, lab.qc])
         for name in ("q1", "q2", "uml", "qc"):
             getattr(lab, name).configure(ADDR[name] + "/24")
         attached(lab.ours, 4)            # q1, q2, UML's helper, the cable

@@ -15,7 +15,7 @@ import tempfile
 
 import pytest
 
-from guests import QemuGuest, ping
+from guests import QemuGuest, boot_all, ping
 from support import COMPAT, Processes, require, wait_for
 
 pytestmark = pytest.mark.real
@@ -46,8 +46,10 @@ def lab():
         wait_for(lambda: os.path.exists(os.path.join(lab.dir, ".ctl.ipn", "live"))
                  or lab.switch.poll() is not None, what="kvde_switch")
         assert lab.switch.poll() is None, lab.switch.stderr.read().decode()
-        lab.q1 = QemuGuest(procs, work, lab.dir, MACS["q1"], name="q1")
-        lab.q2 = QemuGuest(procs, work, lab.dir, MACS["q2"], name="q2", nic="e1000")
+        lab.q1 = QemuGuest(procs, work, lab.dir, MACS["q1"], name="q1", wait=False)
+        lab.q2 = QemuGuest(procs, work, lab.dir, MACS["q2"], name="q2", nic="e1000",
+                           wait=False)
+        boot_all([lab.q1, lab.q2])
         for name in ("q1", "q2"):
             getattr(lab, name).configure(ADDR[name] + "/24")
         yield lab

@@ -10,14 +10,13 @@ import json
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import time
 
 import pytest
 
-from support import REPO, require
+from support import REPO, compiled
 
 SRC = os.path.join(REPO, "benchmarks", "vdeload.c")
 SENDER, SENDER2 = "02:00:00:00:00:01", "02:00:00:00:00:05"
@@ -26,11 +25,8 @@ COUNT = 5000
 
 
 @pytest.fixture(scope="module")
-def vdeload(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("vdeload") / "vdeload")
-    cc = require(shutil.which("cc") or "/usr/bin/cc")
-    subprocess.run([cc, "-O2", "-o", out, SRC], check=True, timeout=120)
-    return out
+def vdeload():
+    return compiled(SRC, "-O2")
 
 
 def read_line(p, timeout):

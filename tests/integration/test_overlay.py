@@ -50,14 +50,20 @@ def udp_open(pid: int) -> bool:
                if len(line.split()) > 9)
 
 
+def bound(*ps, settle=SETTLE):
+    """Wait until each process has its UDP socket (slow starts under load),
+    then ``settle`` seconds more (to join its multicast group)."""
+    for p in ps:
+        wait_for(lambda: udp_open(p.pid) or p.poll() is not None, 30,
+                 "a UDP socket in %d" % p.pid)
+    time.sleep(settle)
+    for p in ps:
+        assert p.poll() is None, p.stderr.read().decode()
+
+
 def plugs(procs, net, kinds, vnl):
     ps = [NsStreamPlug(procs, net.hosts[i], TOOL[k], vnl) for i, k in enumerate(kinds)]
-    for p in ps:                        # each has its socket (slow starts under load)
-        wait_for(lambda: udp_open(p.proc.pid) or p.proc.poll() is not None, 30,
-                 "a UDP socket in %d" % p.proc.pid)
-    time.sleep(SETTLE)                  # and has joined its group
-    for p in ps:
-        assert p.proc.poll() is None, p.proc.stderr.read().decode()
+    bound(*(p.proc for p in ps))
     return ps
 
 
@@ -108,8 +114,7 @@ def test_vxvde_vni_separates_networks(procs, lan):
     a = NsStreamPlug(procs, net.hosts[0], TOOL["ours"], "vxvde:///vni=7")
     b = NsStreamPlug(procs, net.hosts[1], TOOL["c"], "vxvde:///vni=8")
     c = NsStreamPlug(procs, net.hosts[1], TOOL["c"], "vxvde:///vni=7")
-    wait_for(lambda: True)
-    time.sleep(SETTLE)
+    bound(a.proc, b.proc, c.proc)
     a.send(tagged(BROADCAST, mac(1), b"seven"))
     assert c.recv_matching(is_tag(b"seven"), 5)
     assert b.recv_matching(is_tag(b"seven"), 1) is None
@@ -166,7 +171,7 @@ def test_vxlan_kernel_device_multicast(procs, lan, kind):
     net = lan(2)
     _kernel_vxlan(net, 0, "group", "239.5.5.6", "dev", "eth0", "ttl", "1")
     p = NsStreamPlug(procs, net.hosts[1], TOOL[kind], "vxlan://239.5.5.6/vni=42")
-    time.sleep(SETTLE)
+    bound(p.proc)
     _ping_kernel(p)
 
 
@@ -174,7 +179,7 @@ def test_vxlan_kernel_device_static_unicast_peer(procs, lan):
     net = lan(2)
     _kernel_vxlan(net, 0, "remote", net.addr(1), "local", net.addr(0), "dev", "eth0")
     p = NsStreamPlug(procs, net.hosts[1], TOOL["ours"], "vxlan://%s/vni=42" % net.addr(0))
-    time.sleep(SETTLE)
+    bound(p.proc, settle=0)
     _ping_kernel(p)
 
 
@@ -184,7 +189,9 @@ def test_udp_cable(procs, lan, kinds):
     net = lan(2)
     a = NsStreamPlug(procs, net.hosts[0], TOOL[kinds[0]], "udp://5000->%s:5001" % net.addr(1))
     b = NsStreamPlug(procs, net.hosts[1], TOOL[kinds[1]], "udp://5001->%s:5000" % net.addr(0))
-    time.sleep(SETTLE)
+    # both bound before either sends: a datagram to a port not yet bound
+    # is answered with ICMP port unreachable, not queued
+    bound(a.proc, b.proc, settle=0)
     for i in range(10):
         a.send(tagged(mac(2), mac(1), b"ab%d" % i))
         b.send(tagged(mac(1), mac(2), b"ba%d" % i))
@@ -204,7 +211,7 @@ UPLINKS = [("ours", "ours", "ours", "ours", "vxlan://239.5.5.7/vni=9"),
 def test_switches_on_two_hosts_joined_by_overlay(procs, lan, sockdir, setup):
     """A switch on each host (ours or C), uplinked with vde_plug SWITCH VNL."""
     net = lan(2)
-    sides = []
+    sides, uplinks = [], []
     for i in range(2):
         kind, plug = setup[2 * i], setup[2 * i + 1]
         vnl = setup[4]
@@ -213,12 +220,15 @@ def test_switches_on_two_hosts_joined_by_overlay(procs, lan, sockdir, setup):
         procs.start(["ip", "netns", "exec", net.hosts[i], require(sw_tool), "-s", path],
                     stdin=subprocess.PIPE)
         wait_for(lambda: os.path.exists(os.path.join(path, "ctl")), what="switch %d" % i)
-        procs.start(["ip", "netns", "exec", net.hosts[i], require(TOOL[plug]), path, vnl])
+        uplinks.append(procs.start(["ip", "netns", "exec", net.hosts[i], require(TOOL[plug]),
+                                    path, vnl]))
         sides.append(NsStreamPlug(procs, net.hosts[i], TOOL[plug], path))
-    time.sleep(1.0)
+    bound(*uplinks)
     a, b = sides
-    a.send(tagged(BROADCAST, mac(1), b"arp?"))
-    assert b.recv_matching(is_tag(b"arp?"), 5), "broadcast did not cross the overlay"
+    # the uplinks have their sockets; their ports on the switches may come a
+    # moment later (no console here): broadcast until one crosses
+    wait_for(lambda: a.send(tagged(BROADCAST, mac(1), b"arp?"))
+             or b.recv_matching(is_tag(b"arp?"), 1), 30, "a broadcast across the overlay")
     b.send(tagged(mac(1), mac(2), b"reply"))
     assert a.recv_matching(is_tag(b"reply"), 5)
     for i in range(10):

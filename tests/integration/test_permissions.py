@@ -89,8 +89,11 @@ def test_group_on_dir_ctl_and_data_sockets(procs, new_switch, sockdir, group, ki
     StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
     StreamPlug(procs, OURS["vde_plug"], sw.dir)
     attached(sw, 2)
+    # vdeplug4 binds a socket of its own in the directory for the handshake
+    # and removes it once connected, a moment after the switch lists its port
+    wait_for(lambda: len(switch_data_sockets(sw)) == 2, 10,
+             "two data sockets in %s (%s)" % (sw.dir, os.listdir(sw.dir)))
     socks = switch_data_sockets(sw)
-    assert len(socks) == 2
     for path in socks:
         # a root switch hands the socket to the client (root here) and the
         # client, its owner now, sets its own mode (0700 by default)

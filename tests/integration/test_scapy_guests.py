@@ -20,7 +20,7 @@ from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
-from guests import QemuGuest, ping
+from guests import QemuGuest, boot_all, ping
 from support import C_TOOLS, OURS, PY, REPO, Processes, Switch, attached, descendants, require
 from vde_ipn.scapy import VDESocket, srp1
 from vde_ipn.wire import pcap
@@ -52,8 +52,10 @@ def lab():
         lab.c = Switch(procs, C_TOOLS["vde_switch"], os.path.join(work, "csw"))
         procs.start([require(OURS["dpipe"]), OURS["vde_plug"], lab.ours.dir,
                      "=", require(C_TOOLS["vde_plug"]), lab.c.dir])
-        lab.q1 = QemuGuest(procs, work, lab.ours.dir, MAC["q1"], name="q1")
-        lab.q2 = QemuGuest(procs, work, lab.ours.dir, MAC["q2"], name="q2", nic="e1000")
+        lab.q1 = QemuGuest(procs, work, lab.ours.dir, MAC["q1"], name="q1", wait=False)
+        lab.q2 = QemuGuest(procs, work, lab.ours.dir, MAC["q2"], name="q2", nic="e1000",
+                           wait=False)
+        boot_all([lab.q1, lab.q2])
         for name in ("q1", "q2"):
             getattr(lab, name).configure(IP_OF[name] + "/24")
         attached(lab.ours, 3)            # q1, q2, the cable

@@ -18,7 +18,7 @@ import threading
 import pytest
 
 from support import (BROADCAST, C_TOOLS, COMPAT, OURS, StreamPlug, attached, descendants, frame,
-                     mac, require, wait_for)
+                     in_pkts, mac, require, wait_for)
 
 UML = "/usr/bin/linux.uml"
 BUSYBOX = "/usr/bin/busybox"
@@ -102,11 +102,19 @@ def test_helper_exits_when_uml_closes_its_end(procs, sockdir, new_switch, sw_kin
 
 def test_helper_exits_when_the_switch_goes(procs, sockdir, new_switch, sw_kind, plug_kind):
     sw = new_switch(sw_kind, os.path.join(sockdir, "sw"))
-    p, end = helper(procs, plug_kind, sw.dir)
+    p, end = helper(procs, plug_kind, sw.dir, port=5)
     attached(sw, 1)
+    # the switch lists the port once it has answered the request, before
+    # the helper has connected its data socket: stopping the switch in
+    # between fails the helper's open (exit 1, ENOENT).  A frame the switch
+    # has read from the port shows the helper's open has ended (the helper
+    # reads its socketpair only then).
+    end.send(frame(BROADCAST, GUEST_MAC, b"up?"))
+    wait_for(lambda: in_pkts(sw, 5) == 1, what="the frame from the helper read by the switch")
     sw.stop()
     # Ours exits 0; Debian's sometimes exits 1 here (a race in its teardown).
-    assert p.wait(timeout=10) in ((0,) if plug_kind == "ours" else (0, 1))
+    assert p.wait(timeout=10) in ((0,) if plug_kind == "ours" else (0, 1)), \
+        p.stderr.read().decode()
     assert end.recv(100) == b""                 # UML sees its helper hang up
 
 

@@ -8,7 +8,6 @@ failure, not a skip: without it nothing here would be verified.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -66,13 +65,9 @@ PROGS = {"switch": "vde_switch", "plug": "vde_plug", "dpipe": "dpipe",
 
 
 @pytest.fixture(scope="session")
-def harness(tmp_path_factory) -> Path:
-    cc = shutil.which("cc")
-    if cc is None:
-        pytest.fail("no C compiler 'cc': cannot verify the getopt emulation")
-    exe = tmp_path_factory.mktemp("getopt") / "getopt_harness"
-    subprocess.run([cc, "-O0", "-o", str(exe), str(HARNESS_SRC)], check=True)
-    return exe
+def harness() -> Path:
+    from support import compiled
+    return Path(compiled(str(HARNESS_SRC), "-O0"))
 
 
 Opts = List[Tuple[str, Optional[str]]]
