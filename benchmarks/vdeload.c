@@ -325,10 +325,12 @@ static int do_ping(int fd, const unsigned char *me, const unsigned char *dst, lo
 			die("send ping");
 		for (;;) {
 			ssize_t n = recv(fd, buf, sizeof buf, 0);
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				lost++;     /* timed out */
+			if (n < 0 && errno == EINTR && !stop_flag)
+				continue;
+			/* a reply comes within 200 ms or counts as lost, also while
+			 * other frames (a flood) keep arriving */
+			if (n < 0 || now_us() - t0 > 200000.0) {
+				lost++;
 				break;
 			}
 			if (n >= 18 && memcmp(buf + 14, &seq, 4) == 0 && memcmp(buf + 6, dst, 6) == 0) {
