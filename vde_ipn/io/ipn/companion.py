@@ -266,12 +266,13 @@ class Companion:
         when we die), or None when the port is someone else's.  The claim
         file is created by the first claimant and never removed, so taking
         over the port of a dead member is a flock, nothing to unlink; what
-        cannot be opened as a regular file (squatted) is taken.
+        cannot be opened as a regular file (squatted) is taken.  Claim files
+        are read-only but to their creator (a flock needs no more).
         """
         path = os.path.join(self.dir, "p", str(port))
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
-            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, self.modes["sock"] | 0o600)
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, self.modes["gen"])
         except FileExistsError:
             try:
                 fd = os.open(path, flags)
@@ -425,7 +426,7 @@ def follow(path: str) -> tuple[int, int]:
              (os.path.join(comp, "gen"), modes["gen"], False)]
     parts += [(os.path.join(comp, n), modes["shared"], False) for n in SHARED_FILES]
     for sub, key, seg in (("n", "sock", False), ("w", "ring", True), ("c", "cursor", True),
-                          ("m", "macs", False), ("p", "sock", False)):
+                          ("m", "macs", False), ("p", "gen", False)):
         d = os.path.join(comp, sub)
         try:
             names = os.listdir(d)
