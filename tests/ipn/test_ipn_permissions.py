@@ -244,18 +244,26 @@ def test_concurrent_joins_and_leaves_keep_ports_unique(agent, netdir):
     path = os.path.join(netdir, "bus")
     owner = make_net(agent, path, 0o666, opts=OOB_OPTS)
     assert struct.unpack("=iiii", owner.ok("recv")["msgs"][0].encode("latin-1"))[2:] == (1, 1)
+    listener = agent("nobody")                           # port 1, there all along
+    listener.ok("new")
+    assert listener.ok("connect", path=path)["port"] == 1
     churners = [agent("nobody" if i % 2 else None) for i in range(20)]
     for c in churners:
         c.start("churn", path=path, rounds=10)
+    owner.start("send", count=300, pace=10)              # messages flow meanwhile
     spans = []
     for c in churners:
         reply = c.result(timeout=240.0)
         assert reply["ok"], reply
         spans += reply["memberships"]
+    assert owner.result(timeout=240.0)["sent"] == 300
+    got = listener.ok("recv", count=300, summary=True)
+    assert got["n"] == 300 and got["in_order"], got
+    listener.ok("close")
     assert len(spans) == 200
     by_port = {}
     for port, joined, leaving in spans:
-        assert 0 < port < 64
+        assert 1 < port < 64
         by_port.setdefault(port, []).append((joined, leaving))
     for port, held in by_port.items():                   # never two members on one port
         held.sort()
