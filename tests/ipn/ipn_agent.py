@@ -460,6 +460,65 @@ def op_unflock(path):
     return {}
 
 
+def op_hog(path):
+    """Hold every lock this user can take on every part of the companion
+    directory ``path`` (flock and fcntl locks, fds kept open), then stop
+    (SIGSTOP) right after replying, holding them."""
+    import fcntl
+    held = []
+    for root, dirs, files in os.walk(path):
+        for name in [""] + dirs + files:
+            p = os.path.join(root, name) if name else root
+            fd = None
+            for flags in (os.O_RDWR, os.O_RDONLY):
+                try:
+                    fd = os.open(p, flags | os.O_NONBLOCK | os.O_NOFOLLOW)
+                    break
+                except OSError:
+                    pass
+            if fd is None:
+                continue
+            got = []
+            for kind in (fcntl.LOCK_EX, fcntl.LOCK_SH):    # shared where others share
+                try:
+                    fcntl.flock(fd, kind | fcntl.LOCK_NB)
+                    got.append("flock")
+                    break
+                except OSError:
+                    pass
+            for kind in (fcntl.F_WRLCK, fcntl.F_RDLCK):
+                try:
+                    fcntl.lockf(fd, kind | fcntl.LOCK_NB)
+                    got.append("lockf")
+                    break
+                except OSError:
+                    pass
+            HELD[p] = fd
+            held.append([os.path.relpath(p, path), got])
+    STOP_AFTER_REPLY.append(True)
+    return {"held": held}
+
+
+def op_churn(path, rounds, opts=()):
+    """Join and leave ``rounds`` times; (port, joined, leaving) of each
+    membership, times in CLOCK_MONOTONIC ns (after connect, before close)."""
+    out = []
+    for _ in range(rounds):
+        s = ipn.socket(ipn.IPN_BROADCAST)
+        for level, opt, value in opts:
+            s.setsockopt(level, opt, value)
+        s.connect(path)
+        joined = time.monotonic_ns()
+        port = s.statistics()["port"]
+        leaving = time.monotonic_ns()
+        s.close()
+        out.append([port, joined, leaving])
+    return {"memberships": out}
+
+
+STOP_AFTER_REPLY = []
+
+
 def op_access(path, flags):
     """Open a file directly, bypassing the library (permission checks)."""
     fd = os.open(path, flags)
@@ -478,6 +537,10 @@ def main():
             reply = {"ok": False, "errno": e.errno, "error": str(e)}
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
+        if STOP_AFTER_REPLY:
+            STOP_AFTER_REPLY.clear()
+            import signal
+            os.kill(os.getpid(), signal.SIGSTOP)
 
 
 if __name__ == "__main__":

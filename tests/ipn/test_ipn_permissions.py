@@ -7,8 +7,12 @@ shows the kernel (not only the library) refuses what the bits deny.
 
 import errno
 import os
+import signal
 import socket
 import struct
+
+import pytest
+from support import wait_for
 
 from vde_ipn.ipn import IPN_SO_HANDLE_OOB, IPN_SO_MODE, IPN_SO_WANT_OOB_NUMNODES
 
@@ -194,22 +198,86 @@ def test_a_member_cannot_truncate_the_generation_under_the_others(agent, netdir)
     assert late.ok("recv")["msgs"] == ["all alive"]
 
 
-def test_a_member_holding_the_membership_lock_gets_joins_a_clear_error(agent, netdir):
+@pytest.mark.parametrize("mode", [0o644, 0o646], ids=["r", "rw"])
+def test_a_member_holding_every_lock_it_can_freezes_no_join(agent, netdir, mode):
     path = os.path.join(netdir, "bus")
-    owner = make_net(agent, path, 0o646)
-    vandal = agent("nobody")
-    vandal.ok("new")
-    vandal.ok("connect", path=path)
-    mutex = os.path.join(netdir, ".bus.ipn", "mutex")
-    vandal.ok("flock", path=mutex)
-    late = agent()
-    late.ok("new", shutdown=socket.SHUT_WR)
-    reply = late.call("connect", path=path)              # fails, does not hang
-    assert reply["errno"] == errno.ETIMEDOUT, reply
-    assert "membership lock" in reply["error"], reply
-    owner.ok("send", data=["members keep talking"])
-    assert vandal.ok("recv")["msgs"] == ["members keep talking"]
-    vandal.ok("unflock", path=mutex)
-    late.ok("connect", path=path)
-    owner.ok("send", data=["and the late one is in"])
-    assert late.ok("recv")["msgs"] == ["and the late one is in"]
+    comp = os.path.join(netdir, ".bus.ipn")
+    owner = make_net(agent, path, mode)
+    left = [agent(), agent()]                            # ports left behind: 1 and 2
+    for member in left:
+        member.ok("new")
+        member.ok("connect", path=path)
+    for member in left:
+        member.ok("close")
+    hog = agent("nobody")
+    hog.ok("new")
+    hog.ok("connect", path=path)                         # r only, or r and w
+    held = dict(hog.ok("hog", path=comp)["held"])
+    assert "flock" in held["live"] and "flock" in held["mutex" if "mutex" in held
+                                                       else os.path.join("p", "2")], held
+    wait_for(lambda: _state(hog.proc.pid) == "T", what="the hog to stop itself")
+    try:
+        late = agent()                                   # root
+        late.ok("new")
+        late.ok("connect", path=path)
+        other = agent("nobody")                          # and another unprivileged one
+        other.ok("new")
+        other.ok("connect", path=path)
+        owner.ok("send", data=["joins went on"])
+        assert late.ok("recv")["msgs"] == ["joins went on"]
+        assert other.ok("recv")["msgs"] == ["joins went on"]
+        late.ok("send", data=["from the late one"])
+        assert owner.ok("recv")["msgs"] == ["from the late one"]
+        late.ok("close")
+        other.ok("close")
+    finally:
+        os.kill(hog.proc.pid, signal.SIGCONT)
+    hog.ok("close")
+
+
+def _state(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_concurrent_joins_and_leaves_keep_ports_unique(agent, netdir):
+    path = os.path.join(netdir, "bus")
+    owner = make_net(agent, path, 0o666, opts=OOB_OPTS)
+    assert struct.unpack("=iiii", owner.ok("recv")["msgs"][0].encode("latin-1"))[2:] == (1, 1)
+    listener = agent("nobody")                           # port 1, there all along
+    listener.ok("new")
+    assert listener.ok("connect", path=path)["port"] == 1
+    churners = [agent("nobody" if i % 2 else None) for i in range(20)]
+    for c in churners:
+        c.start("churn", path=path, rounds=10)
+    owner.start("send", count=300, pace=10)              # messages flow meanwhile
+    spans = []
+    for c in churners:
+        reply = c.result(timeout=240.0)
+        assert reply["ok"], reply
+        spans += reply["memberships"]
+    assert owner.result(timeout=240.0)["sent"] == 300
+    got = listener.ok("recv", count=300, summary=True)
+    assert got["n"] == 300 and got["in_order"], got
+    listener.ok("close")
+    assert len(spans) == 200
+    by_port = {}
+    for port, joined, leaving in spans:
+        assert 1 < port < 64
+        by_port.setdefault(port, []).append((joined, leaving))
+    for port, held in by_port.items():                   # never two members on one port
+        held.sort()
+        for (_j1, l1), (j2, _l2) in zip(held, held[1:]):
+            assert l1 < j2, (port, held)
+    nodes = os.listdir(os.path.join(netdir, ".bus.ipn", "n"))
+    assert len(nodes) == 1 and nodes[0].startswith("0."), nodes
+    last = agent()
+    last.ok("new")
+    assert last.ok("connect", path=path)["port"] == 1    # every port was given back
+
+    def counts():
+        msgs = owner.ok("recv", count=1000, nonblock=True)["msgs"]
+        return [struct.unpack("=iiii", m.encode("latin-1"))[2:] for m in msgs]
+    seen = []
+    wait_for(lambda: seen.extend(counts()) or (seen and seen[-1] == (2, 2)),
+             what="numnodes to say 2 members")

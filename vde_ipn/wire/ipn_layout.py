@@ -5,8 +5,10 @@ companion directory ``.NAME.ipn`` next to the socket file and share:
 
 * ``net``      the network parameters (:data:`PARAMS`), written by the creator;
 * ``gen``      the id (decimal) of a System V shared-memory segment whose
-               first u64 is bumped on every membership change; written by
-               the creator only, read by all members;
+               first u64 gets a new value on every membership change;
+               written by the creator only, read by all members;
+* ``p/P``      the claim on port ``P``: whoever holds an exclusive flock on
+               it owns the port (created by its first claimant, never removed);
 * ``n/P.F.I``  one AF_UNIX datagram socket per connected node: ``P`` is the
                port number, ``F`` the node flags, ``I`` its random identity
                (see :func:`encode_node`);
@@ -49,7 +51,7 @@ _FLAG_ORDER = (NODE_READER, NODE_WRITER, NODE_OOB)
 RING_MAGIC = 0x31474E4952504E49          # b"IPNRING1" little endian
 RING_MAGIC_W, RING_ID_W, RING_CAP_W, RING_RESERVE_W, RING_HEAD_W, RING_WAIT_W = range(6)
 RING_LAST_W, RING_COUNT_W = 6, 7         # start of the newest entry; messages written
-RING_BORN_W = 8                          # the ``gen`` value when the ring was made
+RING_BORN_W = 8                          # CLOCK_MONOTONIC (ns) when the ring was made
 RING_SLOTS = 16
 RING_DATA = RING_SLOTS * 8
 
@@ -189,6 +191,7 @@ def derived_modes(mode: int) -> dict[str, int]:
     * ``dir``: entered by anyone with a bit;
     * ``n/`` (doorbell sockets): entered and written by anyone with a bit,
       sticky: a member cannot unlink or rename another member's socket;
+      ``p/`` (port claims) likewise;
     * ``w/`` (rings): created by senders, listed by receivers, sticky;
       a ring (file and segment) is read by receivers only (x does not
       read traffic);
@@ -200,7 +203,7 @@ def derived_modes(mode: int) -> dict[str, int]:
       segment's id) is read by all, written by the creator only.
     """
     sticky = 0o3000                       # setgid (the group follows) + sticky
-    out = {"dir": 0o2000, "n": sticky, "w": sticky, "c": sticky, "m": sticky, "net": 0,
+    out = {"dir": 0o2000, "n": sticky, "p": sticky, "w": sticky, "c": sticky, "m": sticky, "net": 0,
            "shared": 0, "gen": 0, "ring": 0, "cursor": 0, "macs": 0, "sock": 0}
     for shift in (6, 3, 0):
         bits = (mode >> shift) & 7
@@ -208,6 +211,7 @@ def derived_modes(mode: int) -> dict[str, int]:
         any_bit = 7 if bits else 0
         out["dir"] |= (5 if bits else 0) << shift
         out["n"] |= any_bit << shift
+        out["p"] |= any_bit << shift
         out["w"] |= (7 if w else 5 if r else 0) << shift
         out["c"] |= (7 if r else 5 if w else 0) << shift
         out["m"] |= (7 if w else 0) << shift

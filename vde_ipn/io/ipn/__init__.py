@@ -5,7 +5,7 @@
 * :mod:`.membership`: joining, following and leaving a network;
 * :mod:`.datapath`: send, receive, readiness and lossless waiting;
 * :mod:`.companion`: the companion directory ``.NAME.ipn`` next to the
-  socket file (parameters, membership lock, liveness, the id of
+  socket file (parameters, port claims, liveness, the id of
   the ``gen`` segment);
   its byte layouts are :mod:`vde_ipn.wire.ipn_layout`;
 * :mod:`.ring`: one writer's message ring; :mod:`.shm`: the System V
@@ -26,14 +26,14 @@ that bypasses this library gets no more:
   receivers' cursor words (their progress and doorbell secrets);
 * x: ``bind`` the existing network, resize it (rewrite ``net``); x alone
   opens and attaches no ring and no cursor words;
-* any bit: one's own doorbell socket in ``n/``, the ``gen`` segment, the
-  ``live`` and ``mutex`` locks.
+* any bit: one's own doorbell socket in ``n/``, a port claim in ``p/``,
+  the ``gen`` segment, the ``live`` lock.
 
 Owners and modes (:func:`vde_ipn.wire.ipn_layout.derived_modes` derives
 every mode from the socket file's bits):
 
 * the creator owns the companion directory, its setgid and sticky
-  subdirectories ``n/ w/ c/ m/``, ``net``, ``live``, ``mutex``, and
+  subdirectories ``n/ w/ c/ m/ p/``, ``net``, ``live``, and
   ``gen`` with its segment; all take the socket file's group;
 * each member owns its doorbell socket, its MAC list, and its ring
   ``w/P.I`` and cursor words ``c/P.I``: files that name a System V
@@ -67,9 +67,12 @@ What the emulation cannot do, having no kernel of its own:
 * System V gives a segment's group rights also to the creator's primary
   group: a user in a member's primary group but not the network's gets
   the network's group rights on that member's memory;
-* any member can hold ``mutex`` (joins fail after 5 s with ETIMEDOUT
-  naming the holder) or ``live`` (a dead network stays alive), and bind
-  extra sockets in ``n/`` that count as ports;
+* any member can hold ``live`` (a dead network stays alive), take the
+  claim ``p/PORT`` of a port whose member left, and bind extra sockets in
+  ``n/``: both count as ports.  Nothing else it can hold stops a join:
+  there is no global membership lock (a node claims its port with a flock
+  on ``p/PORT``, publishes its parts, doorbell last, and gives ``gen`` a
+  new value; see :mod:`.companion`);
 * parts whose owner has left follow ``chgrp``/``chmod`` only when another
   process of that user (or root) is a member, and a process that gets no
   inotify instance (``fs.inotify.max_user_instances``) follows nothing;

@@ -5,10 +5,11 @@ needs no process: every member (manager or port) holds a shared
 ``flock`` on ``live``; the kernel drops it when the member exits, even
 on SIGKILL.  A network whose ``live`` lock nobody holds is dead, so its
 socket file is stale and binds or connects to it get ECONNREFUSED, as
-with AF_IPN.  Membership changes happen under an exclusive ``flock`` on
-``mutex`` (a join waits for it at most ``JOIN_LOCK_TIMEOUT`` seconds:
-every member may open it, so one could hold it for ever) and bump the ``gen`` word, which senders and receivers check
-cheaply (one load from a shared mapping) before each message.  That word
+with AF_IPN.  Membership changes take no global lock (a member could hold
+it for ever): a node claims its port with an exclusive ``flock`` on the
+claim file ``p/PORT`` (see :meth:`Companion.claim`), publishes its parts,
+and bumps the ``gen`` word, which senders and receivers check cheaply
+(one load from a shared mapping) before each message.  That word
 is the first of a System V shared-memory segment, not of a file: a
 segment's size cannot change, so no member can truncate it under the
 others (SIGBUS), and the file ``gen`` that names it is the creator's,
@@ -39,7 +40,7 @@ from ...wire.ipn_layout import (NODE_READER, NODE_WRITER, Params, decode_node,
                                  decode_member_file, decode_params, derived_modes,
                                  encode_params, member_file)
 
-SHARED_FILES = ("live", "mutex")
+SHARED_FILES = ("live",)
 FOLLOW_WAIT = 3.0                 # s a join waits for the companion to follow a chmod
 
 
@@ -128,7 +129,7 @@ class Companion:
             comp = companion(path)
             tmp = "%s.new-%s" % (comp, secrets.token_hex(4))
             os.mkdir(tmp, 0o700)
-            for sub in ("n", "w", "c", "m"):
+            for sub in ("n", "w", "c", "m", "p"):
                 os.mkdir(os.path.join(tmp, sub), 0o700)
                 os.chmod(os.path.join(tmp, sub), modes[sub])
             with open(os.path.join(tmp, "net"), "wb") as f:
@@ -247,27 +248,54 @@ class Companion:
         self.params = params
 
     # -- membership --------------------------------------------------------
-    @contextmanager
-    def locked(self, timeout: float | None = None):
-        """Hold the membership mutex (exclusive flock).
-
-        With ``timeout``, give up after that many seconds with
-        OSError(ETIMEDOUT) naming who holds it (any member can open
-        ``mutex``, so one that never lets go would stall joins forever).
-        """
-        fd = os.open(os.path.join(self.dir, "mutex"), os.O_RDONLY)
-        try:
-            if timeout is None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            else:
-                _flock_within(fd, timeout, self.path)
-            yield
-        finally:
-            os.close(fd)
-
     def bump(self) -> None:
-        """Tell every member that membership changed (hold :meth:`locked`)."""
-        self.gen[0] = (self.gen[0] + 1) & 0xFFFFFFFFFFFFFFFF   # any value is fine
+        """Tell every member that membership changed.
+
+        No lock: the word gets a value it did not hold, so a bump can never
+        be lost under a concurrent one (each store is a change to whoever
+        read the word before it), and readers only ever re-read.
+        """
+        old = self.gen[0]
+        new = secrets.randbits(64)
+        self.gen[0] = new if new != old else new ^ 1
+
+    def claim(self, port: int) -> int | None:
+        """Take ``port``: an exclusive flock on the claim file ``p/PORT``.
+
+        Returns the descriptor (hold it while a member: the kernel lets go
+        when we die), or None when the port is someone else's.  The claim
+        file is created by the first claimant and never removed, so taking
+        over the port of a dead member is a flock, nothing to unlink; what
+        cannot be opened as a regular file (squatted) is taken.  Claim files
+        are read-only but to their creator (a flock needs no more).
+        """
+        path = os.path.join(self.dir, "p", str(port))
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, self.modes["gen"])
+        except FileExistsError:
+            try:
+                fd = os.open(path, flags)
+            except OSError:
+                return None
+        except OSError:
+            return None
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+        except OSError:
+            pass
+        os.close(fd)
+        return None
+
+    def claimed(self, port: int) -> bool:
+        """Whether someone holds the claim on ``port`` (see :meth:`claim`)."""
+        fd = self.claim(port)
+        if fd is None:
+            return os.path.lexists(os.path.join(self.dir, "p", str(port)))
+        os.close(fd)
+        return False
 
     def node_path(self, name: str) -> str:
         return os.path.join(self.dir, "n", name)
@@ -290,25 +318,35 @@ class Companion:
         return {decode_node(n)[0] for n in self.dead
                 if os.path.lexists(self.node_path(n))}
 
-    def sweep(self, nodes) -> None:
-        """Remove rings of writers that left (hold :meth:`locked`).
+    def sweep(self) -> None:
+        """Remove rings of writers that left.
 
         Receivers that saw them still hold the mapping and drain it; the
-        file itself goes, so departed members leave nothing behind.
+        file itself goes, so departed members leave nothing behind.  The
+        files are listed before the nodes: a member binds its doorbell
+        before it makes its ring, so a ring listed has its node listed
+        unless it left.  A port claimed (:meth:`claim`) keeps its files.
         """
-        alive = {member_file(n) for _p, _f, n in nodes}
+        listed = []
         for sub in ("w", "m"):
-            wdir = os.path.join(self.dir, sub)
             try:
-                names = os.listdir(wdir)
+                listed.append((sub, os.listdir(os.path.join(self.dir, sub))))
             except OSError:
-                continue                        # not ours to see (no r, no w)
+                pass                            # not ours to see (no r, no w)
+        alive = {member_file(n) for _p, _f, n in self.nodes()}
+        held: dict[int, bool] = {}
+        for sub, names in listed:
+            wdir = os.path.join(self.dir, sub)
             for name in names:
                 try:
-                    decode_member_file(name)
+                    port = decode_member_file(name)
                 except RemoteProtocolError:
                     continue
                 if name not in alive:
+                    if port not in held:
+                        held[port] = self.claimed(port)
+                    if held[port]:
+                        continue                # joining now, or its port's new owner
                     if sub == "w":
                         remove_memory(os.path.join(wdir, name))   # a killed writer's
                     try:
@@ -353,37 +391,6 @@ class Companion:
                 sum(NODE_WRITER in f for _p, f, _n in nodes))
 
 
-def _flock_within(fd: int, timeout: float, path: str) -> None:
-    deadline = time.monotonic() + timeout
-    pause = 0.0005
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise OSError(errno.ETIMEDOUT, "IPN membership lock held for %g s by %s: %s"
-                              % (timeout, _lock_holders(fd), path)) from None
-            time.sleep(pause)
-            pause = min(pause * 2, 0.01)
-
-
-def _lock_holders(fd: int) -> str:
-    """The processes /proc/locks names as holding a flock on ``fd``'s file."""
-    st = os.fstat(fd)
-    key = "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
-    pids = []
-    try:
-        with open("/proc/locks") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 5 and parts[1] == "FLOCK" and parts[5] == key:
-                    pids.append(parts[4])
-    except OSError:
-        pass
-    return "pid " + ", ".join(pids) if pids else "another process"
-
-
 def _chown_tree(top: str, gid: int) -> None:
     os.chown(top, -1, gid)
     for root, dirs, files in os.walk(top):
@@ -419,7 +426,7 @@ def follow(path: str) -> tuple[int, int]:
              (os.path.join(comp, "gen"), modes["gen"], False)]
     parts += [(os.path.join(comp, n), modes["shared"], False) for n in SHARED_FILES]
     for sub, key, seg in (("n", "sock", False), ("w", "ring", True), ("c", "cursor", True),
-                          ("m", "macs", False)):
+                          ("m", "macs", False), ("p", "gen", False)):
         d = os.path.join(comp, sub)
         try:
             names = os.listdir(d)

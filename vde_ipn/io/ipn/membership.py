@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import time
 
 from ..._errors import RemoteProtocolError
 from ...engine.ipn.protocols import NetView, policy_class
@@ -31,7 +32,6 @@ from .companion import Companion
 from .ring import RingReader, RingWriter, ring_capacity
 
 IPN_FLAG_LOSSLESS = 1
-JOIN_LOCK_TIMEOUT = 5.0           # s a join waits for the membership lock
 
 
 class Peer:
@@ -80,44 +80,28 @@ class Member:
                 + (NODE_OOB if self._handle_oob and self._want_numnodes else ""))
 
     def _join(self, comp: Companion, protocol: int, want_port: int) -> None:
-        """Become a port of ``comp``'s network.  Raises OSError as connect()."""
+        """Become a port of ``comp``'s network.  Raises OSError as connect().
+
+        No global lock (any member could hold one for ever): the port is
+        claimed by a flock of our own (:meth:`Companion.claim`); then come
+        the cursor words and the ring, the doorbell last, and ``gen`` is
+        bumped.  A ring whose word ``RING_BORN_W`` is still 0 belongs to a
+        node not bound yet (nothing in it to adopt, see _adopt_orphans);
+        one found not ready is picked up at a later refresh.
+        """
         params = comp.params
         view = NetView(params.maxports)
         policy = policy_class(protocol)(view)
-        with comp.locked(JOIN_LOCK_TIMEOUT):
-            comp.purge()
-            nodes = comp.nodes()
-            comp.sweep(nodes)
-            used = {p for p, _f, _n in nodes} | comp.dead_ports()
-            port = policy.newport(used, want_port)
-            if port < 0 or port >= params.maxports or port in used:
-                raise OSError(errno.EADDRNOTAVAIL, "no free port on the IPN network")
-            view.port = port
-            self._port = port
-            flags = self._flags()
-            modes = comp.modes
-            self._nid = secrets.token_hex(4)
-            self._name = encode_node(port, flags, self._nid)
-            if NODE_READER in flags:
-                self._cursors = self._make_cursors(comp, port, modes["cursor"])
-                for p, f, n in nodes:           # read only what is sent from now on
-                    if NODE_WRITER in f:
-                        ring = self._attach_ring(comp, p, n, at_head=True)
-                        if ring is not None:
-                            self._joined_rings[n] = ring
-            if NODE_WRITER in flags:
-                cap = ring_capacity(params.mtu, params.msgpool)
-                self._ring = RingWriter(os.path.join(comp.dir, "w", member_file(self._name)), cap,
-                                        secrets.randbits(63), modes["ring"])
-                self._ring.hdr[RING_BORN_W] = (comp.gen[0] + 1) & 0xFFFFFFFFFFFFFFFF
-                if getattr(policy, "announces", False):
-                    self._announcer = Announcer(
-                        os.path.join(comp.dir, "m", member_file(self._name)), modes["macs"])
-            path = comp.node_path(self._name)
-            self._sock.bind(path)
-            os.chmod(path, modes["sock"] | 0o600)
-            comp.bump()
-            self._join_gen = comp.gen[0]
+        comp.purge()
+        comp.sweep()
+        port, claim = self._claim_port(comp, policy, want_port)
+        try:
+            self._publish(comp, policy, view, port)
+        except BaseException:
+            self._unpublish(comp)
+            os.close(claim)
+            raise
+        self._claim = claim
         self._comp = comp
         self._policy = policy
         self._view = view
@@ -125,6 +109,78 @@ class Member:
         self._mtu = params.mtu
         policy.newnet()
         self.refresh()
+
+    def _claim_port(self, comp: Companion, policy, want_port: int):
+        """A free port and the descriptor of its claim."""
+        maxports = comp.params.maxports
+        used = {p for p, _f, _n in comp.nodes()} | comp.dead_ports()
+        tries = 0
+        while True:
+            port = policy.newport(used, want_port)
+            if port < 0 or port >= maxports or port in used:
+                raise OSError(errno.EADDRNOTAVAIL, "no free port on the IPN network")
+            claim = comp.claim(port)
+            if claim is not None:
+                return port, claim
+            tries += 1
+            if port == want_port and tries < 20:
+                time.sleep(0.005)               # a sweep may look at it a moment
+                continue
+            used.add(port)
+
+    def _publish(self, comp: Companion, policy, view, port: int) -> None:
+        params = comp.params
+        view.port = port
+        self._port = port
+        flags = self._flags()
+        modes = comp.modes
+        self._nid = secrets.token_hex(4)
+        self._name = encode_node(port, flags, self._nid)
+        if NODE_READER in flags:
+            self._cursors = self._make_cursors(comp, port, modes["cursor"])
+            self._join_gen = time.monotonic_ns()    # writers born later: all theirs is ours
+            for p, f, n in comp.nodes():        # read only what is sent from now on
+                if NODE_WRITER in f and p != port:
+                    ring = self._attach_ring(comp, p, n, at_head=True)
+                    if ring is not None:
+                        self._joined_rings[n] = ring
+        if NODE_WRITER in flags:
+            cap = ring_capacity(params.mtu, params.msgpool)
+            self._ring = RingWriter(os.path.join(comp.dir, "w", member_file(self._name)), cap,
+                                    secrets.randbits(63), modes["ring"])
+            if getattr(policy, "announces", False):
+                self._announcer = Announcer(
+                    os.path.join(comp.dir, "m", member_file(self._name)), modes["macs"])
+        path = comp.node_path(self._name)
+        self._sock.bind(path)
+        os.chmod(path, modes["sock"] | 0o600)
+        if comp.read_params().maxports <= port:        # resized meanwhile
+            raise OSError(errno.EADDRNOTAVAIL, "no free port on the IPN network")
+        if self._ring is not None:              # 0 until now: nothing to adopt in it
+            self._ring.hdr[RING_BORN_W] = time.monotonic_ns()
+        comp.bump()
+
+    def _unpublish(self, comp: Companion) -> None:
+        """Undo a join that failed half-way."""
+        if self._ring is not None:
+            remove_own_memory(self._ring.mm)
+            self._ring.close()
+            self._ring = None
+        self._drop_announcer()
+        if self._cursors is not None:
+            self._cursors.release()
+            self._cursors = None
+        for p in (os.path.join(comp.dir, "c", member_file(self._name)) if self._name else None,
+                  comp.node_path(self._name) if self._name else None):
+            if p:
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+        for ring in self._joined_rings.values():
+            ring.close()
+        self._joined_rings.clear()
+        self._port = -1
 
     def _make_cursors(self, comp: Companion, port: int, mode: int):
         path = os.path.join(comp.dir, "c", member_file(self._name))
@@ -154,6 +210,9 @@ class Member:
         params = comp.read_params()
         comp.params = params
         self._view.maxports = params.maxports
+        wnames = None
+        if self._cursors is not None:            # rings before nodes: see Companion.sweep
+            wnames = os.listdir(os.path.join(comp.dir, "w"))
         nodes = {p: (f, n) for p, f, n in comp.nodes() if p != self._port}
         policy = self._policy
         for peer in self._peers.values():
@@ -175,7 +234,16 @@ class Member:
             if port not in nodes:
                 policy.delport(port)
         for port, (flags, name) in nodes.items():
-            if port in self._peers:
+            peer = self._peers.get(port)
+            if peer is not None:                 # parts it had not published yet?
+                try:
+                    if (NODE_READER in flags and peer.cursors is None
+                            and self._ring is not None):
+                        peer.cursors = _map_words(os.path.join(comp.dir, "c", member_file(name)))
+                    if NODE_WRITER in flags and peer.ring is None and self._cursors is not None:
+                        peer.ring = self._find_ring(port, name)
+                except OSError:
+                    pass
                 continue
             peer = Peer(port, name, comp.node_path(name), flags)
             self._peers[port] = peer
@@ -190,7 +258,7 @@ class Member:
         readers = [p for p in self._peers.values() if p.cursors is not None]
         self._readers = readers
         if self._cursors is not None:
-            self._adopt_orphans(nodes)
+            self._adopt_orphans(nodes, wnames)
         draining = []
         for ring in self._draining:
             if ring.cursor < ring.head() and self._cursors is not None:
@@ -206,13 +274,13 @@ class Member:
         policy.members_changed()
         self._limit = 0                           # recompute room on next send
 
-    def _adopt_orphans(self, nodes: dict) -> None:
+    def _adopt_orphans(self, nodes: dict, wnames: list) -> None:
         """Read what writers that left before we saw them had sent us."""
         known = {r.ring_id for r in self._draining} | self._finished
         known |= {p.ring.ring_id for p in self._peers.values() if p.ring is not None}
         mine = member_file(self._name)
         alive = {member_file(n) for f, n in nodes.values() if NODE_WRITER in f}
-        for name in os.listdir(os.path.join(self._comp.dir, "w")):
+        for name in wnames:
             try:
                 port = decode_member_file(name)
             except RemoteProtocolError:
@@ -231,6 +299,9 @@ class Member:
             if self._cursors[slot] == ring.ring_id:
                 ring.cursor = self._cursors[slot + 1]
                 ring.next_seq = -1
+            elif not ring.hdr[RING_BORN_W]:
+                ring.close()                           # its writer is joining now
+                continue
             elif ring.hdr[RING_BORN_W] <= self._join_gen:
                 self._finished.add(ring.ring_id)       # older than us: not ours
                 ring.close()
@@ -260,9 +331,8 @@ class Member:
         comp = self._comp
         if comp is None:
             return
-        with comp.locked():
-            if comp.purge():
-                comp.bump()
+        if comp.purge():
+            comp.bump()
         self.refresh()
 
     # -- change and leave ----------------------------------------------------
@@ -270,20 +340,19 @@ class Member:
         """Publish new node flags after a shutdown or an OOB option change."""
         comp = self._comp
         flags = self._flags()
-        with comp.locked():
-            if NODE_WRITER not in flags and self._ring is not None:
-                self._let_ring_go()
-            if NODE_READER not in flags and self._cursors is not None:
-                self._drop_cursors()
-            name = encode_node(self._port, flags, self._nid)
-            if name != self._name:
-                os.rename(comp.node_path(self._name), comp.node_path(name))
-                self._name = name
-            comp.bump()
+        if NODE_WRITER not in flags and self._ring is not None:
+            self._let_ring_go()
+        if NODE_READER not in flags and self._cursors is not None:
+            self._drop_cursors()
+        name = encode_node(self._port, flags, self._nid)
+        if name != self._name:
+            os.rename(comp.node_path(self._name), comp.node_path(name))
+            self._name = name
+        comp.bump()
         self.refresh()
 
     def _let_ring_go(self) -> None:
-        """Stop sending (membership lock held); readers may still drain the ring.
+        """Stop sending; readers may still drain the ring.
 
         Its segment is marked for removal: it goes when the last reader
         that attached it detaches.  If some reader has not attached it
@@ -339,13 +408,15 @@ class Member:
         comp = self._comp
         if self._port >= 0:
             self._policy.predelport(self._port)
-            with comp.locked():
-                if self._ring is not None:
-                    self._let_ring_go()
-                if self._cursors is not None:
-                    self._drop_cursors()
-                comp.remove_node(self._port, self._name)
-                comp.bump()
+            if self._ring is not None:
+                self._let_ring_go()
+            if self._cursors is not None:
+                self._drop_cursors()
+            comp.remove_node(self._port, self._name)
+            comp.bump()
+            if self._claim >= 0:                 # the port is free once we are gone
+                os.close(self._claim)
+                self._claim = -1
             self._policy.delport(self._port)
             self._policy.delnet()
         for peer in self._peers.values():

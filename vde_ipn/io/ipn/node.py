@@ -157,6 +157,7 @@ class IpnNode(DataPath):
         self._view = None                           # the policy's NetView
         self._learn = False                         # the policy learns on receive
         self._port = -1
+        self._claim = -1                            # flock held on our port's claim file
         self._nid = ""                              # random identity of this node
         self._name = ""                             # doorbell socket name P.F.I
         self._lossless = False
@@ -426,15 +427,18 @@ class IpnNode(DataPath):
 
     def _resize(self, new: int) -> None:
         comp = self._comp
-        with comp.locked():
-            params = comp.read_params()
-            if any(p >= new for p, _f, _n in comp.nodes()):
-                raise _err(errno.EADDRINUSE, "a port above the new size is in use")
-            veto = self._policy.resizenet(params.maxports, new)
-            if veto:
-                raise _err(veto)
-            comp.write_params(dataclasses.replace(params, maxports=new))
-            comp.bump()
+        params = comp.read_params()
+        if any(p >= new for p, _f, _n in comp.nodes()):
+            raise _err(errno.EADDRINUSE, "a port above the new size is in use")
+        veto = self._policy.resizenet(params.maxports, new)
+        if veto:
+            raise _err(veto)
+        comp.write_params(dataclasses.replace(params, maxports=new))
+        # no lock: a join binds, then reads the size; we write, then look
+        if any(p >= new for p, _f, _n in comp.nodes()):
+            comp.write_params(params)
+            raise _err(errno.EADDRINUSE, "a port above the new size is in use")
+        comp.bump()
 
     # -- plumbing --------------------------------------------------------------
     def _check_open(self) -> None:

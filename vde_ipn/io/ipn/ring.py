@@ -179,8 +179,9 @@ class RingReader:
         size = len(self.mm)
         self.hdr = self.mm[:RING_DATA].cast("Q")
         if self.hdr[RING_MAGIC_W] != RING_MAGIC or self.hdr[RING_CAP_W] + RING_DATA > size:
-            self.close()
-            raise OSError(0, "ring not ready")
+            self.hdr.release()                  # its writer is still making it
+            self.mm.release()
+            raise OSError(errno.EAGAIN, "ring not ready")
         # bytes come out of a c_char array by slicing, as from an mmap (one copy)
         self.raw = (ctypes.c_char * size).from_address(ctypes.addressof(self.mm.obj))
         self.half = self.mm.cast("I")        # entry headers, field by field

@@ -48,9 +48,8 @@ class DeathWatch:
                     if gen != seen and self._on_change(self._stop):
                         seen = gen
                     if self._someone_died(probe):
-                        with comp.locked():
-                            if not self._stop.is_set() and comp.purge():
-                                comp.bump()
+                        if not self._stop.is_set() and comp.purge():
+                            comp.bump()
                 except (OSError, ValueError):
                     pass                         # the network went away meanwhile
                 if self._stop.wait(INTERVAL):
