@@ -13,12 +13,12 @@ management port, so ``-n 32`` gives client ports 1..31.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
 
 from .._errors import NoFreePort, PortInUse
 from .egress import PORT_MASK
 from .policy import make_policy
 from ..wire.ethernet import ETH_HLEN
+from ..wire.values import FrozenValue
 
 DEFAULT_MAX_FRAME = 9216 + 14 + 4        # jumbo payload + header + one VLAN tag
 NO_USER = -1
@@ -34,15 +34,17 @@ FRAMING = "framing"                      # a stream record no peer sends (client
 TRUNCATED = "truncated"                  # a stream that ended inside a record
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """One client on a port (a plug, a VM, a tap...)."""
+class Endpoint(FrozenValue):
+    """One client on a port (a plug, a VM, a tap...).
 
-    id: int
-    port: int
-    description: str | None          # None: the endpoint has none (not "")
-    module: str = "unix prog"
-    user: int = NO_USER
+    ``description`` is None when the endpoint has none (not "").
+    """
+
+    __slots__ = ("id", "port", "description", "module", "user")
+
+    def __init__(self, id: int, port: int, description: str | None,
+                 module: str = "unix prog", user: int = NO_USER):
+        self._init(id, port, description, module, user)
 
 
 class Port:
