@@ -306,12 +306,11 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
             self.endpoints[ep_id] = ep
             self._rebuild_senders(port_no)
         self.loop.add_reader(data, self.frame_path.reader(data, port_no, gate=ep.gate))
+        watch_ctl(self.loop, conn, self._ctl_gone, ep)   # no closure: memory, per port
 
-        def on_gone(now: float) -> None:
-            self.loop.forget(conn)
-            self._leave_soon(ep)
-
-        watch_ctl(self.loop, conn, on_gone)
+    def _ctl_gone(self, ep: _Endpoint, now: float) -> None:
+        self.loop.forget(ep.ctl)
+        self._leave_soon(ep)
 
     def _leave_soon(self, ep: _Endpoint) -> None:
         """Close a departed client's endpoint from a timer, a slice at a time
