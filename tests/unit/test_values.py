@@ -72,3 +72,23 @@ def test_the_switch_does_not_load_dataclasses_or_ipaddress():
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                          check=True, cwd=__file__.rsplit("/tests/", 1)[0]).stdout
     assert out.strip() == "[]"
+
+
+def test_ports_share_empty_tagged_and_drops_until_they_need_their_own():
+    from vde_ipn.engine.bus import Network, RUNT
+    net = Network(8)
+    a, b = net.create_port(1), net.create_port(2)
+    assert a.tagged == frozenset() and a.drops == {}
+    a.add_tagged(10)
+    a.add_tagged(20)
+    a.discard_tagged(20)
+    a.discard_tagged(30)                         # not there: nothing happens
+    assert a.tagged == {10} and b.tagged == frozenset()
+    a.count_drop(RUNT)
+    a.count_drop(RUNT, 2)
+    assert a.drops == {RUNT: 3} and b.drops == {}
+    assert a.statistics()["drops"] == {RUNT: 3} and b.statistics()["drops"] == {}
+    a.reset_counters()
+    assert a.drops == {} and b.drops == {}
+    with pytest.raises(AttributeError):
+        b.tagged.add(5)                          # the shared empty set cannot change
