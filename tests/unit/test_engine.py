@@ -195,7 +195,7 @@ def vlan_net():
     for p in (1, 2):
         net.ports[p].vlan = 10
     net.ports[3].vlan = 4095
-    net.ports[3].tagged.add(10)
+    net.ports[3].add_tagged(10)
     for p in (1, 2, 3):                  # once per reconfigured port, as the console does
         net.policy.config_changed(p)
     return net

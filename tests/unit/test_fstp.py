@@ -272,7 +272,7 @@ def test_tagged_members_get_tagged_bpdus_and_their_own_tree():
     for sw in (a, b):
         sw.net.vlans.add(10)
         sw.net.create_port(1, allocatable=True)
-        sw.net.ports[1].tagged.add(10)
+        sw.net.ports[1].add_tagged(10)
     lab.cable(a, 1, b, 1)
     out = a.fstp.hello(4.0)
     assert sorted(k for k, _ in out) == [1, tag_key(1, 10)]

@@ -103,11 +103,11 @@ class Run:
             p = net.ports[op[1]]
             if kind == "setvlan":
                 p.vlan = op[2]
-                p.tagged.discard(op[2])
+                p.discard_tagged(op[2])
             elif kind == "addtag" and p.vlan != op[2]:
-                p.tagged.add(op[2])
+                p.add_tagged(op[2])
             elif kind == "deltag":
-                p.tagged.discard(op[2])
+                p.discard_tagged(op[2])
             policy.config_changed(op[1])
         elif kind == "create" and op[1] not in net.ports:
             net.create_port(op[1])

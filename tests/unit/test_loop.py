@@ -104,3 +104,24 @@ def test_timers_run_in_order_and_cancelled_ones_do_not(loop):
     loop.call_later(0.03, lambda now: loop.stop())
     loop.run()
     assert ran == ["first", "late"]
+
+
+def test_more_ready_fds_than_one_turn_reports_are_all_served(loop):
+    """epoll is asked for at most MAX_EVENTS per turn: the others stay
+    ready and are served in the next turns, none left behind."""
+    from vde_ipn.io.loop import MAX_EVENTS
+    n = MAX_EVENTS + 44
+    socks, got = [], set()
+    for i in range(n):
+        a, b = pair()
+        socks += [a, b]
+        loop.add_reader(b, lambda now, b=b, i=i: (b.recv(10), got.add(i)))
+        a.send(b"x")
+    turns = 0
+    while len(got) < n and turns < 10:
+        turn(loop)
+        turns += 1
+    assert got == set(range(n))
+    assert turns >= 2 if isinstance(loop._sel, selectors.EpollSelector) else turns >= 1
+    for s in socks:
+        s.close()

@@ -36,10 +36,11 @@ function in a loop until it returns -1, starting from a fresh state
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 TYPE_CHECKING = False                    # typing is not loaded at run time (memory)
 if TYPE_CHECKING:
     from typing import List, Mapping, Optional, Sequence, Tuple
+
+from ..wire.values import FrozenValue
 
 __all__ = [
     "NO_ARG", "REQUIRED_ARG", "OPTIONAL_ARG", "NONOPT_KEY",
@@ -58,8 +59,7 @@ NONOPT_KEY = "\x01"
 _PERMUTE, _REQUIRE_ORDER, _RETURN_IN_ORDER = range(3)
 
 
-@dataclass(frozen=True)
-class LongOpt:
+class LongOpt(FrozenValue):
     """One entry of the long option table (``struct option`` with flag NULL).
 
     ``key`` plays the role of ``val``: it is what the parser reports when the
@@ -67,22 +67,22 @@ class LongOpt:
     treated as synonyms when an abbreviation matches both (getopt_long only).
     """
 
-    name: str
-    has_arg: int
-    key: str
+    __slots__ = ("name", "has_arg", "key")
 
-    def __post_init__(self) -> None:
-        if self.has_arg not in (NO_ARG, REQUIRED_ARG, OPTIONAL_ARG):
-            raise ValueError(f"has_arg must be 0, 1 or 2, not {self.has_arg!r}")
+    def __init__(self, name: str, has_arg: int, key: str) -> None:
+        if has_arg not in (NO_ARG, REQUIRED_ARG, OPTIONAL_ARG):
+            raise ValueError(f"has_arg must be 0, 1 or 2, not {has_arg!r}")
+        self._init(name, has_arg, key)
 
 
-@dataclass(frozen=True)
-class GetoptResult:
+class GetoptResult(FrozenValue):
     """Outcome of a full parse; see the module docstring for each field."""
 
-    opts: List[Tuple[str, Optional[str]]]
-    operands: List[str]
-    errors: List[str]
+    __slots__ = ("opts", "operands", "errors")
+
+    def __init__(self, opts: List[Tuple[str, Optional[str]]], operands: List[str],
+                 errors: List[str]) -> None:
+        self._init(opts, operands, errors)
 
 
 def _is_nonoption(word: str) -> bool:

@@ -13,15 +13,18 @@ management port, so ``-n 32`` gives client ports 1..31.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from types import MappingProxyType
 
 from .._errors import NoFreePort, PortInUse
 from .egress import PORT_MASK
 from .policy import make_policy
 from ..wire.ethernet import ETH_HLEN
+from ..wire.values import FrozenValue
 
 DEFAULT_MAX_FRAME = 9216 + 14 + 4        # jumbo payload + header + one VLAN tag
 NO_USER = -1
+_NO_VLANS: frozenset = frozenset()       # shared by every port without tagged VLANs
+_NO_DROPS = MappingProxyType({})         # shared by every port that dropped nothing
 
 # drop causes, as counted per port
 RUNT = "runt"
@@ -34,19 +37,27 @@ FRAMING = "framing"                      # a stream record no peer sends (client
 TRUNCATED = "truncated"                  # a stream that ended inside a record
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """One client on a port (a plug, a VM, a tap...)."""
+class Endpoint(FrozenValue):
+    """One client on a port (a plug, a VM, a tap...).
 
-    id: int
-    port: int
-    description: str | None          # None: the endpoint has none (not "")
-    module: str = "unix prog"
-    user: int = NO_USER
+    ``description`` is None when the endpoint has none (not "").
+    """
+
+    __slots__ = ("id", "port", "description", "module", "user")
+
+    def __init__(self, id: int, port: int, description: str | None,
+                 module: str = "unix prog", user: int = NO_USER):
+        self._init(id, port, description, module, user)
 
 
 class Port:
-    """Configuration, endpoints and counters of one port."""
+    """Configuration, endpoints and counters of one port.
+
+    ``tagged`` (the VLANs the port carries tagged) is a frozenset, changed
+    through :meth:`add_tagged` and :meth:`discard_tagged`; ``drops`` maps
+    a cause to its count.  Both start as shared empty objects: most ports
+    of a big switch never need their own (memory per port).
+    """
 
     __slots__ = ("number", "endpoints", "_allocatable", "curuser", "acl_user",
                  "acl_group", "vlan", "tagged", "in_pkts", "in_bytes",
@@ -61,7 +72,7 @@ class Port:
         self.acl_user = NO_USER
         self.acl_group = NO_USER
         self.vlan = 0                    # untagged VLAN (4095 = none)
-        self.tagged: set[int] = set()    # VLANs this port carries tagged
+        self.tagged: frozenset = _NO_VLANS
         self.reset_counters()
 
     @property
@@ -81,10 +92,21 @@ class Port:
 
     def reset_counters(self) -> None:
         self.in_pkts = self.in_bytes = self.out_pkts = self.out_bytes = 0
-        self.drops: dict[str, int] = {}
+        self.drops = _NO_DROPS
 
-    def count_drop(self, cause: str) -> None:
-        self.drops[cause] = self.drops.get(cause, 0) + 1
+    def count_drop(self, cause: str, n: int = 1) -> None:
+        drops = self.drops
+        if drops is _NO_DROPS:
+            drops = self.drops = {}
+        drops[cause] = drops.get(cause, 0) + n
+
+    def add_tagged(self, vlan: int) -> None:
+        if vlan not in self.tagged:
+            self.tagged = self.tagged | {vlan}
+
+    def discard_tagged(self, vlan: int) -> None:
+        if vlan in self.tagged:
+            self.tagged = self.tagged - {vlan}
 
     def statistics(self) -> dict:
         """A snapshot of the counters, for consoles and scripts."""

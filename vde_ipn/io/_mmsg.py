@@ -136,10 +136,12 @@ class RecvVector(_Vector):
             if n < 0 and ctypes.get_errno() not in _AGAIN:
                 raise _error()
             return []
-        view, size, lens = self.view, self.size, self.lens
+        # slicing the mmap makes the bytes in one step (a memoryview slice
+        # would be an object more per frame, then tobytes())
+        buf, size, lens = self.buf, self.size, self.lens
         if n == 1:
-            return [view[:lens[0]].tobytes()]
-        return [view[i * size:i * size + lens[i]].tobytes() for i in range(n)]
+            return [buf[:lens[0]]]
+        return [buf[i * size:i * size + lens[i]] for i in range(n)]
 
 
 class SendVector(_Vector):

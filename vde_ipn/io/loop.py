@@ -23,6 +23,7 @@ Callback = Callable[[float], None]
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
 _MASKS = (READ, WRITE)
+MAX_EVENTS = 256                         # fds reported ready per loop turn, at most
 
 
 class Loop:
@@ -161,7 +162,9 @@ class Loop:
         while self._running:
             timeout = None
             if timers:
-                timeout = max(0.0, timers[0][0] - clock())
+                timeout = timers[0][0] - clock()
+                if timeout < 0.0:        # (not max(): a call less per turn)
+                    timeout = 0.0
             events = poll(timeout)
             now = clock()
             for data, mask in events:
@@ -199,7 +202,11 @@ class Loop:
 
         def poll(timeout):
             try:
-                ready = epoll_poll(-1 if timeout is None else timeout, len(fd_to_key) or 1)
+                # at most MAX_EVENTS per turn: epoll.poll allocates room for
+                # as many as asked on every call (a big switch has thousands
+                # of fds); the rest stay ready for the next turn
+                ready = epoll_poll(-1 if timeout is None else timeout,
+                                   min(len(fd_to_key), MAX_EVENTS) or 1)
             except InterruptedError:
                 return ()
             out = []

@@ -24,7 +24,8 @@ checks only version and type, as the C switch does.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from .values import FrozenValue
 
 BPDU_DST = b"\x01\x80\xc2\x00\x00\x00"
 LENGTH = 0x0027
@@ -48,19 +49,17 @@ _BODY = struct.Struct("!B8sI8s2s")
 _TIMES = struct.Struct("<HHHH")
 
 
-@dataclass(frozen=True)
-class Bpdu:
-    """The fields the protocol uses; ``root``/``bridge`` are 8-byte ids."""
+class Bpdu(FrozenValue):
+    """The fields the protocol uses; ``root``/``bridge`` are 8-byte ids,
+    ``port`` 2 bytes (compared as bytes)."""
 
-    flags: int
-    root: bytes
-    rootcost: int
-    bridge: bytes
-    port: bytes                  # 2 bytes, compared as bytes
-    age: int = 0
-    max_age: int = MAX_AGE
-    hello: int = HELLO
-    fwd_delay: int = 0
+    __slots__ = ("flags", "root", "rootcost", "bridge", "port", "age", "max_age", "hello",
+                 "fwd_delay")
+
+    def __init__(self, flags: int, root: bytes, rootcost: int, bridge: bytes, port: bytes,
+                 age: int = 0, max_age: int = MAX_AGE, hello: int = HELLO,
+                 fwd_delay: int = 0):
+        self._init(flags, root, rootcost, bridge, port, age, max_age, hello, fwd_delay)
 
     @property
     def role_is_root(self) -> bool:

@@ -15,9 +15,9 @@ owns the file.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from .._errors import RemoteProtocolError
+from .values import FrozenValue
 
 MAGIC_USEC = 0xA1B2C3D4
 MAGIC_NSEC = 0xA1B23C4D
@@ -31,19 +31,24 @@ FILE_HEADER_LEN = _FILE.size            # 24
 RECORD_HEADER_LEN = _RECORD.size        # 16
 
 
-@dataclass(frozen=True)
-class FileHeader:
-    snaplen: int = DEFAULT_SNAPLEN
-    linktype: int = LINKTYPE_ETHERNET
-    nanoseconds: bool = False
-    byteorder: str = "="                # "<" or ">" once decoded
+class FileHeader(FrozenValue):
+    """``byteorder``: "<" or ">" once decoded."""
+
+    __slots__ = ("snaplen", "linktype", "nanoseconds", "byteorder")
+
+    def __init__(self, snaplen: int = DEFAULT_SNAPLEN, linktype: int = LINKTYPE_ETHERNET,
+                 nanoseconds: bool = False, byteorder: str = "="):
+        self._init(snaplen, linktype, nanoseconds, byteorder)
 
 
-@dataclass(frozen=True)
-class Record:
-    time: float                         # seconds since the epoch
-    data: bytes                         # the captured bytes (caplen of them)
-    length: int                         # the frame's length on the wire
+class Record(FrozenValue):
+    """``time``: seconds since the epoch; ``data``: the captured bytes
+    (caplen of them); ``length``: the frame's length on the wire."""
+
+    __slots__ = ("time", "data", "length")
+
+    def __init__(self, time: float, data: bytes, length: int):
+        self._init(time, data, length)
 
 
 def encode_file_header(snaplen: int = DEFAULT_SNAPLEN,

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass
 
 from .._errors import LocalProtocolError, RemoteProtocolError
+from .values import FrozenValue
 
 MAGIC = 0xFEEDFACE
 AF_UNIX = 1
@@ -42,8 +42,7 @@ class RequestKind(enum.IntEnum):
     NEW_PORT0 = 1                        # the management port 0
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(FrozenValue):
     """A decoded control request.
 
     ``port`` is None for "any free port", 0 for the management port and
@@ -52,11 +51,11 @@ class Request:
     included); ``path`` is the filesystem path or ``None`` when abstract.
     """
 
-    version: int
-    kind: RequestKind
-    port: int | None
-    sun_path: bytes
-    description: str
+    __slots__ = ("version", "kind", "port", "sun_path", "description")
+
+    def __init__(self, version: int, kind: RequestKind, port: int | None, sun_path: bytes,
+                 description: str):
+        self._init(version, kind, port, sun_path, description)
 
     @property
     def abstract(self) -> bool:

@@ -12,10 +12,12 @@ says so and ``1038 Function not implemented``.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
 TYPE_CHECKING = False                    # typing is not loaded at run time (memory)
 if TYPE_CHECKING:
     from typing import Callable, Optional
+
+from ...wire.values import FrozenValue
+
 
 class OutOfRange(ValueError):
     """A number in a console argument does not fit where 2.3.2 stores it
@@ -26,23 +28,27 @@ LOGOUT = "logout"
 SHUTDOWN = "shutdown"
 
 
-@dataclass(frozen=True)
-class Command:
-    path: str
-    syntax: str
-    help: str
-    handler: Optional[Callable] = None   # None: menu header or not available
-    menu: bool = False
-    action: Optional[str] = None         # LOGOUT / SHUTDOWN
-    data: bool = False                   # always answers with a DATA block
+class Command(FrozenValue):
+    """One console command.  ``handler`` None: a menu header or not
+    available; ``action``: LOGOUT / SHUTDOWN; ``data``: always answers
+    with a DATA block."""
+
+    __slots__ = ("path", "syntax", "help", "handler", "menu", "action", "data")
+
+    def __init__(self, path: str, syntax: str, help: str,
+                 handler: Optional[Callable] = None, menu: bool = False,
+                 action: Optional[str] = None, data: bool = False):
+        self._init(path, syntax, help, handler, menu, action, data)
 
 
-@dataclass(frozen=True)
-class Result:
-    lines: Optional[list]
-    rc: int
-    action: Optional[str] = None
-    text: str = ""                       # raw output before the data block
+class Result(FrozenValue):
+    """A command's answer; ``text`` is raw output before the data block."""
+
+    __slots__ = ("lines", "rc", "action", "text")
+
+    def __init__(self, lines: Optional[list], rc: int, action: Optional[str] = None,
+                 text: str = ""):
+        self._init(lines, rc, action, text)
 
 
 class Text(str):

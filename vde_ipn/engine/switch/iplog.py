@@ -14,12 +14,11 @@ newest entry first within a bucket.
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
-from dataclasses import dataclass, field
 
 from ...wire.ethernet import vlan_of
 from ...wire.c_numbers import atoi
+from ...wire.values import Value
 
 HASH_SIZE = 1024
 GC_INTERVAL = 10
@@ -59,6 +58,7 @@ def parse_range(text: str) -> tuple[int, int, int]:
     Raises:
         ValueError: ADDR is not a numeric IPv4 or IPv6 address.
     """
+    import ipaddress                     # only when asked: half a megabyte of RSS
     addr, _, bits = text.rpartition("/") if "/" in text else (text, "", "")
     ip = ipaddress.ip_address(addr)
     nbytes = 4 if ip.version == 4 else 16
@@ -67,26 +67,29 @@ def parse_range(text: str) -> tuple[int, int, int]:
 
 
 def show_address(addr: bytes) -> str:
+    import ipaddress
     return str(ipaddress.ip_address(addr))
 
 
-@dataclass
-class Entry:
-    addr: bytes
-    port: int
-    vlan: int
-    mac: bytes
-    last_seen: float
-    seq: int = 0
+class Entry(Value):
+    __slots__ = ("addr", "port", "vlan", "mac", "last_seen", "seq")
+
+    def __init__(self, addr: bytes, port: int, vlan: int, mac: bytes, last_seen: float,
+                 seq: int = 0):
+        self.addr, self.port, self.vlan, self.mac = addr, port, vlan, mac
+        self.last_seen, self.seq = last_seen, seq
 
 
-@dataclass
-class IpLog:
-    ranges: list = field(default_factory=list)       # (nbytes, network, mask), in order
-    gc_interval: int = GC_INTERVAL
-    expire: int = GC_EXPIRE
-    entries: dict = field(default_factory=dict)      # (addr, vlan) -> Entry
-    _seq: itertools.count = field(default_factory=itertools.count)
+class IpLog(Value):
+    __slots__ = ("ranges", "gc_interval", "expire", "entries", "_seq")
+
+    def __init__(self, ranges: list | None = None, gc_interval: int = GC_INTERVAL,
+                 expire: int = GC_EXPIRE, entries: dict | None = None,
+                 _seq: itertools.count | None = None):
+        self.ranges = [] if ranges is None else ranges        # (nbytes, network, mask)
+        self.gc_interval, self.expire = gc_interval, expire
+        self.entries = {} if entries is None else entries     # (addr, vlan) -> Entry
+        self._seq = itertools.count() if _seq is None else _seq
 
     # -- ranges ------------------------------------------------------------
     def add_range(self, rng: tuple) -> bool:

@@ -294,9 +294,10 @@ class LearningSwitch(Policy):
                 self._hash_event("hash/-", vlan, mac, port)
 
     def route(self, port: int, frame: bytes, now: float) -> tuple[int, ...]:
-        vlan = vlan_of(frame)
-        if vlan is not None:
-            return self._route_tagged(port, frame, vlan, now)
+        if frame[12] == 0x81:                  # maybe tagged (vlan_of decides): an
+            vlan = vlan_of(frame)              # untagged frame makes no call here
+            if vlan is not None:
+                return self._route_tagged(port, frame, vlan, now)
         routes = self._pcache[port]            # the port's untagged VLAN
         if routes is None:
             return self._drop(port)

@@ -15,21 +15,22 @@ The I/O layer sends them; :meth:`MonitorSelection.wants` only decides.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from ...wire.ethernet import vlan_of
 from ..egress import PORT_MASK
+from ...wire.values import FrozenValue
 
 ALL = None                               # every port / every VLAN
 
 
-@dataclass(frozen=True)
-class MonitorSelection:
+class MonitorSelection(FrozenValue):
     """The monitor port and what it watches (``None``: everything)."""
 
-    port: int
-    ports: frozenset | None = ALL
-    vlans: frozenset | None = ALL
+    __slots__ = ("port", "ports", "vlans")
+
+    def __init__(self, port: int, ports: frozenset | None = ALL,
+                 vlans: frozenset | None = ALL):
+        self._init(port, ports, vlans)
 
     def wants(self, in_port: int, frame: bytes, outs: tuple, port_vlan: int) -> bool:
         """True when the monitor should get a copy of ``frame``.

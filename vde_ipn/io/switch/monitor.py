@@ -58,8 +58,7 @@ class CopySender:
     def send(self, frame: bytes) -> None:
         if self.full:
             self.full -= 1
-            drops = self.port.drops
-            drops[MONITOR] = drops.get(MONITOR, 0) + 1
+            self.port.count_drop(MONITOR)
             return
         batcher = self.batcher
         if batcher is not None and batcher.holding:
@@ -108,8 +107,7 @@ class CopySender:
         self.port.out_bytes += nbytes
 
     def _now_full(self, lost: int) -> None:
-        drops = self.port.drops
-        drops[MONITOR] = drops.get(MONITOR, 0) + lost
+        self.port.count_drop(MONITOR, lost)
         self.full = SKIP_WHEN_FULL
 
 

@@ -32,12 +32,12 @@ import os
 import pwd
 import socket
 import time
-from dataclasses import dataclass, field
 
 from ..._errors import NoFreePort, PortInUse, RemoteProtocolError
 from ...engine.bus import DEFAULT_MAX_FRAME, NO_USER, Network
 from ...engine.switch.fstp import Fstp
 from ...wire import vde_ctl
+from ...wire.values import Value
 from . import ctldir
 from .ctl import (PendingRequests, client_user, open_data_socket, set_data_perms, unlink_quietly,
                   watch_ctl)
@@ -54,30 +54,33 @@ from .senders import SenderTable
 STALLED = 1.0            # a request unfinished this long may be dropped for a newcomer
 PENDING_MAX = 64         # unfinished requests at once; the oldest makes way
 LEAVE_SLICE = 0.05       # seconds of endpoint closing per loop turn
-@dataclass
-class SwitchConfig:
-    """Everything ``vde_switch`` options can set (defaults of 2.3.2)."""
+class SwitchConfig(Value):
+    """Everything ``vde_switch`` options can set (defaults of 2.3.2).
 
-    sock: str = field(default_factory=ctldir.default_dir)
-    numports: int = 32
-    hub: bool = False
-    mode: int | None = None
-    dirmode: int | None = None
-    gid: int = -1
-    mgmt: str | None = None
-    mgmtmode: int = 0o600
-    mgmt_gid: int = -1
-    macaddr: bytes | None = None
-    max_frame: int = DEFAULT_MAX_FRAME
-    hashsize: int = 128
-    gcint: float = 2.0
-    expire: float = 100.0
-    minper: float = 3.0
-    priority: int = 0x8000
-    fstp: bool = False
-    monitor: str | None = None           # "PORT [PORTS] [VLANS]" (io/switch/monitor.py)
-    dump: str | None = None              # pcap file of all traffic
-    lossless: bool = False               # ours: full receivers pause their senders
+    ``sock`` None: :func:`ctldir.default_dir`; ``monitor``: "PORT [PORTS]
+    [VLANS]" (io/switch/monitor.py); ``dump``: pcap file of all traffic;
+    ``lossless`` (ours): full receivers pause their senders.
+    """
+
+    __slots__ = ("sock", "numports", "hub", "mode", "dirmode", "gid", "mgmt", "mgmtmode",
+                 "mgmt_gid", "macaddr", "max_frame", "hashsize", "gcint", "expire", "minper",
+                 "priority", "fstp", "monitor", "dump", "lossless")
+
+    def __init__(self, sock: str | None = None, numports: int = 32, hub: bool = False,
+                 mode: int | None = None, dirmode: int | None = None, gid: int = -1,
+                 mgmt: str | None = None, mgmtmode: int = 0o600, mgmt_gid: int = -1,
+                 macaddr: bytes | None = None, max_frame: int = DEFAULT_MAX_FRAME,
+                 hashsize: int = 128, gcint: float = 2.0, expire: float = 100.0,
+                 minper: float = 3.0, priority: int = 0x8000, fstp: bool = False,
+                 monitor: str | None = None, dump: str | None = None,
+                 lossless: bool = False):
+        self.sock = ctldir.default_dir() if sock is None else sock
+        self.numports, self.hub, self.mode, self.dirmode = numports, hub, mode, dirmode
+        self.gid, self.mgmt, self.mgmtmode, self.mgmt_gid = gid, mgmt, mgmtmode, mgmt_gid
+        self.macaddr, self.max_frame, self.hashsize = macaddr, max_frame, hashsize
+        self.gcint, self.expire, self.minper = gcint, expire, minper
+        self.priority, self.fstp, self.monitor = priority, fstp, monitor
+        self.dump, self.lossless = dump, lossless
 
 
 class _Endpoint:
@@ -303,12 +306,11 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
             self.endpoints[ep_id] = ep
             self._rebuild_senders(port_no)
         self.loop.add_reader(data, self.frame_path.reader(data, port_no, gate=ep.gate))
+        watch_ctl(self.loop, conn, self._ctl_gone, ep)   # no closure: memory, per port
 
-        def on_gone(now: float) -> None:
-            self.loop.forget(conn)
-            self._leave_soon(ep)
-
-        watch_ctl(self.loop, conn, on_gone)
+    def _ctl_gone(self, ep: _Endpoint, now: float) -> None:
+        self.loop.forget(ep.ctl)
+        self._leave_soon(ep)
 
     def _leave_soon(self, ep: _Endpoint) -> None:
         """Close a departed client's endpoint from a timer, a slice at a time

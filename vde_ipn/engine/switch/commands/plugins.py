@@ -16,22 +16,22 @@ context does the I/O.  Beyond the base contract it provides:
 from __future__ import annotations
 
 import errno
-import ipaddress
-from dataclasses import dataclass
 
 from .. import iplog as iplog_mod
 from ..console import Command
 from ._args import atoi
+from ....wire.values import FrozenValue
 
 OK = 0
 
 
-@dataclass(frozen=True)
-class PluginSpec:
-    name: str
-    help: str
-    commands: tuple                      # Command rows, menu first
-    debug: tuple                         # (path, tag, help)
+class PluginSpec(FrozenValue):
+    """``commands``: Command rows, menu first; ``debug``: (path, tag, help)."""
+
+    __slots__ = ("name", "help", "commands", "debug")
+
+    def __init__(self, name: str, help: str, commands: tuple, debug: tuple):
+        self._init(name, help, commands, debug)
 
 
 def _menu(path, title):
@@ -137,6 +137,7 @@ def _iplog_ipsearch(ctx, arg):
     text = arg.strip()
     if not text:
         return None, errno.EINVAL
+    import ipaddress                     # only when asked (memory)
     try:
         addr = ipaddress.ip_address(text).packed
     except ValueError:

@@ -52,7 +52,7 @@ def _setvlan(ctx, arg):
     if (vlan != NO_VLAN and vlan not in net.vlans) or n not in net.ports:
         return None, errno.ENXIO
     net.ports[n].vlan = vlan
-    net.ports[n].tagged.discard(vlan)
+    net.ports[n].discard_tagged(vlan)
     net.policy.config_changed(n)
     return None, OK
 

@@ -63,7 +63,7 @@ def _addport(ctx, arg):
         return None, rc
     vlan, port = found
     if port.vlan != vlan:
-        port.tagged.add(vlan)
+        port.add_tagged(vlan)
         ctx.net.policy.config_changed(port.number)
     return None, OK
 
@@ -76,7 +76,7 @@ def _delport(ctx, arg):
     vlan, port = found
     if port.vlan == vlan:
         return None, errno.EADDRINUSE
-    port.tagged.discard(vlan)
+    port.discard_tagged(vlan)
     ctx.net.policy.config_changed(port.number)
     return None, OK
 
