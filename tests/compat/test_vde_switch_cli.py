@@ -485,6 +485,9 @@ def test_mgmt_held_by_live_owner(sides):
     res = {}
     for kind, side in sides.items():
         other = side.start(["-s", "{R}/other", "-M", "{M}"], wait_ctl="{R}/other")
+        # the mgmt socket comes after the ctl one: it must answer first
+        wait_for(lambda: other.poll() is not None or listening(side.mgmt),
+                 STARTUP, "the first %s switch's mgmt socket" % kind)
         side.start(["-s", "{D}", "-M", "{M}"])
         info = side.norm(session(side.mgmt, ["ds/showinfo"])[0])
         res[kind] = side.finish() + (info, other.poll())
