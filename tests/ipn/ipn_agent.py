@@ -198,9 +198,12 @@ def op_thread_recv(threads=2, count=3000, timeout=10.0, use_select=False):
     total = [0]
     lock = threading.Lock()
     errors = []
-    S.settimeout(timeout)
+    # short waits, so that threads left waiting once the count is reached
+    # see it at once; a thread silent for ``timeout`` in all is an error
+    S.settimeout(min(timeout, 0.25))
 
     def run(t):
+        silent_since = None
         try:
             while True:
                 with lock:
@@ -217,7 +220,19 @@ def op_thread_recv(threads=2, count=3000, timeout=10.0, use_select=False):
                     except BlockingIOError:
                         continue
                 else:
-                    m = S.recv(64)
+                    try:
+                        m = S.recv(64)
+                    except TimeoutError:
+                        now = time.monotonic()
+                        with lock:
+                            if total[0] >= count:
+                                return
+                        if silent_since is None:
+                            silent_since = now
+                        elif now - silent_since >= timeout:
+                            raise
+                        continue
+                    silent_since = None
                 got[t].append(_s(m))
                 with lock:
                     total[0] += 1
