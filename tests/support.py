@@ -408,3 +408,17 @@ def attached(switch: Switch, count: int, timeout: float = 10.0) -> None:
 
 
 PY = sys.executable
+
+
+def loop_turn(loop) -> None:
+    """Run an event loop (vde_ipn.io.loop.Loop) for one pass over whatever is ready."""
+    loop.call_later(0, lambda now: loop.stop())
+    loop.run()
+
+
+def dgram_pair():
+    """Two connected non-blocking unix datagram sockets."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.setblocking(False)
+    b.setblocking(False)
+    return a, b

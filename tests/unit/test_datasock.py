@@ -13,7 +13,7 @@ import struct
 
 import pytest
 
-from support import frame
+from support import dgram_pair as pair, frame, loop_turn as turn
 from vde_ipn.engine.bus import DEFAULT_MAX_FRAME, OVERSIZE, QUEUE_FULL, RUNT, SEND_ERROR, Port
 from vde_ipn.io import _mmsg
 from vde_ipn.io.switch import datasock
@@ -34,19 +34,6 @@ def numbered(i: int, size: int = 60) -> bytes:
 
 def number(frame: bytes) -> int:
     return struct.unpack_from("!I", frame, 14)[0]
-
-
-def turn(loop: Loop) -> None:
-    """Run the loop for one pass over whatever is ready."""
-    loop.call_later(0, lambda now: loop.stop())
-    loop.run()
-
-
-def pair():
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    a.setblocking(False)
-    b.setblocking(False)
-    return a, b
 
 
 def drain(sock: socket.socket) -> list:

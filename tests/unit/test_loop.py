@@ -8,6 +8,7 @@ import socket
 
 import pytest
 
+from support import dgram_pair as pair, loop_turn as turn
 from vde_ipn.io.loop import Loop
 
 KINDS = ["epoll", "generic"]
@@ -22,18 +23,6 @@ def loop(request, monkeypatch):
     assert isinstance(lp._sel, selectors.EpollSelector) == (request.param == "epoll")
     yield lp
     lp.close()
-
-
-def turn(loop: Loop) -> None:
-    loop.call_later(0, lambda now: loop.stop())
-    loop.run()
-
-
-def pair():
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    a.setblocking(False)
-    b.setblocking(False)
-    return a, b
 
 
 def test_reader_and_writer_called_on_their_events(loop):
