@@ -19,11 +19,14 @@ class MacTable:
     stale index entries behind: they are checked before use.
     """
 
-    __slots__ = ("vlans", "by_port")
+    __slots__ = ("vlans", "by_port", "on_change")
 
     def __init__(self):
         self.vlans: dict[int, dict[bytes, list]] = {}
         self.by_port: dict[int, dict[tuple, None]] = {}
+        # f() after an entry was added, moved or forgotten (a refresh is
+        # not a change): caches of the table's answers forget them
+        self.on_change = None
 
     def lookup(self, mac: bytes, vlan: int = 0):
         """(port, last_seen) or None."""
@@ -34,6 +37,8 @@ class MacTable:
         """Learn a MAC not in the table yet."""
         self.vlans.setdefault(vlan, {})[mac] = [port, now]
         self._index(port)[vlan, mac] = None
+        if self.on_change is not None:
+            self.on_change()
 
     def move(self, vlan: int, mac: bytes, entry: list, port: int, now: float) -> None:
         """A learned MAC shows up on another port."""
@@ -43,6 +48,8 @@ class MacTable:
         entry[0] = port
         entry[1] = now
         self._index(port)[vlan, mac] = None
+        if self.on_change is not None:
+            self.on_change()
 
     def learn(self, table: dict, vlan: int, src: bytes, port: int, now: float,
               min_persistence: float = ALWAYS) -> bool:
@@ -80,6 +87,8 @@ class MacTable:
             if e is not None and e[0] == port:
                 del table[mac]
                 gone.append((vlan, mac, port))
+        if gone and self.on_change is not None:
+            self.on_change()
         return gone
 
     def forget_older(self, deadline: float) -> list:
@@ -92,6 +101,8 @@ class MacTable:
                 index = self.by_port.get(port)
                 if index is not None:
                     index.pop((vlan, mac), None)
+        if gone and self.on_change is not None:
+            self.on_change()
         return gone
 
     def clear_vlan(self, vlan: int) -> None:
@@ -102,11 +113,15 @@ class MacTable:
                 if index is not None:
                     index.pop((vlan, mac), None)
             table.clear()
+            if self.on_change is not None:
+                self.on_change()
 
     def clear(self) -> None:
         for table in self.vlans.values():
             table.clear()
         self.by_port.clear()
+        if self.on_change is not None:
+            self.on_change()
 
     def entries(self):
         """Yield (vlan, mac, port, last_seen)."""

@@ -35,6 +35,10 @@ class Loop:
         self._signal_handlers: dict[int, Callable[[int], None]] = {}
         self._wake_r = self._wake_w = None
         self.clock = time.monotonic
+        # poll_override(timeout, maxevents): a stand-in for epoll.poll on
+        # this loop's epoll descriptor (the switch's flow cache, which
+        # forwards some input itself and returns the rest)
+        self.poll_override = None
 
     # -- file descriptors ------------------------------------------------
     # key.data is a two-item list [reader, writer]; either may be None.
@@ -178,6 +182,14 @@ class Loop:
                 if cb is not None:
                     cb(now)
 
+    def epoll_fd(self) -> int | None:
+        """The epoll descriptor the loop waits on, or None (not epoll)."""
+        epoll = getattr(self._sel, "_selector", None)
+        if isinstance(self._sel, getattr(selectors, "EpollSelector", ())) and \
+                isinstance(epoll, getattr(select, "epoll", ())):
+            return epoll.fileno()
+        return None
+
     def _poller(self):
         """``poll(timeout)`` -> ``[(key.data, mask), ...]`` of the ready fds.
 
@@ -197,7 +209,7 @@ class Loop:
             def generic(timeout):
                 return [(key.data, mask) for key, mask in select_(timeout)]
             return generic
-        epoll_poll, get = epoll.poll, fd_to_key.get
+        epoll_poll, get = self.poll_override or epoll.poll, fd_to_key.get
         not_in, not_out = ~select.EPOLLIN, ~select.EPOLLOUT
 
         def poll(timeout):

@@ -110,6 +110,9 @@ class LearningSwitch(Policy):
         self._inblocked: dict[int, frozenset] = {}
         self.fstp = None
         self.transmit = None
+        # f() after routes changed (ports, VLANs, the spanning tree); the
+        # MAC table has its own (table.on_change)
+        self.on_change = None
         super().__init__(net)
 
     def use_fstp(self, fstp, transmit) -> None:
@@ -214,6 +217,8 @@ class LearningSwitch(Policy):
             self.route = self._route_fstp
         else:
             self.__dict__.pop("route", None)
+        if self.on_change is not None:
+            self.on_change()
 
     def _update_port(self, n: int) -> dict:
         """Port ``n`` came, went or was reconfigured: patch the tables.
@@ -241,6 +246,8 @@ class LearningSwitch(Policy):
         for routes in vlans.values():        # n as a destination: tagged or not
             routes.port_changed(n)
         self._pcache.pop(n, None)
+        if self.on_change is not None:
+            self.on_change()
         return new
 
     def _port_routes(self, n: int):

@@ -59,6 +59,9 @@ def _execute(ctx, line: str):
     in the switch's log and answered with an error status (``EIO``), and
     the switch goes on serving: no console line may end it but ``shutdown``."""
     try:
+        sync = getattr(ctx, "sync_counters", None)
+        if sync is not None:             # what the flow cache forwarded, counted
+            sync()
         return execute(ctx, line)
     except Exception as e:               # noqa: BLE001 (the switch must survive)
         log = getattr(ctx, "log", None)

@@ -119,6 +119,8 @@ class Gate:
             self.paused = False
             if not self.closed:
                 self.loop.add_reader(self.sock, self.callback)
+                if self.callback.stashed():  # its socket may be empty now
+                    self.loop.call_later(0, self.callback)
 
     def close(self) -> None:
         self.closed = True
@@ -132,6 +134,8 @@ def drain(gate: Gate, now: float, limit: int = 64) -> None:
     sock, reader = gate.sock, gate.callback
     if reader is None or not isinstance(sock, socket.socket):
         return
+    if reader.stashed():                 # read by the flow cache, not yet routed
+        reader(now)
     for _ in range(limit):
         try:
             sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
@@ -144,10 +148,11 @@ class Sender:
     """Sends frames to one endpoint, queueing briefly when it is full."""
 
     __slots__ = ("sock", "port", "loop", "queue", "maxlen", "batcher", "pending",
-                 "backpressure", "waiters")
+                 "backpressure", "waiters", "flows")
 
     def __init__(self, sock: socket.socket, port, loop, maxlen: int = QUEUE_LEN,
-                 batcher: Batcher | None = None, backpressure: Backpressure | None = None):
+                 batcher: Batcher | None = None, backpressure: Backpressure | None = None,
+                 flows=None):
         self.sock = sock
         self.port = port                 # engine Port, for drop counters
         self.loop = loop
@@ -157,6 +162,7 @@ class Sender:
         self.pending: list = []          # held back while the batcher holds
         self.backpressure = backpressure  # lossless mode when set
         self.waiters: set | None = None  # gates closed by our backlog
+        self.flows = flows               # the switch's flow cache: told of our backlog
 
     def _backed_up(self) -> None:
         """A frame was queued (lossless mode): hold the reader that sent it."""
@@ -227,6 +233,8 @@ class Sender:
     def _backlog(self) -> collections.deque:
         if not self.queue:
             self.queue = collections.deque()
+            if self.flows is not None:   # no frame may pass the queue
+                self.flows.block(self.sock, True)
         return self.queue
 
     def _send_now(self, frame: bytes) -> None:
@@ -261,6 +269,8 @@ class Sender:
             queue.popleft()
         self.queue = ()
         self.loop.remove_writer(self.sock)
+        if self.flows is not None:
+            self.flows.block(self.sock, False)
         if self.waiters:
             self._drained()
 
@@ -276,10 +286,11 @@ class FramePath:
     gate stops being read while it sends to a full port.
     """
 
-    __slots__ = ("receive", "senders", "batcher", "vector", "bufsize", "backpressure")
+    __slots__ = ("receive", "senders", "batcher", "vector", "bufsize", "backpressure",
+                 "flows")
 
     def __init__(self, net, senders: dict, batcher: Batcher | None = None,
-                 backpressure: Backpressure | None = None):
+                 backpressure: Backpressure | None = None, flows=None):
         self.receive = net.receive
         self.senders = senders
         # a datagram longer than net.max_frame is read one byte too long,
@@ -288,6 +299,9 @@ class FramePath:
         self.batcher = batcher
         self.vector = batcher.receiver(self.bufsize) if batcher is not None else None
         self.backpressure = backpressure
+        # the switch's flow cache (io/switch/fastpath.py): it reads the
+        # attached sockets first, and keeps aside the frames it leaves to us
+        self.flows = flows
 
     def reader(self, sock, port_no: int, on_broken=None, gate: Gate | None = None) -> "Reader":
         """The callback that drains ``sock`` (the endpoint on ``port_no``)."""
@@ -316,24 +330,36 @@ class Reader:
         self.on_broken = on_broken       # f() when the socket is broken
         self.gate = gate                 # lossless mode: paused while sending to a full port
 
+    def stashed(self) -> bool:
+        """Has the flow cache kept a frame aside for us?"""
+        flows = self.path.flows
+        return flows is not None and flows.pending(self.sock.fileno())
+
     def __call__(self, now: float) -> None:
         path, sock, port_no = self.path, self.sock, self.port_no
         receive, senders, batcher = path.receive, path.senders, path.batcher
         gate = self.gate
         backpressure = path.backpressure if gate is not None else None
+        flows = path.flows
+        # the frame the flow cache read and left to us comes first; then
+        # we return (the socket stays readable if more is waiting)
+        kept = None if flows is None else flows.take(sock.fileno())
         taken = 0
         while taken < BATCH:
-            try:
-                if batcher is not None:
-                    frames = path.vector.recv(sock.fileno())     # [] when empty
-                else:
-                    frames = (sock.recv(path.bufsize),)
-            except BlockingIOError:
-                return
-            except OSError:
-                if self.on_broken is not None:
-                    self.on_broken()
-                return
+            if kept is not None:
+                frames = (kept,)
+            else:
+                try:
+                    if batcher is not None:
+                        frames = path.vector.recv(sock.fileno())     # [] when empty
+                    else:
+                        frames = (sock.recv(path.bufsize),)
+                except BlockingIOError:
+                    return
+                except OSError:
+                    if self.on_broken is not None:
+                        self.on_broken()
+                    return
             n = len(frames)
             if not n:
                 return
@@ -349,9 +375,12 @@ class Reader:
                 # runts (0-byte datagrams included) and oversize frames are
                 # counted on the port by receive() and routed nowhere
                 for frame in frames:
-                    for out in receive(port_no, frame, now):
+                    outs = receive(port_no, frame, now)
+                    for out in outs:
                         for send in senders[out]:
                             send(frame)
+                if n == 1 and flows is not None and len(outs) == 1:
+                    flows.offer(self, frame, outs[0])
             finally:
                 if holding:
                     batcher.flush()
@@ -363,7 +392,7 @@ class Reader:
             # a short batch means the socket was empty: no second call to
             # find that out (a lone frame goes out after one recvmmsg and
             # one send); without a batcher every call reads one frame
-            if batcher is not None and n < BATCH:
+            if kept is not None or (batcher is not None and n < BATCH):
                 return
 
 

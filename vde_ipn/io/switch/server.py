@@ -42,6 +42,7 @@ from . import ctldir
 from .ctl import (PendingRequests, client_user, open_data_socket, set_data_perms, unlink_quietly,
                   watch_ctl)
 from .console_view import ConsoleView
+from .fastpath import FlowCache
 from .datasock import Backpressure, Batcher, FramePath, Gate, Sender, drain
 from .fstp import FstpIO
 from ..accept_gate import OUT_OF_FDS, AcceptGate
@@ -119,7 +120,10 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         self._pending = PendingRequests(loop, self._handshake, self._fd_freed)
         # what every reader shares (one small Reader per endpoint); devices
         # (taps, grabbed interfaces) read one frame per call
-        self.frame_path = FramePath(self.net, self.senders, self.batcher, self.backpressure)
+        # known unicast forwarded in C (io/switch/fastpath.py), or None
+        self.flows = FlowCache.create(loop, self.net, self.senders)
+        self.frame_path = FramePath(self.net, self.senders, self.batcher, self.backpressure,
+                                    self.flows)
         self._device_frames = FramePath(self.net, self.senders, None, self.backpressure)
         self._waiting: list = []         # (conn, request) waiting for a free descriptor
         self._gate: AcceptGate | None = None
@@ -143,7 +147,7 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
             self.config.sock, self.mode, self.dirmode, self.config.gid, dir_created)
         self._gate = AcceptGate(self.loop, self.listener, self._on_accept, self.log,
                                 on_retry=self._fd_freed)
-        self._gc = self.loop.call_every(self.config.gcint, self.net.expire)
+        self._gc = self.loop.call_every(self.config.gcint, self.expire)
         if self.config.fstp and not self.hub:
             self.set_fstp(True)
         self.start_observing()
@@ -164,6 +168,10 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         self._waiting.clear()
         if self._gc is not None:
             self.loop.cancel(self._gc)
+        if self.flows is not None:
+            if self.loop.poll_override == self.flows.c.poll:
+                self.loop.poll_override = None
+            self.flows = self.frame_path.flows = None
         if self._hello is not None:
             self.loop.cancel(self._hello)
             self._hello = None
@@ -172,6 +180,17 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
             self.listener.close()
             self.listener = None
             ctldir.remove_ctl(self.dir, self.log, remove_dir=self._own_dir)
+
+    def expire(self, now: float) -> None:
+        """The MAC table's expiry tick (every ``gcint`` seconds)."""
+        if self.flows is not None:
+            self.flows.stale()           # ages first; and flows never live long
+        self.net.expire(now)
+
+    def sync_counters(self) -> None:
+        """Before a console command: counters and MAC ages made current."""
+        if self.flows is not None:
+            self.flows.sync()
 
     def set_hub(self, hub: bool) -> None:
         if hub:                          # a hub has no spanning tree (2.3.2 stops it)
@@ -188,6 +207,8 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
             policy.use_fstp(self.fstp, self._send_bpdus)
         else:
             self.fstp.on_change = None
+        if self.flows is not None:
+            self.flows.hook(policy)
 
     # -- control connections -------------------------------------------------
     def _on_accept(self, now: float) -> None:
@@ -301,11 +322,13 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
             self.net.attach(ep_id, port_no, req.description, user=user)
             port = self.net.ports[port_no]
             sender = Sender(data, port, self.loop, batcher=self.batcher,
-                            backpressure=self.backpressure)
+                            backpressure=self.backpressure, flows=self.flows)
             ep = _Endpoint(ep_id, port_no, conn, data, path, sender, self._read_gate(data))
             self.endpoints[ep_id] = ep
             self._rebuild_senders(port_no)
         self.loop.add_reader(data, self.frame_path.reader(data, port_no, gate=ep.gate))
+        if self.flows is not None:
+            self.flows.attach(data)
         watch_ctl(self.loop, conn, self._ctl_gone, ep)   # no closure: memory, per port
 
     def _ctl_gone(self, ep: _Endpoint, now: float) -> None:
@@ -350,9 +373,12 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
             ep = self.endpoints[ep_id] = _Endpoint(
                 ep_id, port_no, None, ours, None,
                 Sender(ours, port, self.loop, batcher=self.batcher,
-                       backpressure=self.backpressure), self._read_gate(ours))
+                       backpressure=self.backpressure, flows=self.flows),
+                self._read_gate(ours))
             self._rebuild_senders(port_no)
         self.loop.add_reader(ours, self.frame_path.reader(ours, port_no, gate=ep.gate))
+        if self.flows is not None:
+            self.flows.attach(ours)
         return theirs
 
     def attach_device(self, dev, description: str | None, want: int | None = None,
@@ -388,6 +414,8 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
         self.net.detach(ep_id, ep.port)
         self._rebuild_senders(ep.port)
         ep.sender.close()                # readers it held back go on
+        if self.flows is not None and isinstance(ep.data, socket.socket):
+            self.flows.detach(ep.data)   # before it is closed: no flow names it
         for sock in (ep.data, ep.ctl):
             if sock is not None:
                 self.loop.forget(sock)
@@ -400,8 +428,13 @@ class SwitchServer(ConsoleView, FstpIO, MonitorIO, PluginIO):
     def _read_gate(self, sock):
         return None if self.backpressure is None else Gate(sock, self.loop)
 
+    def _flows_stale(self) -> None:
+        if self.flows is not None:
+            self.flows.stale()
+
     def _rebuild_senders(self, port_no: int) -> None:
         # the port's own endpoint list: constant time whatever the port count
+        self._flows_stale()
         port = self.net.ports.get(port_no)
         endpoints = self.endpoints
         sends = () if port is None else tuple(
