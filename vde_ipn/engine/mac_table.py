@@ -19,7 +19,7 @@ class MacTable:
     stale index entries behind: they are checked before use.
     """
 
-    __slots__ = ("vlans", "by_port", "on_change")
+    __slots__ = ("vlans", "by_port", "on_change", "before_move")
 
     def __init__(self):
         self.vlans: dict[int, dict[bytes, list]] = {}
@@ -27,6 +27,9 @@ class MacTable:
         # f() after an entry was added, moved or forgotten (a refresh is
         # not a change): caches of the table's answers forget them
         self.on_change = None
+        # f() before a move is judged: whoever saw frames the table has
+        # not heard of yet tells it their ages (min_persistence needs them)
+        self.before_move = None
 
     def lookup(self, mac: bytes, vlan: int = 0):
         """(port, last_seen) or None."""
@@ -67,7 +70,10 @@ class MacTable:
             return True
         if e[0] == port:
             e[1] = now
-        elif now - e[1] > min_persistence:
+            return False
+        if self.before_move is not None:
+            self.before_move()
+        if now - e[1] > min_persistence:
             self.move(vlan, src, e, port, now)
         return False
 

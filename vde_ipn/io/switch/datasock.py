@@ -341,13 +341,13 @@ class Reader:
         gate = self.gate
         backpressure = path.backpressure if gate is not None else None
         flows = path.flows
-        # the frame the flow cache read and left to us comes first; then
-        # we return (the socket stays readable if more is waiting)
+        # the frame the flow cache read and left to us comes first
         kept = None if flows is None else flows.take(sock.fileno())
         taken = 0
         while taken < BATCH:
-            if kept is not None:
-                frames = (kept,)
+            read = kept is None
+            if not read:
+                frames, kept = (kept,), None
             else:
                 try:
                     if batcher is not None:
@@ -391,8 +391,9 @@ class Reader:
                 return
             # a short batch means the socket was empty: no second call to
             # find that out (a lone frame goes out after one recvmmsg and
-            # one send); without a batcher every call reads one frame
-            if kept is not None or (batcher is not None and n < BATCH):
+            # one send); without a batcher every call reads one frame.
+            # After the flow cache's frame, what else waits is read here.
+            if read and batcher is not None and n < BATCH:
                 return
 
 

@@ -78,6 +78,7 @@ class FlowCache:
         if isinstance(policy, LearningSwitch):
             policy.on_change = self.stale
             policy.table.on_change = self.stale
+            policy.table.before_move = self.sync
 
     # -- endpoints --------------------------------------------------------------
     def attach(self, sock: socket.socket) -> None:
