@@ -305,6 +305,18 @@ fp_attach(FastPath *self, PyObject *arg)
 }
 
 static PyObject *
+fp_attach_off(FastPath *self, PyObject *arg)
+{
+    /* stop reading fd here; a frame kept aside for it stays until taken */
+    int fd;
+    if (as_fd(arg, &fd) < 0)
+        return NULL;
+    if (fd < self->nfds)
+        self->ingress[fd] = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 fp_detach(FastPath *self, PyObject *arg)
 {
     /* before the descriptor is closed: no flow may name it afterwards */
@@ -542,6 +554,8 @@ static PyMethodDef fp_methods[] = {
     {"poll", (PyCFunction)fp_poll, METH_VARARGS,
      "poll(timeout=-1, maxevents=-1): the epoll events left for Python"},
     {"attach", (PyCFunction)fp_attach, METH_O, "attach(fd): read this ingress socket here"},
+    {"attach_off", (PyCFunction)fp_attach_off, METH_O,
+     "attach_off(fd): stop reading fd here (a frame kept aside stays until taken)"},
     {"detach", (PyCFunction)fp_detach, METH_O,
      "detach(fd): stop reading it and forget every flow (call before closing it)"},
     {"block", (PyCFunction)fp_block, METH_VARARGS,

@@ -48,7 +48,7 @@ def wanted() -> bool:
 class FlowCache:
     """One switch's flows, and the loop wait that forwards them."""
 
-    __slots__ = ("c", "net", "senders", "take", "pending")
+    __slots__ = ("c", "net", "senders", "take", "pending", "socks", "active")
 
     def __init__(self, c, net, senders):
         self.c = c
@@ -56,6 +56,11 @@ class FlowCache:
         self.senders = senders           # egress key -> send functions
         self.take = c.take               # reader: take(fd) -> frame kept aside, or None
         self.pending = c.pending
+        self.socks: set = set()          # the data sockets of the endpoints
+        # whether C reads them: only while frames may be cached at all (a
+        # learning switch without FSTP nor observer), or it would only
+        # read each frame to hand it on
+        self.active = False
 
     @classmethod
     def create(cls, loop, net, senders) -> "FlowCache | None":
@@ -82,7 +87,9 @@ class FlowCache:
 
     # -- endpoints --------------------------------------------------------------
     def attach(self, sock: socket.socket) -> None:
-        self.c.attach(sock.fileno())
+        self.socks.add(sock)
+        if self.active:
+            self.c.attach(sock.fileno())
 
     def block(self, sock: socket.socket, on: bool) -> None:
         """While ``sock``'s sender has a backlog, its frames are left to it."""
@@ -91,6 +98,7 @@ class FlowCache:
     def detach(self, sock: socket.socket) -> None:
         """Before ``sock`` is closed; forgets every flow."""
         self.sync()
+        self.socks.discard(sock)
         self.c.detach(sock.fileno())
 
     # -- the engine's side ------------------------------------------------------------
@@ -152,6 +160,16 @@ class FlowCache:
         """Something the flows were derived from changed: forget them all."""
         self.sync()
         self.c.clear()
+        policy = self.net.policy
+        active = type(policy) is LearningSwitch and self.net.observer is None \
+            and "route" not in policy.__dict__
+        if active != self.active:
+            self.active = active
+            for sock in self.socks:
+                if active:
+                    self.c.attach(sock.fileno())
+                else:                    # what C read is still taken first
+                    self.c.attach_off(sock.fileno())
 
     def stats(self) -> dict:
         return self.c.stats()

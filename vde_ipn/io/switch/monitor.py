@@ -291,9 +291,6 @@ class MonitorIO:
         plugin_observers = getattr(self, "plugin_observers", None)
         if plugin_observers is not None:
             parts.extend(plugin_observers())
-        flows = getattr(self, "flows", None)
-        if flows is not None:
-            flows.stale()                # observed frames must reach the observer
         if not parts:
             self.net.observer = None
         elif len(parts) == 1:
@@ -310,3 +307,6 @@ class MonitorIO:
                 for part in parts:
                     part(in_port, frame, outs, now)
             self.net.observer = each
+        flows = getattr(self, "flows", None)
+        if flows is not None:
+            flows.stale()                # observed frames must reach the observer
