@@ -5,7 +5,7 @@ PYTHON ?= python3
 # Debian packages the tests use as real peers and guests
 DEBS   := vde2 vdeplug libvdeplug-vlan libvdeplug-agno libvdeplug-pcap qemu-system-x86 user-mode-linux iproute2 tcpdump \
           busybox-static gcc libc6-dev procps linux-image-amd64 util-linux openssh-server openssh-client socat \
-          vde2-cryptcab python3 libslirp0 libvdeplug-slirp passt
+          vde2-cryptcab python3 python3-dev libslirp0 libvdeplug-slirp passt
 ARGS   ?=
 
 .PHONY: setup debs run test check test-parallel bench clean

@@ -20,7 +20,10 @@ the clients are never the bottleneck.
   receiver just reads as fast as it can), unicast and broadcast (two
   receivers); frames lost and delivered rate: C, ours, ours --lossless.
 * ``aggregate``: 4 independent sender/receiver pairs at once; aggregate
-  delivered frames/s and loss, same three switches.
+  delivered frames/s and loss, same switches.
+
+The latency, lossless and aggregate sections also measure ``ours-python``:
+ours with its flow cache off (``VDE_IPN_FASTPATH=0``), the Python path alone.
 
 ``--sections`` picks some (``--sections latency,memory``).  Each switch
 runs alone on the last CPU, the load generators on the others
@@ -56,6 +59,8 @@ SWITCHES = {
     "C": ["/usr/bin/vde_switch"],
     "ours": [OURS],
     "ours-lossless": [OURS, "--lossless"],
+    # ours without its flow cache: the Python path alone
+    "ours-python": ["/usr/bin/env", "VDE_IPN_FASTPATH=0", OURS],
 }
 SECTIONS = ("joins", "memory", "latency", "lossless", "aggregate")
 PINNING: tuple = ()                      # (switch CPUs, client CPUs), set by main
@@ -275,7 +280,7 @@ def latency_table(res: dict) -> list[str]:
            "|---|---|---|---|---|---|---|---|---|"]
     for cond in ("idle", "loaded"):
         base = {}
-        for kind in ("C", "base", "ours", "ours-lossless"):
+        for kind in ("C", "base", "ours", "ours-lossless", "ours-python"):
             rs = res.get((cond, kind), [])
             if not rs:
                 continue
@@ -300,7 +305,7 @@ def flow_table(title: str, res: dict, cells: list[str]) -> list[str]:
            "|---|---|---|---|---|---|"]
     for cell in cells:
         base = None
-        for kind in ("C", "ours", "ours-lossless"):
+        for kind in ("C", "ours", "ours-lossless", "ours-python"):
             rs = res.get((cell, kind), [])
             if not rs:
                 continue
@@ -391,7 +396,7 @@ def main(argv=None) -> int:
                 out += join_table(res, args.marks) + [""]
             if "memory" in args.sections:
                 out += memory_table(res, args.marks, interpreter_kb(children)) + [""]
-        three = two + ["ours-lossless"]
+        three = two + ["ours-lossless", "ours-python"]
         if "latency" in args.sections:
             res = {}
             for cond in ("idle", "loaded"):
@@ -399,7 +404,7 @@ def main(argv=None) -> int:
                         children, vdeload, k, args.pings, cond == "loaded"), cond):
                     res.setdefault((cond, kind), []).append(r)
             out += latency_table(res) + [""]
-        three = ["C", "ours", "ours-lossless"]
+        three = ["C", "ours", "ours-lossless", "ours-python"]
         if "lossless" in args.sections:
             res = {}
             for cell, bcast in (("unicast", False), ("broadcast to 2", True)):
