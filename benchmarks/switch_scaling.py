@@ -15,7 +15,8 @@ the clients are never the bottleneck.
   (idle, and KB per port), beside python3 alone.
 * ``latency``: round-trip time of one 64-byte frame at a time between
   two ports (ping -> switch -> echo -> switch -> ping): p50/p90/p99,
-  idle and while a full-speed flow runs between two other ports.
+  idle, while a full-speed flow runs between two other ports, and while
+  that flow is held to 40,000 frames/s (the same load for every switch).
 * ``lossless``: an independent full-speed sender and receiver (the
   receiver just reads as fast as it can), unicast and broadcast (two
   receivers); frames lost and delivered rate: C, ours, ours --lossless.
@@ -62,6 +63,7 @@ SWITCHES = {
     # ours without its flow cache: the Python path alone
     "ours-python": ["/usr/bin/env", "VDE_IPN_FASTPATH=0", OURS],
 }
+PACED_RATE = 40000                       # frames/s of the paced flow (latency section)
 SECTIONS = ("joins", "memory", "latency", "lossless", "aggregate")
 PINNING: tuple = ()                      # (switch CPUs, client CPUs), set by main
 
@@ -151,12 +153,16 @@ def interpreter_kb(children) -> int:
         children.stop(p)
 
 
-def measure_latency(children, vdeload, kind: str, count: int, loaded: bool) -> dict:
+def measure_latency(children, vdeload, kind: str, count: int, loaded: bool,
+                    rate: float = 0) -> dict:
+    """Round trips of lone frames; ``loaded``: beside a flow between two
+    other ports, at full speed or held to ``rate`` frames/s."""
     with Fresh(children, kind) as f:
         load_rx = load_tx = None
         if loaded:
+            pace = ["--rate", str(rate), "--batch", "4"] if rate else []
             load_tx = f.client(vdeload, "send", "--mac", mac(11), "--dst", mac(12),
-                               "--size", "64", "--duration", "600")
+                               "--size", "64", "--duration", "600", *pace)
             load_rx = f.client(vdeload, "recv", "--mac", mac(12), "--from", mac(11),
                                "--announce")
         # the echo port comes up last: the C switch forgets every MAC it
@@ -278,7 +284,7 @@ def latency_table(res: dict) -> list[str]:
     out = ["### latency: round trip through the switch twice, 64 B, one frame at a time",
            "", "| | switch | p50 us | p90 us | p99 us | ours/C p50 | ours/C p99 | lost | load fr/s |",
            "|---|---|---|---|---|---|---|---|---|"]
-    for cond in ("idle", "loaded"):
+    for cond in ("idle", "loaded", "paced"):
         base = {}
         for kind in ("C", "base", "ours", "ours-lossless", "ours-python"):
             rs = res.get((cond, kind), [])
@@ -287,14 +293,18 @@ def latency_table(res: dict) -> list[str]:
             p = {q: med([r[q] for r in rs]) for q in ("p50", "p90", "p99")}
             if kind == "C":
                 base = p
-            load = med([r.get("load_per_s", 0) for r in rs]) if cond == "loaded" else 0
+            load = med([r.get("load_per_s", 0) for r in rs]) if cond != "idle" else 0
             out.append("| %s | %s | %.0f | %.0f | %.0f | %s | %s | %d | %s |" % (
                 cond, kind, p["p50"], p["p90"], p["p99"],
                 "" if kind == "C" else ratio(p["p50"], base.get("p50", 0)),
                 "" if kind == "C" else ratio(p["p99"], base.get("p99", 0)),
                 sum(r["lost"] for r in rs), rate(load) if load else "-"))
     out.append("")
-    out.append("loaded: a full-speed 64 B flow between two other ports during the pings.")
+    out.append("loaded: a full-speed 64 B flow between two other ports during the pings "
+               "(its sender and receiver share the clients' CPU with the ping and echo "
+               "clients: the more a switch carries, the busier that CPU).")
+    out.append("paced: the same flow held to %s frames/s, below what every switch carries: "
+               "the same load for all." % rate(PACED_RATE))
     if any(kind == "base" for _cond, kind in res):
         out.append("base: %s" % " ".join(SWITCHES["base"]))
     return out
@@ -399,9 +409,10 @@ def main(argv=None) -> int:
         three = two + ["ours-lossless", "ours-python"]
         if "latency" in args.sections:
             res = {}
-            for cond in ("idle", "loaded"):
+            for cond in ("idle", "loaded", "paced"):
                 for kind, r in each(three, lambda k: measure_latency(
-                        children, vdeload, k, args.pings, cond == "loaded"), cond):
+                        children, vdeload, k, args.pings, cond != "idle",
+                        PACED_RATE if cond == "paced" else 0), cond):
                     res.setdefault((cond, kind), []).append(r)
             out += latency_table(res) + [""]
         three = ["C", "ours", "ours-lossless", "ours-python"]

@@ -361,7 +361,7 @@ static void set_bufsize(int fd, int bytes)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: vdeload send DIR --mac MAC --dst MAC --size N (--duration S | --count N) [--nonblock] [--batch N] [--stream]\n"
+		"usage: vdeload send DIR --mac MAC --dst MAC --size N (--duration S | --count N) [--nonblock] [--batch N] [--rate FRAMES_PER_S] [--stream]\n"
 		"       vdeload recv DIR --mac MAC [--from MAC] [--announce] [--batch N] [--delay-us N] [--expect N] [--stream]\n"
 		"       vdeload join DIR --count N [--marks N,N,...]\n"
 		"       vdeload echo DIR --mac MAC\n"
@@ -374,7 +374,7 @@ struct load {
 	unsigned char mac[6], dst[6], from[6];
 	int have_dst, have_from, announce, nonblock, stream;
 	int size, batch, bufsize, delay_us, interval_us;
-	double duration;
+	double duration, rate;
 	long long count, expect;
 	const char *marks;
 };
@@ -418,6 +418,13 @@ static int do_send(int fd, const struct load *o)
 	t0 = now_s();
 	deadline = t0 + o->duration;
 	while ((want = next_burst(o, sent, deadline)) > 0) {
+		if (o->rate > 0) {           /* paced: sent frames at most rate * elapsed */
+			double due = t0 + sent / o->rate;
+			if (due > now_s()) {
+				struct timespec ts = { (time_t)due, (long)((due - (time_t)due) * 1e9) };
+				clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+			}
+		}
 		if (o->stream) {             /* blocking writes: a broken stream ends it */
 			if (write_all(fd, block, want * rec) < 0) {
 				errors++;
@@ -602,6 +609,7 @@ int main(int argc, char **argv)
 		{ "--bufsize", 'i', &o.bufsize, NULL }, { "--delay-us", 'i', &o.delay_us, NULL },
 		{ "--interval-us", 'i', &o.interval_us, NULL },
 		{ "--duration", 'd', &o.duration, NULL }, { "--count", 'l', &o.count, NULL },
+		{ "--rate", 'd', &o.rate, NULL },
 		{ "--expect", 'l', &o.expect, NULL }, { "--marks", 's', &o.marks, NULL },
 		{ NULL, 0, NULL, NULL },
 	};
