@@ -17,6 +17,7 @@ import struct
 import tempfile
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -190,6 +191,64 @@ def test_a_refused_move_is_not_cached_and_cached_frames_keep_a_mac_in_place():
         # mac 1 kept talking on a (in C) within min_persistence: it stays there
         table = server.net.policy.table.vlans[0]
         assert table[mac(1)][0] == 1
+
+
+def test_a_full_receiver_gets_everything_in_order_and_the_cache_resumes():
+    with switch(True) as (loop, server):
+        a, b = server.attach_local("a"), server.attach_local("b")
+        a.setblocking(False)
+        b.setblocking(False)
+        b.send(numbered(BROADCAST, mac(2), 0))
+        loop_turn(loop)
+        a.send(numbered(mac(2), mac(1), 0))          # cached from here on
+        loop_turn(loop)
+        drain(b)
+        to_b = next(ep for ep in server.endpoints.values() if ep.port == 2)
+        to_b.data.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)   # holds a few
+        hits = server.flows.stats()["hits"]
+        for i in range(1, 61):
+            a.send(numbered(mac(2), mac(1), i))
+            loop_turn(loop)
+        assert to_b.sender.queue, "the receiver never filled up: the test proves nothing"
+        got = []
+        for i in range(61, 101):                     # b reads while a goes on
+            a.send(numbered(mac(2), mac(1), i))
+            got += drain(b)
+            loop_turn(loop)
+        for _ in range(200):
+            got += drain(b)
+            loop_turn(loop)
+            if len(got) >= 100:
+                break
+        assert [struct.unpack_from("!I", f, 14)[0] for f in got] == list(range(1, 101))
+        assert not to_b.sender.queue
+        # C sent some before the receiver filled, none while it had a backlog
+        middle = server.flows.stats()["hits"]
+        assert hits < middle < hits + 100
+        for i in range(101, 104):
+            a.send(numbered(mac(2), mac(1), i))
+            loop_turn(loop)
+        assert server.flows.stats()["hits"] == middle + 3, "the cache did not resume"
+        assert len(drain(b)) == 3
+
+
+def test_the_c_object_refuses_bad_arguments():
+    from vde_ipn.io.switch import _fastpath
+    import select as select_
+    ep = select_.epoll()
+    try:
+        c = _fastpath.FastPath(ep.fileno(), 1514)
+        for bad in ((-1, b"x" * 12, 5, 1, 2), (3, b"short", 5, 1, 2), (3, b"x" * 12, 5, -1, 2)):
+            with pytest.raises(ValueError):
+                c.add(*bad)
+        with pytest.raises(ValueError):
+            c.attach(-3)
+        with pytest.raises(ValueError):
+            _fastpath.FastPath(ep.fileno(), 10)
+        assert c.take(99999) is None and c.pending(7) is False
+        assert c.poll(0) == []
+    finally:
+        ep.close()
 
 
 # -- the cache is invisible ------------------------------------------------------------

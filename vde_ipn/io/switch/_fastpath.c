@@ -114,19 +114,24 @@ flows_clear(FastPath *self)
 static int
 count_port(FastPath *self, int port)
 {
-    if (port < 0)
+    if (port < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative port");
         return -1;
+    }
     if (port >= self->nports) {
         int n = self->nports ? self->nports : 64;
         while (n <= port)
             n *= 2;
         PortCount *c = PyMem_Realloc(self->counts, n * sizeof(PortCount));
-        if (c == NULL)
+        if (c == NULL) {
+            PyErr_NoMemory();
             return -1;
+        }
         memset(c + self->nports, 0, (n - self->nports) * sizeof(PortCount));
         int *d = PyMem_Realloc(self->dirty, n * sizeof(int));
         if (d == NULL) {
             self->counts = c;   /* keep what was grown */
+            PyErr_NoMemory();
             return -1;
         }
         self->counts = c;
@@ -182,9 +187,8 @@ forward(FastPath *self, int fd, double now)
                 self->hits++;
                 continue;
             }
-            /* full or broken: Python's sender queues or counts it, and
-             * no frame may pass its queue until it says so (unblock) */
-            self->blocked[f->out_fd] = 1;
+            /* full or broken: Python's sender queues or counts it; once
+             * it queues, it blocks the descriptor here until drained */
         }
         self->stash[fd] = PyBytes_FromStringAndSize((const char *)buf, n);
         if (self->stash[fd] == NULL)
@@ -382,11 +386,10 @@ fp_add(FastPath *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "a flow needs two descriptors and 12 bytes of MACs");
         return NULL;
     }
-    if (count_port(self, in_port > out_port ? in_port : out_port) < 0 || in_port < 0
-            || out_port < 0) {
+    if (count_port(self, in_port < out_port ? in_port : out_port) < 0
+            || count_port(self, in_port > out_port ? in_port : out_port) < 0
+            || ensure_fd(self, in_fd > out_fd ? in_fd : out_fd) < 0) {
         PyBuffer_Release(&frame);
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "negative port");
         return NULL;
     }
     if (self->nflows * 4 >= self->nslots * 3) {
