@@ -251,6 +251,39 @@ def test_the_c_object_refuses_bad_arguments():
         ep.close()
 
 
+def test_the_c_table_grows_stays_bounded_and_finds_its_flows():
+    from vde_ipn.io.switch import _fastpath
+    import random
+    import select as select_
+    ep = select_.epoll()
+    cli_in, sw_in = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sw_out, cli_out = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        for s in (cli_in, sw_in, sw_out, cli_out):
+            s.setblocking(False)
+        ep.register(sw_in.fileno(), select_.EPOLLIN)
+        c = _fastpath.FastPath(ep.fileno(), 1514)
+        c.attach(sw_in.fileno())
+        rng = random.Random(7)
+        cached = 0
+        for _ in range(100_000):
+            key = bytes(rng.randrange(256) & 0xFE for _ in range(12))
+            cached += c.add(sw_in.fileno(), key, sw_out.fileno(), 1, 2)
+        assert cached > 90_000 and c.stats()["flows"] <= 49_152
+        wanted = numbered(mac(2), mac(1), 7)
+        assert c.add(sw_in.fileno(), wanted, sw_out.fileno(), 1, 2) is True
+        cli_in.send(wanted)
+        assert c.poll(0) == []                       # forwarded, nothing for Python
+        assert cli_out.recv(2000) == wanted
+        counts, seen = c.harvest()
+        assert sorted(counts) == [(1, 1, 64, 0, 0), (2, 0, 0, 1, 64)]
+        assert [(p, m) for p, m, _t in seen] == [(1, mac(1))]
+    finally:
+        for s in (cli_in, sw_in, sw_out, cli_out):
+            s.close()
+        ep.close()
+
+
 # -- the cache is invisible ------------------------------------------------------------
 slots_ = st.integers(0, SLOTS - 1)
 macs_ = st.integers(1, SLOTS)
@@ -368,4 +401,4 @@ def test_the_fuzz_above_exercised_the_cache():
     # forwarded in C, or the comparison proved nothing
     if not HITS:
         test_the_cache_changes_nothing_a_client_or_the_console_sees()
-    assert sum(1 for h in HITS if h) > len(HITS) // 4, HITS
+    assert sum(1 for h in HITS if h) > len(HITS) // 10, HITS

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -34,6 +35,7 @@
 #define KEYLEN 12                       /* destination MAC, source MAC */
 #define MIN_SLOTS 256
 #define MAX_SLOTS (1 << 16)
+#define MAX_PROBES 32                   /* a longer search is a miss: bounded cost */
 
 typedef struct {
     int in_fd;                          /* -1: empty slot */
@@ -70,6 +72,7 @@ typedef struct {
     struct epoll_event *events;
     int maxevents;
     unsigned long long hits, punts, clears;
+    uint32_t seed;                      /* random: clients cannot aim at one slot */
 } FastPath;
 
 static double
@@ -81,9 +84,9 @@ monotonic(void)
 }
 
 static unsigned
-flow_hash(int fd, const unsigned char *key)
+flow_hash(uint32_t seed, int fd, const unsigned char *key)
 {
-    uint32_t h = 2166136261u ^ (uint32_t)fd;
+    uint32_t h = (2166136261u ^ seed) * 16777619u ^ (uint32_t)fd;
     for (int i = 0; i < KEYLEN; i++)
         h = (h ^ key[i]) * 16777619u;
     return h ^ (h >> 15);
@@ -93,13 +96,15 @@ static Flow *
 flow_find(FastPath *self, int fd, const unsigned char *key)
 {
     unsigned mask = self->nslots - 1;
-    for (unsigned i = flow_hash(fd, key) & mask;; i = (i + 1) & mask) {
+    unsigned i = flow_hash(self->seed, fd, key) & mask;
+    for (int probes = 0; probes < MAX_PROBES; probes++, i = (i + 1) & mask) {
         Flow *f = &self->flows[i];
         if (f->in_fd == -1)
             return NULL;
         if (f->in_fd == fd && memcmp(f->key, key, KEYLEN) == 0)
             return f;
     }
+    return NULL;
 }
 
 static void
@@ -275,6 +280,8 @@ fp_init(FastPath *self, PyObject *args, PyObject *kw)
         PyErr_NoMemory();
         return -1;
     }
+    if (getrandom(&self->seed, sizeof self->seed, GRND_NONBLOCK) != sizeof self->seed)
+        self->seed = (uint32_t)(uintptr_t)self ^ (uint32_t)(monotonic() * 1e9);
     flows_clear(self);
     self->clears = 0;
     return 0;
@@ -406,15 +413,23 @@ fp_add(FastPath *self, PyObject *args)
     }
     const unsigned char *key = frame.buf;
     unsigned mask = self->nslots - 1;
-    Flow *f;
-    for (unsigned i = flow_hash(in_fd, key) & mask;; i = (i + 1) & mask) {
-        f = &self->flows[i];
-        if (f->in_fd == -1) {
+    unsigned i = flow_hash(self->seed, in_fd, key) & mask;
+    Flow *f = NULL;
+    for (int probes = 0; probes < MAX_PROBES; probes++, i = (i + 1) & mask) {
+        Flow *slot = &self->flows[i];
+        if (slot->in_fd == -1) {
             self->nflows++;
+            f = slot;
             break;
         }
-        if (f->in_fd == in_fd && memcmp(f->key, key, KEYLEN) == 0)
+        if (slot->in_fd == in_fd && memcmp(slot->key, key, KEYLEN) == 0) {
+            f = slot;
             break;
+        }
+    }
+    if (f == NULL) {                    /* too far from its slot: not cached */
+        PyBuffer_Release(&frame);
+        Py_RETURN_FALSE;
     }
     f->in_fd = in_fd;
     memcpy(f->key, key, KEYLEN);
@@ -424,7 +439,7 @@ fp_add(FastPath *self, PyObject *args)
     f->hit = 0;
     f->last = 0.0;
     PyBuffer_Release(&frame);
-    Py_RETURN_NONE;
+    Py_RETURN_TRUE;
 }
 
 static PyObject *
@@ -566,7 +581,8 @@ static PyMethodDef fp_methods[] = {
     {"take", (PyCFunction)fp_take, METH_O, "take(fd): the frame kept aside for fd, or None"},
     {"pending", (PyCFunction)fp_pending, METH_O, "pending(fd): is a frame kept aside for fd?"},
     {"add", (PyCFunction)fp_add, METH_VARARGS,
-     "add(in_fd, frame, out_fd, in_port, out_port): forward frames with frame's MACs"},
+     "add(in_fd, frame, out_fd, in_port, out_port) -> bool: forward frames with frame's "
+     "MACs (False: not cached, its slot's neighbourhood is full)"},
     {"clear", (PyCFunction)fp_clear, METH_NOARGS, "clear(): forget every flow"},
     {"harvest", (PyCFunction)fp_harvest, METH_NOARGS,
      "harvest(): (port counts, MACs seen) since the last harvest"},
