@@ -44,8 +44,9 @@ def sw(procs, sockdir):
 @pytest.fixture
 def roomy_sw(procs, sockdir):
     """A switch with more ports than a fuzz run makes dgram peers: a peer
-    that went away keeps its port until a frame sent to it fails, so 60
-    peers could fill the default 32 ports before anything is sent to them."""
+    that went away keeps its port until a frame sent to it fails or a
+    newcomer finds the switch full (gone peers are looked for at most once
+    a second), so 60 peers in a few seconds would see refusals."""
     return qemu_switch(procs, sockdir, "-n", "128")
 
 
@@ -298,6 +299,41 @@ def test_dgram_client_gone_frees_its_port(procs, sw, sockdir):
     os.unlink(path)
     plug.send(frame(BROADCAST, mac(0x32), b"anyone there?"))
     wait_for(lambda: port not in ports(sw), 5, "the port of the vanished client freed")
+    plug.close()
+    still_serving(procs, sw)
+
+
+def test_dgram_clients_gone_away_cannot_fill_the_switch(procs, sockdir):
+    # any local user allowed to send may use many addresses and leave: the
+    # ports of clients whose sockets are gone are freed for a new client
+    sw = qemu_switch(procs, sockdir, "-n", "6")
+    plug = StreamPlug(procs, OURS["vde_plug"], sw.dir)
+    wait_for(lambda: len(ports(sw)) == 1, 5, "the plug")
+    clients = []
+    for i in range(8):
+        path = os.path.join(sockdir, "fill%d" % i)
+        d = dgram_client(sw, path)
+        d.sendto(frame(BROADCAST, mac(0x40 + i), b"here"), sw.dgram)
+        clients.append((d, path))
+    for i in range(8):                           # the plug saw every admitted one
+        plug.recv_matching(lambda f: f[6:12] == mac(0x40 + i), 0.5)
+    full = ports(sw)
+    admitted = sum("qemu dgram" in v for v in full.values())
+    assert 1 <= admitted < 8, full               # the switch is full
+    for k, (d, path) in enumerate(clients):
+        d.close()
+        if k % 2:
+            os.unlink(path)                      # gone, file and all
+    newcomer = dgram_client(sw, os.path.join(sockdir, "newcomer"))
+    hello = frame(BROADCAST, mac(0x50), b"a port for me?")
+    newcomer.sendto(hello, sw.dgram)
+    assert plug.recv_matching(lambda f: f == hello, 5) == hello, "the newcomer got no port"
+    back = frame(mac(0x50), mac(0x51), b"welcome")
+    plug.send(back)
+    assert newcomer.recv(65536) == back
+    dgram_ports = [v for v in ports(sw).values() if "qemu dgram" in v]
+    assert len(dgram_ports) == 1 and "newcomer" in dgram_ports[0], dgram_ports
+    newcomer.close()
     plug.close()
     still_serving(procs, sw)
 

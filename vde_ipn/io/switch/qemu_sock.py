@@ -20,7 +20,12 @@ client is known by its source address, a socket file that only its
 creator could bind, and its user is that file's owner.  Datagrams from
 unbound sockets cannot be answered and are dropped; so are those from
 new sources while no port is free.  Both are counted on the listener and
-logged once per source.
+logged once per source.  A datagram client that went away keeps its port
+until a frame sent to it fails, so when a new source finds no free port,
+the clients whose sockets are gone are found (a ``connect`` to each
+address, no data sent; at most once per ``REAP_EVERY`` seconds) and
+their ports freed first: sending from many addresses and leaving cannot
+fill a switch.
 
 Bad input on a stream loses only what it has to: a zero-length record
 is a runt, a frame longer than the switch's maximum is read and dropped
@@ -49,6 +54,7 @@ BATCH = 64
 READ_CHUNK = 1 << 16                     # bytes taken from a stream client per read
 OUT_LIMIT = 256 * 1024                   # bytes queued for a stream client
 LOGGED_SOURCES = 64                      # refused sources remembered for logging
+REAP_EVERY = 1.0                         # seconds between searches for gone dgram clients
 _PEERCRED = struct.Struct("3i")          # pid, uid, gid
 
 
@@ -357,6 +363,21 @@ class DgramPeer:
         self.listener.forget_peer(self)
         self.sock.close()
 
+    def gone_away(self) -> bool:
+        """Is the client's socket gone?  (A connect to its address: no
+        data is sent.)  Only a refusal or a missing file says so; a socket
+        connected elsewhere, or one we may not reach, is still there."""
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            probe.connect(self.addr)
+        except (ConnectionRefusedError, FileNotFoundError):
+            return True
+        except OSError:
+            return False
+        finally:
+            probe.close()
+        return False
+
 
 def _source_user(addr) -> int:
     if isinstance(addr, str):
@@ -381,6 +402,8 @@ class DgramListener(_Listener):
     def __init__(self, server, path: str, log=lambda msg: None):
         self.peers: dict = {}
         self.unnamed = 0                         # datagrams from unbound sockets
+        self.reaped = 0                          # gone clients whose ports were freed
+        self._next_reap = 0.0
         self._logged: set = set()
         super().__init__(server, path, log)
 
@@ -430,7 +453,12 @@ class DgramListener(_Listener):
         descr = "QEMU dgram %s user=%s" % (_show(addr),
                                             "NONE" if user == NO_USER else server.user_name(user))
         try:
-            port_no = server.net.pick_port(None, user)
+            try:
+                port_no = server.net.pick_port(None, user)
+            except NoFreePort:
+                if not self._reap():
+                    raise
+                port_no = server.net.pick_port(None, user)
             peer.ep_id = server.attach_device(peer, descr, port_no, user=user)
         except (NoFreePort, PortInUse) as e:
             peer.sock.close()
@@ -441,6 +469,19 @@ class DgramListener(_Listener):
         self.peers[addr] = peer
         self._logged.discard(addr)
         return peer
+
+    def _reap(self) -> int:
+        """Free the ports of the clients whose sockets are gone; how many."""
+        loop = self.server.loop
+        now = loop.clock()
+        if now < self._next_reap:
+            return 0
+        self._next_reap = now + REAP_EVERY
+        gone = [peer for peer in list(self.peers.values()) if peer.gone_away()]
+        for peer in gone:
+            self.server.close_endpoint(peer.ep_id)
+        self.reaped += len(gone)
+        return len(gone)
 
     def gone(self, peer: DgramPeer) -> None:
         """The client's socket refuses frames: close its endpoint soon
