@@ -62,6 +62,7 @@ typedef struct {
     int nfds;                           /* size of ingress[], blocked[] and stash[] */
     unsigned char *ingress;
     unsigned char *blocked;             /* per fd: a receiver with a backlog */
+    unsigned *inflows;                  /* per fd: flows it is the ingress of */
     PyObject **stash;
     Flow *flows;
     unsigned nslots, nflows;
@@ -112,6 +113,8 @@ flows_clear(FastPath *self)
 {
     for (unsigned i = 0; i < self->nslots; i++)
         self->flows[i].in_fd = -1;
+    if (self->inflows != NULL)
+        memset(self->inflows, 0, self->nfds * sizeof *self->inflows);
     self->nflows = 0;
     self->clears++;
 }
@@ -244,6 +247,13 @@ ensure_fd(FastPath *self, int fd)
     }
     self->blocked = bl;
     memset(bl + self->nfds, 0, n - self->nfds);
+    unsigned *fl = PyMem_Realloc(self->inflows, n * sizeof *fl);
+    if (fl == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->inflows = fl;
+    memset(fl + self->nfds, 0, (n - self->nfds) * sizeof *fl);
     PyObject **st = PyMem_Realloc(self->stash, n * sizeof(PyObject *));
     if (st == NULL) {
         PyErr_NoMemory();
@@ -295,6 +305,7 @@ fp_dealloc(FastPath *self)
     PyMem_Free(self->stash);
     PyMem_Free(self->ingress);
     PyMem_Free(self->blocked);
+    PyMem_Free(self->inflows);
     PyMem_Free(self->buf);
     PyMem_Free(self->flows);
     PyMem_Free(self->counts);
@@ -419,6 +430,7 @@ fp_add(FastPath *self, PyObject *args)
         Flow *slot = &self->flows[i];
         if (slot->in_fd == -1) {
             self->nflows++;
+            self->inflows[in_fd]++;
             f = slot;
             break;
         }
@@ -531,8 +543,11 @@ fp_poll(FastPath *self, PyObject *args)
         for (int i = 0; i < n; i++) {
             int fd = self->events[i].data.fd;
             uint32_t ev = self->events[i].events;
-            if (fd >= 0 && fd < self->nfds && self->ingress[fd] && self->stash[fd] == NULL
-                    && (ev & EPOLLIN) && !(ev & (EPOLLERR | EPOLLHUP))) {
+            /* read here only where a flow may match: the frames of other
+             * sockets go straight to the Python reader, in batches */
+            if (fd >= 0 && fd < self->nfds && self->ingress[fd] && self->inflows[fd]
+                    && self->stash[fd] == NULL && (ev & EPOLLIN)
+                    && !(ev & (EPOLLERR | EPOLLHUP))) {
                 int done = forward(self, fd, now);
                 if (done < 0) {
                     Py_XDECREF(out);
