@@ -33,6 +33,7 @@ def test_without_retry_the_cable_ends(procs, sockdir, new_switch):
     far = new_switch("ours", os.path.join(sockdir, "far"))
     cable = procs.start([OURS["vde_plug"], near.dir, far.dir])
     attached(near, 1)
+    attached(far, 1)          # the cable opens near, then far: both are up
     far.stop()
     assert cable.wait(timeout=5) == 0
 
