@@ -386,7 +386,9 @@ class Reader:
                     batcher.flush()
                 if backpressure is not None:
                     backpressure.current = None
-            if backpressure is not None and gate.blockers:
+            # (the flow cache's frame and what waits behind it are one
+            # batch, as if read together: the pause comes after both)
+            if backpressure is not None and gate.blockers and read:
                 gate.pause()
                 return
             # a short batch means the socket was empty: no second call to
