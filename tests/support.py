@@ -416,6 +416,16 @@ def loop_turn(loop) -> None:
     loop.run()
 
 
+def drain(sock) -> list:
+    """Every datagram waiting on a non-blocking socket, in order."""
+    got = []
+    while True:
+        try:
+            got.append(sock.recv(65536))
+        except BlockingIOError:
+            return got
+
+
 def dgram_pair():
     """Two connected non-blocking unix datagram sockets."""
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -13,7 +13,7 @@ import struct
 
 import pytest
 
-from support import dgram_pair as pair, frame, loop_turn as turn
+from support import dgram_pair as pair, drain, frame, loop_turn as turn
 from vde_ipn.engine.bus import DEFAULT_MAX_FRAME, OVERSIZE, QUEUE_FULL, RUNT, SEND_ERROR, Port
 from vde_ipn.io import _mmsg
 from vde_ipn.io.switch import datasock
@@ -34,15 +34,6 @@ def numbered(i: int, size: int = 60) -> bytes:
 
 def number(frame: bytes) -> int:
     return struct.unpack_from("!I", frame, 14)[0]
-
-
-def drain(sock: socket.socket) -> list:
-    got = []
-    while True:
-        try:
-            got.append(sock.recv(65536))
-        except BlockingIOError:
-            return got
 
 
 def send_until_full(sock: socket.socket, frames: list) -> int:

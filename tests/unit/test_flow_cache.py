@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support import frame, loop_turn
+from support import drain, frame, loop_turn
 from vde_ipn.io.loop import Loop
 from vde_ipn.io.switch import fastpath
 from vde_ipn.io.switch.console import _execute
@@ -39,15 +39,6 @@ def mac(n: int) -> bytes:
 def numbered(dst: bytes, src: bytes, i: int, vlan: int | None = None, sender: int = 255) -> bytes:
     """A 64-byte frame carrying its number ``i`` and who sent it."""
     return frame(dst, src, struct.pack("!IB", i, sender), size=64, tag=vlan)
-
-
-def drain(sock: socket.socket) -> list:
-    got = []
-    while True:
-        try:
-            got.append(sock.recv(65536))
-        except BlockingIOError:
-            return got
 
 
 @contextlib.contextmanager
@@ -74,6 +65,15 @@ def switch(cached: bool, **config):
         os.rmdir(d)
 
 
+def clients(server, names: str) -> list:
+    """One local endpoint per letter of ``names`` (ports 1, 2, ... in turn):
+    the clients' non-blocking sockets."""
+    socks = [server.attach_local(n) for n in names]
+    for sock in socks:
+        sock.setblocking(False)
+    return socks
+
+
 def console(server, line: str):
     res = _execute(server, line)
     assert res is not None and res.rc == 0, (line, res)
@@ -87,9 +87,7 @@ def test_the_compiled_part_is_built():
 
 def test_a_known_unicast_frame_is_forwarded_in_c_and_counted():
     with switch(True) as (loop, server):
-        a, b, c = (server.attach_local(n) for n in "abc")
-        for s in (a, b, c):
-            s.setblocking(False)
+        a, b, c = clients(server, "abc")
         a.send(numbered(mac(2), mac(1), 0))          # flooded: learns mac 1
         loop_turn(loop)
         b.send(numbered(mac(1), mac(2), 1))          # unicast to a: learns mac 2
@@ -114,9 +112,7 @@ def test_a_mac_seen_only_by_the_cache_does_not_expire():
     # ages of MACs whose frames only C forwarded are handed back before an
     # expiry: a talking host stays learned and its frames are not flooded
     with switch(True, expire=1) as (loop, server):
-        a, b, c = (server.attach_local(n) for n in "abc")
-        for s in (a, b, c):
-            s.setblocking(False)
+        a, b, c = clients(server, "abc")
         a.send(numbered(BROADCAST, mac(1), 0))
         loop_turn(loop)
         b.send(numbered(BROADCAST, mac(2), 0))
@@ -140,9 +136,7 @@ def test_a_mac_seen_only_by_the_cache_does_not_expire():
 
 def test_tagged_runt_oversize_and_broadcast_frames_take_the_python_path():
     with switch(True) as (loop, server):
-        a, b = server.attach_local("a"), server.attach_local("b")
-        a.setblocking(False)
-        b.setblocking(False)
+        a, b = clients(server, "ab")
         a.send(numbered(BROADCAST, mac(1), 0))
         b.send(numbered(mac(1), mac(2), 0))
         loop_turn(loop)
@@ -167,9 +161,7 @@ def test_a_refused_move_is_not_cached_and_cached_frames_keep_a_mac_in_place():
     # (the move is refused within min_persistence) but never cached: else
     # the move would never be judged again
     with switch(True, minper=0.5) as (loop, server):
-        a, b, c = (server.attach_local(n) for n in "abc")
-        for s in (a, b, c):
-            s.setblocking(False)
+        a, b, c = clients(server, "abc")
         b.send(numbered(BROADCAST, mac(2), 0))
         loop_turn(loop)
         for i in range(3):                           # cached after the first
@@ -196,9 +188,7 @@ def test_a_refused_move_is_not_cached_and_cached_frames_keep_a_mac_in_place():
 
 def test_a_full_receiver_gets_everything_in_order_and_the_cache_resumes():
     with switch(True) as (loop, server):
-        a, b = server.attach_local("a"), server.attach_local("b")
-        a.setblocking(False)
-        b.setblocking(False)
+        a, b = clients(server, "ab")
         b.send(numbered(BROADCAST, mac(2), 0))
         loop_turn(loop)
         a.send(numbered(mac(2), mac(1), 0))          # cached from here on

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 import support
-from support import require
+from support import drain, require
 from vde_ipn.engine.switch import console
 from vde_ipn.engine.bus import MONITOR
 from vde_ipn.engine.switch.monitor import MonitorSelection, parse_selection
@@ -42,15 +42,6 @@ def frame(dst, src, n=0, tag=None):
 def turn(loop):
     loop.call_later(0, lambda now: loop.stop())
     loop.run()
-
-
-def drain(sock):
-    got = []
-    while True:
-        try:
-            got.append(sock.recv(65536))
-        except BlockingIOError:
-            return got
 
 
 @pytest.fixture(params=PATHS)
