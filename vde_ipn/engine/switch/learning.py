@@ -369,6 +369,36 @@ class LearningSwitch(Policy):
             self.transmit(out)
         return ()
 
+    # -- for whoever repeats the table's decisions (io/switch/fastpath.py) ----------
+    @property
+    def routes_by_table(self) -> bool:
+        """False while the spanning tree sees every frame first."""
+        return "route" not in self.__dict__
+
+    def decided_by_table(self, port: int, frame: bytes, out: int) -> bool:
+        """Did the MAC table alone send this untagged unicast ``frame`` from
+        ``port`` to ``out``: its source learned on ``port``, its destination
+        on ``out``?  Then the next frames with the same MACs go the same way
+        until the tables change (``on_change``, ``table.on_change``)."""
+        if not self.routes_by_table or frame[0] & 1 or frame[6] & 1 or frame[12] == 0x81:
+            return False
+        routes = self._pcache.get(port)
+        if routes is None:
+            return False
+        table = routes[0]
+        src = table.get(frame[6:12])
+        dst = table.get(frame[0:6])
+        # (not so for a move min_persistence refused: the source is elsewhere)
+        return src is not None and src[0] == port and dst is not None and dst[0] == out
+
+    def seen(self, port: int, mac: bytes, when: float) -> None:
+        """``mac`` sent on ``port`` at ``when``, in a frame forwarded for us:
+        its age, as if we had routed the frame."""
+        routes = self._pcache.get(port)
+        e = None if routes is None else routes[0].get(mac)
+        if e is not None and e[0] == port and e[1] < when:
+            e[1] = when
+
     def learn(self, table: dict, vlan: int, src: bytes, port: int, now: float) -> None:
         """Record ``src`` on ``port`` unless it moved within min_persistence."""
         if self.table.learn(table, vlan, src, port, now, self.min_persistence) \

@@ -105,23 +105,11 @@ class FlowCache:
     def offer(self, reader, frame: bytes, out: int) -> None:
         """``reader`` routed ``frame`` to the one egress key ``out``: cache
         it if nothing but the MAC table decided so (see the module doc)."""
-        if out & ~PORT_MASK or frame[0] & 1 or frame[6] & 1 or frame[12] == 0x81 \
-                or len(frame) < 14:
-            return
-        net = self.net
-        policy = net.policy
-        if net.observer is not None or type(policy) is not LearningSwitch \
-                or "route" in policy.__dict__:          # FSTP on: its own route
-            return
+        # active: a learning switch, no spanning tree, no observer (stale())
         port_no = reader.port_no
-        routes = policy._pcache.get(port_no)
-        if routes is None:
+        if not self.active or out & ~PORT_MASK \
+                or not self.net.policy.decided_by_table(port_no, frame, out):
             return
-        table = routes[0]
-        src = table.get(frame[6:12])
-        dst = table.get(frame[0:6])
-        if src is None or src[0] != port_no or dst is None or dst[0] != out:
-            return                       # e.g. a move refused by min_persistence
         sends = self.senders.get(out)
         if sends is None or len(sends) != 1:
             return
@@ -147,14 +135,9 @@ class FlowCache:
                 p.out_bytes += out_bytes
         if seen:
             policy = self.net.policy
-            pcache = getattr(policy, "_pcache", None)
-            if pcache is None:
-                return
-            for port_no, mac, last in seen:
-                routes = pcache.get(port_no)
-                e = None if routes is None else routes[0].get(mac)
-                if e is not None and e[0] == port_no and e[1] < last:
-                    e[1] = last
+            if isinstance(policy, LearningSwitch):
+                for port_no, mac, last in seen:
+                    policy.seen(port_no, mac, last)
 
     def stale(self) -> None:
         """Something the flows were derived from changed: forget them all."""
@@ -162,7 +145,7 @@ class FlowCache:
         self.c.clear()
         policy = self.net.policy
         active = type(policy) is LearningSwitch and self.net.observer is None \
-            and "route" not in policy.__dict__
+            and policy.routes_by_table
         if active != self.active:
             self.active = active
             for sock in self.socks:
