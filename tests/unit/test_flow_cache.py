@@ -43,7 +43,11 @@ def numbered(dst: bytes, src: bytes, i: int, vlan: int | None = None, sender: in
 
 @contextlib.contextmanager
 def switch(cached: bool, **config):
-    """A switch served in this process on a loop of its own, the cache on or off."""
+    """A switch served in this process on a loop of its own, the cache on or off.
+
+    No expiry tick comes by itself (``gcint``): the tick forgets every flow,
+    and a test counting the frames C forwarded calls ``expire`` itself."""
+    config.setdefault("gcint", 3600)
     d = tempfile.mkdtemp(prefix="vde-flows-")
     old = os.environ.get("VDE_IPN_FASTPATH")
     os.environ["VDE_IPN_FASTPATH"] = "1" if cached else "0"
@@ -273,6 +277,38 @@ def test_the_c_table_grows_stays_bounded_and_finds_its_flows():
         for s in (cli_in, sw_in, sw_out, cli_out):
             s.close()
         ep.close()
+
+
+def test_hundreds_of_ports_talking_in_pairs_are_all_forwarded_in_c():
+    with switch(True, numports=402) as (loop, server):
+        socks = clients(server, "x" * 400)
+        macs = [bytes((2, 1, 0, 0, n >> 8, n & 0xFF)) for n in range(400)]
+
+        def settle():                                # floods delivered, queues empty
+            for _ in range(100):
+                loop_turn(loop)
+                if not any([drain(sock) for sock in socks]) and not any(
+                        ep.sender.queue for ep in server.endpoints.values()):
+                    return
+            raise AssertionError("the switch did not settle")
+        for sock, m in zip(socks, macs):             # every MAC learned (floods)
+            sock.send(frame(BROADCAST, m, b"hello", size=64))
+            loop_turn(loop)
+        settle()
+        for i in range(0, 400, 2):                   # routed in Python, then cached
+            socks[i].send(frame(macs[i + 1], macs[i], b"first", size=64))
+        settle()
+        hits = server.flows.stats()["hits"]
+        for round_ in range(3):
+            for i in range(0, 400, 2):
+                socks[i].send(frame(macs[i + 1], macs[i], struct.pack("!I", round_), size=64))
+            loop_turn(loop)
+        assert server.flows.stats()["hits"] == hits + 600
+        for i in range(0, 400, 2):
+            assert len(drain(socks[i + 1])) == 3, i // 2      # to the pair's other end
+            assert drain(socks[i]) == []                       # and nowhere else
+        for sock in socks:
+            sock.close()
 
 
 # -- the cache is invisible ------------------------------------------------------------

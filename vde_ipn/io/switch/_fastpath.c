@@ -119,6 +119,42 @@ flows_clear(FastPath *self)
     self->clears++;
 }
 
+/* Twice the slots, the flows kept (those too far from their new slot
+ * are dropped: a cache may forget). */
+static int
+flows_grow(FastPath *self)
+{
+    unsigned old_slots = self->nslots, n = 2 * old_slots;
+    Flow *old = self->flows, *flows = PyMem_Malloc(n * sizeof(Flow));
+    if (flows == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (unsigned i = 0; i < n; i++)
+        flows[i].in_fd = -1;
+    self->flows = flows;
+    self->nslots = n;
+    self->nflows = 0;
+    if (self->inflows != NULL)
+        memset(self->inflows, 0, self->nfds * sizeof *self->inflows);
+    for (unsigned k = 0; k < old_slots; k++) {
+        Flow *f = &old[k];
+        if (f->in_fd == -1)
+            continue;
+        unsigned i = flow_hash(self->seed, f->in_fd, f->key) & (n - 1);
+        for (int probes = 0; probes < MAX_PROBES; probes++, i = (i + 1) & (n - 1)) {
+            if (flows[i].in_fd == -1) {
+                flows[i] = *f;
+                self->nflows++;
+                self->inflows[f->in_fd]++;
+                break;
+            }
+        }
+    }
+    PyMem_Free(old);
+    return 0;
+}
+
 static int
 count_port(FastPath *self, int port)
 {
@@ -412,15 +448,13 @@ fp_add(FastPath *self, PyObject *args)
     }
     if (self->nflows * 4 >= self->nslots * 3) {
         if (self->nslots < MAX_SLOTS) {
-            Flow *bigger = PyMem_Realloc(self->flows, 2 * self->nslots * sizeof(Flow));
-            if (bigger == NULL) {
+            if (flows_grow(self) < 0) {
                 PyBuffer_Release(&frame);
-                return PyErr_NoMemory();
+                return NULL;
             }
-            self->flows = bigger;
-            self->nslots *= 2;
+        } else {
+            flows_clear(self);          /* as big as it gets: a cache, start over */
         }
-        flows_clear(self);              /* a cache: start over */
     }
     const unsigned char *key = frame.buf;
     unsigned mask = self->nslots - 1;
