@@ -138,6 +138,30 @@ def test_a_mac_seen_only_by_the_cache_does_not_expire():
         assert drain(c) == [], "mac 2 expired although it kept talking: flooded"
 
 
+def test_the_expiry_tick_a_console_sets_hands_the_ages_back_too():
+    # hash/setgcint makes a new tick: it must be the switch's, which takes
+    # the cache's ages before expiring, not the bare MAC table's
+    with switch(True) as (loop, server):
+        a, b, c = clients(server, "abc")
+        console(server, "hash/setexpire 1")
+        console(server, "hash/setgcint 1")
+        a.send(numbered(BROADCAST, mac(1), 0))
+        loop_turn(loop)
+        b.send(numbered(BROADCAST, mac(2), 0))
+        loop_turn(loop)
+        drain(a), drain(b), drain(c)
+        deadline = time.monotonic() + 2.5            # two ticks or more
+        i = 1
+        while time.monotonic() < deadline:
+            a.send(numbered(mac(2), mac(1), i))
+            b.send(numbered(mac(1), mac(2), i))
+            loop_turn(loop)
+            i += 1
+            time.sleep(0.02)
+        assert len(drain(b)) == i - 1
+        assert drain(c) == [], "a talking MAC expired at a tick: its frames were flooded"
+
+
 def test_tagged_runt_oversize_and_broadcast_frames_take_the_python_path():
     with switch(True) as (loop, server):
         a, b = clients(server, "ab")

@@ -44,7 +44,7 @@ class ConsoleView:
             c.gcint = value
             if self._gc is not None:
                 self.loop.cancel(self._gc)
-                self._gc = self.loop.call_every(max(value, 1), self.net.expire)
+                self._gc = self.loop.call_every(max(value, 1), self.expire)
         elif name == "expire":
             c.expire = value
         elif name == "minper":
