@@ -11,6 +11,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import re
 import stat
 import subprocess
 import time
@@ -297,3 +298,58 @@ def test_failed_start_keeps_a_planted_ctl(procs, sockdir):
     assert p.wait(timeout=10) == 255
     assert open(os.path.join(d, "ctl")).read() == "planted\n"
     assert os.path.isdir(d)
+
+
+# -- a non-root member and the flow cache ---------------------------------------------
+def test_nobody_cannot_ride_or_steal_a_cached_conversation(procs, new_switch, sockdir):
+    """Two root clients talk; the switch forwards their frames in C once it
+    knows both MACs.  A nobody member sends frames claiming to be one of
+    them, to the other, from its own port: the claimed MAC stays where it
+    was learned (min_persistence), so the conversation is neither seen by
+    nor diverted to nobody; and nobody on another VLAN reaches no one."""
+    os.chmod(sockdir, 0o755)
+    sw = new_switch("ours", os.path.join(sockdir, "sw"), "-m", "666")
+    a = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    b = StreamPlug(procs, C_TOOLS["vde_plug"], sw.dir)
+    attached(sw, 2)
+    ma, mb, mn = mac(0x71), mac(0x72), mac(0x73)
+
+    def talk(tag: bytes, count: int = 5) -> None:
+        for i in range(count):                       # a <-> b, both ways, in turn
+            f = frame(mb, ma, tag + b" a%d" % i)
+            a.send(f)
+            assert b.recv_matching(lambda x: x == f) == f
+            g = frame(ma, mb, tag + b" b%d" % i)
+            b.send(g)
+            assert a.recv_matching(lambda x: x == g) == g
+    sw.cmd("hash/setminper 1")                       # a MAC moves after 1 s of silence
+    a.send(frame(BROADCAST, ma, b"hello from a"))
+    assert b.recv_matching(lambda x: b"hello from a" in x) is not None
+    b.send(frame(BROADCAST, mb, b"hello from b"))    # both known before nobody comes
+    assert a.recv_matching(lambda x: b"hello from b" in x) is not None
+    n = StreamPlug(procs, require(SETPRIV), *AS_NOBODY, require(plug_tool("ours")), sw.dir)
+    attached(sw, 3)
+    assert "Current User: nobody" in sw.cmd("port/print")
+    n.send(frame(BROADCAST, mn, b"hello from nobody"))
+    talk(b"before")                                  # learned, then cached
+    deadline = time.monotonic() + 1.5                # then only C sees a and b talk
+    while time.monotonic() < deadline:               # (no console command: it would
+        talk(b"cached", 1)                           # take C's ages): the move below
+    for i in range(5):                               # is judged on the ages C hands back                               # "I am a", to b; and "I am b", to a
+        n.send(frame(mb, ma, b"forged as a %d" % i))
+        n.send(frame(ma, mb, b"forged as b %d" % i))
+    # the forged frames reach their addressees (nobody may send on this
+    # LAN), but a and b keep their MACs: their talk still goes to them only
+    talk(b"after")
+    assert n.recv_matching(lambda x: b"before" in x or b"after" in x, 1) is None
+    # on another VLAN, nobody reaches no one, forged or not
+    sw.cmd("vlan/create 5")
+    port_n = max(int(p) for p in re.findall(r"^Port (\d+) ", sw.cmd("port/allprint"), re.M))
+    sw.cmd("port/setvlan %d 5" % port_n)
+    for i in range(5):
+        n.send(frame(mb, ma, b"vlan 5 as a %d" % i))
+        n.send(frame(BROADCAST, mn, b"vlan 5 broadcast %d" % i))
+    talk(b"last")
+    for p in (a, b):
+        assert p.recv_matching(lambda x: b"vlan 5" in x, 1) is None
+    assert n.recv_matching(lambda x: b"last" in x, 1) is None
