@@ -112,6 +112,20 @@ def test_a_known_unicast_frame_is_forwarded_in_c_and_counted():
         assert any("OUT: pkts %10d" % 3 in line for line in res.lines), res.lines
 
 
+def talk_for(loop, a, b, seconds: float) -> int:
+    """a (mac 1) and b (mac 2) send each other a frame every 20 ms for
+    ``seconds``, the loop turning; how many each sent."""
+    deadline = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < deadline:
+        i += 1
+        a.send(numbered(mac(2), mac(1), i))
+        b.send(numbered(mac(1), mac(2), i))
+        loop_turn(loop)
+        time.sleep(0.02)
+    return i
+
+
 def test_a_mac_seen_only_by_the_cache_does_not_expire():
     # ages of MACs whose frames only C forwarded are handed back before an
     # expiry: a talking host stays learned and its frames are not flooded
@@ -121,14 +135,7 @@ def test_a_mac_seen_only_by_the_cache_does_not_expire():
         loop_turn(loop)
         b.send(numbered(BROADCAST, mac(2), 0))
         loop_turn(loop)
-        deadline = time.monotonic() + 1.5
-        i = 1
-        while time.monotonic() < deadline:
-            a.send(numbered(mac(2), mac(1), i))
-            b.send(numbered(mac(1), mac(2), i))
-            loop_turn(loop)
-            i += 1
-            time.sleep(0.02)
+        i = talk_for(loop, a, b, 1.5) + 1
         assert server.flows.stats()["hits"] > 2 * (i - 1) - 10
         drain(a), drain(b), drain(c)
         server.expire(loop.clock())
@@ -150,15 +157,8 @@ def test_the_expiry_tick_a_console_sets_hands_the_ages_back_too():
         b.send(numbered(BROADCAST, mac(2), 0))
         loop_turn(loop)
         drain(a), drain(b), drain(c)
-        deadline = time.monotonic() + 2.5            # two ticks or more
-        i = 1
-        while time.monotonic() < deadline:
-            a.send(numbered(mac(2), mac(1), i))
-            b.send(numbered(mac(1), mac(2), i))
-            loop_turn(loop)
-            i += 1
-            time.sleep(0.02)
-        assert len(drain(b)) == i - 1
+        sent = talk_for(loop, a, b, 2.5)             # two ticks or more
+        assert len(drain(b)) == sent
         assert drain(c) == [], "a talking MAC expired at a tick: its frames were flooded"
 
 
